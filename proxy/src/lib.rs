@@ -1,1 +1,3 @@
-//! placeholder
+//! pgshard's data plane: the client listener, sessions, server pools and the wire protocol.
+
+pub mod net;

@@ -1,0 +1,134 @@
+//! The untagged first message of a client connection.
+
+use bytes::BytesMut;
+
+use super::error::WireError;
+use super::frame::BodyReader;
+
+const SSL_REQUEST: i32 = 80877103;
+const GSSENC_REQUEST: i32 = 80877104;
+const CANCEL_REQUEST: i32 = 80877102;
+const PROTOCOL_3_0: i32 = 196608;
+
+/// Startup packets are small; PostgreSQL itself caps them at 10000 bytes.
+pub const MAX_STARTUP_LEN: usize = 10_000;
+
+/// What a client may send before it is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupRequest {
+    Ssl,
+    GssEnc,
+    Cancel { pid: i32, key: i32 },
+    /// Protocol 3.0 startup with its parameters (user, database, options, …) in order.
+    Startup { params: Vec<(String, String)> },
+}
+
+impl StartupRequest {
+    /// Check-then-parse, like `Frame::parse`, for the untagged startup packet.
+    pub fn parse(buf: &mut BytesMut) -> Result<StartupRequest, WireError> {
+        if buf.len() < 4 {
+            return Err(WireError::Incomplete);
+        }
+        let declared = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if !(8..=MAX_STARTUP_LEN as i32).contains(&declared) {
+            return Err(WireError::BadLength(declared));
+        }
+        let len = declared as usize;
+        if buf.len() < len {
+            return Err(WireError::Incomplete);
+        }
+        let packet = buf.split_to(len);
+        let mut r = BodyReader::new(&packet[4..]);
+        let code = r.i32()?;
+        match code {
+            SSL_REQUEST => Ok(StartupRequest::Ssl),
+            GSSENC_REQUEST => Ok(StartupRequest::GssEnc),
+            CANCEL_REQUEST => Ok(StartupRequest::Cancel {
+                pid: r.i32()?,
+                key: r.i32()?,
+            }),
+            PROTOCOL_3_0 => {
+                let mut params = Vec::new();
+                loop {
+                    let name = r.cstr_utf8()?;
+                    if name.is_empty() {
+                        break;
+                    }
+                    let value = r.cstr_utf8()?;
+                    params.push((name.to_string(), value.to_string()));
+                }
+                Ok(StartupRequest::Startup { params })
+            }
+            other => Err(WireError::UnsupportedProtocol(other)),
+        }
+    }
+}
+
+/// Encodes a startup packet towards a server.
+pub fn startup_packet(params: &[(&str, &str)]) -> BytesMut {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = BytesMut::with_capacity(body.len() + 4);
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Encodes a CancelRequest towards a server.
+pub fn cancel_packet(pid: i32, key: i32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&16i32.to_be_bytes());
+    out[4..8].copy_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    out[8..12].copy_from_slice(&pid.to_be_bytes());
+    out[12..].copy_from_slice(&key.to_be_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_startup() {
+        let mut buf = startup_packet(&[("user", "app"), ("database", "db")]);
+        let req = StartupRequest::parse(&mut buf).unwrap();
+        assert_eq!(
+            req,
+            StartupRequest::Startup {
+                params: vec![("user".into(), "app".into()), ("database".into(), "db".into())]
+            }
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn cancel_and_ssl() {
+        let mut buf = BytesMut::from(&cancel_packet(7, 9)[..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::Cancel { pid: 7, key: 9 }
+        );
+        let mut buf = BytesMut::from(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f][..]);
+        assert_eq!(StartupRequest::parse(&mut buf).unwrap(), StartupRequest::Ssl);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
+        assert!(StartupRequest::parse(&mut buf).is_err());
+        let mut buf = BytesMut::from(&[0, 0, 0, 12, 0, 3, 0, 0, b'u', b's', 0, 0][..]);
+        assert!(StartupRequest::parse(&mut buf).is_err());
+        let mut buf = BytesMut::from(&[0, 0, 0, 8, 0, 2, 0, 0][..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf),
+            Err(WireError::UnsupportedProtocol(0x20000))
+        );
+    }
+}
