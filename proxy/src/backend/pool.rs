@@ -1,0 +1,111 @@
+//! Pools of server connections, one per (node, user, database), on bb8.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bb8::{ManageConnection, Pool, PooledConnection, RunError};
+
+use super::error::ServerError;
+use super::server::{ServerConnection, ServerTarget};
+
+/// How the pools' connections are made and bounded; from `[proxy]` and the user.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub size: u32,
+    pub min_idle: u32,
+    pub connect_timeout: Duration,
+    pub checkout_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub lifetime: Duration,
+    pub max_message_size: usize,
+    pub statements_limit: usize,
+}
+
+/// bb8's view of a server target: how to make a connection and when one is broken.
+pub struct ServerConnector {
+    target: ServerTarget,
+    settings: PoolSettings,
+}
+
+impl ManageConnection for ServerConnector {
+    type Connection = ServerConnection;
+    type Error = ServerError;
+
+    async fn connect(&self) -> Result<ServerConnection, ServerError> {
+        ServerConnection::connect(
+            &self.target,
+            self.settings.connect_timeout,
+            self.settings.max_message_size,
+            self.settings.statements_limit,
+        )
+        .await
+    }
+
+    async fn is_valid(&self, _conn: &mut ServerConnection) -> Result<(), ServerError> {
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut ServerConnection) -> bool {
+        // A connection handed back mid-transaction is never given to another client.
+        conn.broken || conn.in_transaction()
+    }
+}
+
+/// A server connection checked out of its pool; returns there when dropped.
+pub type PooledServer = PooledConnection<'static, ServerConnector>;
+
+/// Why no server connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("timed out waiting for a server connection to {0}")]
+    TimedOut(String),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// All pools of the proxy, created on first use so a server that is down at start-up
+/// does not stop the proxy from starting.
+#[derive(Clone, Default)]
+pub struct Pools {
+    pools: Arc<Mutex<HashMap<ServerTarget, Pool<ServerConnector>>>>,
+}
+
+impl Pools {
+    pub fn pool(&self, target: &ServerTarget, settings: &PoolSettings) -> Pool<ServerConnector> {
+        let mut pools = match self.pools.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pools
+            .entry(target.clone())
+            .or_insert_with(|| {
+                Pool::builder()
+                    .max_size(settings.size.max(1))
+                    .min_idle(Some(settings.min_idle.min(settings.size)))
+                    .test_on_check_out(false)
+                    .connection_timeout(settings.checkout_timeout)
+                    .idle_timeout(Some(settings.idle_timeout))
+                    .max_lifetime(Some(settings.lifetime))
+                    .retry_connection(false)
+                    .build_unchecked(ServerConnector {
+                        target: target.clone(),
+                        settings: settings.clone(),
+                    })
+            })
+            .clone()
+    }
+
+    pub async fn checkout(
+        &self,
+        target: &ServerTarget,
+        settings: &PoolSettings,
+    ) -> Result<PooledServer, CheckoutError> {
+        let pool = self.pool(target, settings);
+        match pool.get_owned().await {
+            Ok(conn) => Ok(conn),
+            Err(RunError::User(e)) => Err(CheckoutError::Server(e)),
+            Err(RunError::TimedOut) => Err(CheckoutError::TimedOut(target.addr.clone())),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! One logged-in connection to a PostgreSQL server.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::authenticate::{authenticate, rejected};
+use super::error::ServerError;
+use super::prepared::ServerStatements;
+use crate::net::messages::tag;
+use crate::net::startup::startup_packet;
+use crate::net::{Connection, Frame, WireError};
+
+/// Where and as whom server connections of one pool log in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerTarget {
+    /// `host:port`
+    pub addr: String,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+/// A server connection with the state the proxy tracks to share it between clients safely:
+/// the server's reported parameters, which client settings are applied, which prepared
+/// statements exist on it, and whether it is still usable.
+pub struct ServerConnection {
+    pub conn: Connection<TcpStream>,
+    pub addr: String,
+    pub pid: i32,
+    pub secret_key: i32,
+    /// ParameterStatus values the server reported, latest first.
+    pub params: HashMap<String, String>,
+    /// Fingerprint of the client session settings last applied here (None: server defaults).
+    pub applied_settings: Option<u64>,
+    pub statements: ServerStatements,
+    /// Set when the connection must not be reused (I/O error, protocol desync, abandoned).
+    pub broken: bool,
+    /// Transaction status of the last ReadyForQuery.
+    pub status: u8,
+}
+
+impl ServerConnection {
+    pub async fn connect(
+        target: &ServerTarget,
+        timeout: Duration,
+        max_message_size: usize,
+        statements_limit: usize,
+    ) -> Result<ServerConnection, ServerError> {
+        match tokio::time::timeout(
+            timeout,
+            Self::connect_inner(target, max_message_size, statements_limit),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(ServerError::ConnectTimeout(target.addr.clone())),
+        }
+    }
+
+    async fn connect_inner(
+        target: &ServerTarget,
+        max_message_size: usize,
+        statements_limit: usize,
+    ) -> Result<ServerConnection, ServerError> {
+        let addr = target.addr.clone();
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| ServerError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = Connection::new(stream, max_message_size);
+        let wire = |source| ServerError::Wire {
+            addr: target.addr.clone(),
+            source,
+        };
+        let packet = startup_packet(&[
+            ("user", &target.user),
+            ("database", &target.database),
+            ("application_name", "pgshard"),
+        ]);
+        conn.write_bytes(&packet).await.map_err(wire)?;
+        conn.flush().await.map_err(wire)?;
+        authenticate(
+            &mut conn,
+            &target.addr,
+            &target.user,
+            target.password.as_deref(),
+        )
+        .await?;
+        let mut server = ServerConnection {
+            conn,
+            addr: target.addr.clone(),
+            pid: 0,
+            secret_key: 0,
+            params: HashMap::new(),
+            applied_settings: None,
+            statements: ServerStatements::new(statements_limit),
+            broken: false,
+            status: b'I',
+        };
+        loop {
+            let frame = server.conn.read_frame().await.map_err(wire)?;
+            match frame.tag() {
+                tag::PARAMETER_STATUS => server.note_parameter(&frame),
+                tag::BACKEND_KEY_DATA => {
+                    let mut r = frame.reader();
+                    server.pid = r.i32().map_err(wire)?;
+                    server.secret_key = r.i32().map_err(wire)?;
+                }
+                tag::READY_FOR_QUERY => return Ok(server),
+                tag::ERROR_RESPONSE => return Err(rejected(&target.addr, &frame)),
+                tag::NOTICE_RESPONSE => {}
+                other => return Err(wire(WireError::Unexpected(other))),
+            }
+        }
+    }
+
+    /// Records a ParameterStatus message the server sent.
+    pub fn note_parameter(&mut self, frame: &Frame) {
+        let mut r = frame.reader();
+        if let (Ok(name), Ok(value)) = (r.cstr_utf8(), r.cstr_utf8()) {
+            self.params.insert(name.to_string(), value.to_string());
+        }
+    }
+
+    /// Reads one message; any failure marks the connection broken.
+    pub async fn read(&mut self) -> Result<Frame, WireError> {
+        let result = self.conn.read_frame().await;
+        match &result {
+            Ok(frame) if frame.tag() == tag::READY_FOR_QUERY => {
+                self.status = frame.body().first().copied().unwrap_or(b'I');
+            }
+            Ok(frame) if frame.tag() == tag::PARAMETER_STATUS => self.note_parameter(frame),
+            Ok(_) => {}
+            Err(_) => self.broken = true,
+        }
+        result
+    }
+
+    /// Writes one message (buffered); failure marks the connection broken.
+    pub async fn write(&mut self, frame: &Frame) -> Result<(), WireError> {
+        let result = self.conn.write_frame(frame).await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    pub async fn flush(&mut self) -> Result<(), WireError> {
+        let result = self.conn.flush().await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Sends a simple query and drops its results, up to ReadyForQuery; returns the first
+    /// error the server reported, if any. For the proxy's own housekeeping queries.
+    pub async fn run_quietly(&mut self, sql: &str) -> Result<Option<Frame>, WireError> {
+        self.write(&crate::net::messages::query(sql)).await?;
+        self.flush().await?;
+        let mut error = None;
+        loop {
+            let frame = self.read().await?;
+            match frame.tag() {
+                tag::READY_FOR_QUERY => return Ok(error),
+                tag::ERROR_RESPONSE if error.is_none() => error = Some(frame),
+                tag::COPY_IN_RESPONSE => {
+                    // Housekeeping never copies; refuse it so the server returns to idle.
+                    self.write(&Frame::new(crate::net::messages::tag::COPY_FAIL, b"not expected\0"))
+                        .await?;
+                    self.flush().await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.status != b'I'
+    }
+}

@@ -1,0 +1,323 @@
+//! What a statement does to the server session beyond its own transaction.
+//!
+//! A pooler that hands one server connection to many clients must know when a statement
+//! leaves state behind on the server: settings are replayed on whichever server serves
+//! the client next; state that cannot be replayed pins the client to its server.
+
+use crate::statements::split_statements;
+
+/// The session-level effect of one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEffect {
+    /// No state outlives the transaction.
+    None,
+    /// `SET [SESSION] name = value` / `SET name TO value`: `value` is the SQL text of the
+    /// value, to be replayed as is.
+    Set { name: String, value: String },
+    /// `RESET name` or `SET name TO DEFAULT`.
+    Reset { name: String },
+    /// `RESET ALL`.
+    ResetAll,
+    /// `DISCARD ALL` or `DEALLOCATE ALL`: also drops the server's prepared statements.
+    DiscardAll,
+    /// State that cannot be replayed elsewhere (LISTEN, temporary tables, session advisory
+    /// locks, SQL PREPARE, cursors WITH HOLD, set_config, SET ROLE …): the client keeps its
+    /// server connection until it disconnects.
+    Pin(&'static str),
+}
+
+/// The effects of every statement of a simple-query string, in order.
+pub fn session_effects(sql: &str) -> Vec<SessionEffect> {
+    split_statements(sql)
+        .into_iter()
+        .map(session_effect)
+        .collect()
+}
+
+/// The effect of one statement.
+pub fn session_effect(stmt: &str) -> SessionEffect {
+    let body = strip_leading_comments(stmt);
+    let words = Words::new(body);
+    let first = words.word(0);
+    match first.as_str() {
+        "set" => set_effect(body, &words),
+        "reset" => match words.word(1).as_str() {
+            "all" => SessionEffect::ResetAll,
+            "" => SessionEffect::None,
+            "session" if words.word(2) == "authorization" => {
+                SessionEffect::Pin("RESET SESSION AUTHORIZATION")
+            }
+            "role" => SessionEffect::Pin("RESET ROLE"),
+            _ => SessionEffect::Reset {
+                name: words.raw(1).to_string(),
+            },
+        },
+        "discard" if words.word(1) == "all" => SessionEffect::DiscardAll,
+        "discard" if words.word(1) == "temp" || words.word(1) == "temporary" => SessionEffect::None,
+        "deallocate"
+            if words.word(1) == "all" || (words.word(1) == "prepare" && words.word(2) == "all") =>
+        {
+            SessionEffect::DiscardAll
+        }
+        "listen" => SessionEffect::Pin("LISTEN"),
+        "prepare" => SessionEffect::Pin("PREPARE"),
+        "load" => SessionEffect::Pin("LOAD"),
+        "declare" if contains_words(body, &["with", "hold"]) => {
+            SessionEffect::Pin("DECLARE … WITH HOLD")
+        }
+        "create" if is_temp_create(&words) => SessionEffect::Pin("a temporary table"),
+        _ => function_effect(body),
+    }
+}
+
+fn set_effect(body: &str, words: &Words) -> SessionEffect {
+    let mut i = 1;
+    match words.word(1).as_str() {
+        "local" => return SessionEffect::None,
+        "session" => match words.word(2).as_str() {
+            "authorization" => return SessionEffect::Pin("SET SESSION AUTHORIZATION"),
+            "characteristics" => return SessionEffect::Pin("SET SESSION CHARACTERISTICS"),
+            _ => i = 2,
+        },
+        "role" => return SessionEffect::Pin("SET ROLE"),
+        "transaction" | "constraints" => return SessionEffect::None,
+        _ => {}
+    }
+    if words.word(i) == "time" && words.word(i + 1) == "zone" {
+        let value = words.rest_after(i + 1, body).trim();
+        return set_value("TimeZone", value);
+    }
+    let name = words.raw(i);
+    if name.is_empty() {
+        return SessionEffect::None;
+    }
+    let after = words.rest_after(i, body).trim_start();
+    let value = if let Some(v) = after.strip_prefix('=') {
+        v
+    } else if after.len() >= 2 && after[..2].eq_ignore_ascii_case("to") {
+        &after[2..]
+    } else {
+        return SessionEffect::None;
+    };
+    set_value(name, value.trim())
+}
+
+fn set_value(name: &str, value: &str) -> SessionEffect {
+    if value.eq_ignore_ascii_case("default") || value.eq_ignore_ascii_case("local") {
+        return SessionEffect::Reset {
+            name: name.to_string(),
+        };
+    }
+    SessionEffect::Set {
+        name: name.to_string(),
+        value: value.to_string(),
+    }
+}
+
+fn is_temp_create(words: &Words) -> bool {
+    let w1 = words.word(1);
+    let w2 = words.word(2);
+    matches!(w1.as_str(), "temp" | "temporary")
+        || (matches!(w1.as_str(), "global" | "local")
+            && matches!(w2.as_str(), "temp" | "temporary"))
+}
+
+fn function_effect(body: &str) -> SessionEffect {
+    let lower = body.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("advisory_") {
+        let before = &lower[..i];
+        let after = &lower[i + "advisory_".len()..];
+        if (before.ends_with("pg_") || before.ends_with("pg_try_")) && !after.starts_with("xact") {
+            if after.starts_with("unlock") {
+                continue;
+            }
+            return SessionEffect::Pin("a session advisory lock");
+        }
+    }
+    if lower.contains("set_config") {
+        return SessionEffect::Pin("set_config()");
+    }
+    if lower.contains("dblink_connect") {
+        return SessionEffect::Pin("dblink_connect()");
+    }
+    SessionEffect::None
+}
+
+fn contains_words(body: &str, seq: &[&str]) -> bool {
+    let words: Vec<String> = body
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    words
+        .windows(seq.len())
+        .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+}
+
+fn strip_leading_comments(mut s: &str) -> &str {
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.find('\n').map_or("", |p| &rest[p + 1..]);
+        } else if s.starts_with("/*") {
+            s = s.find("*/").map_or("", |p| &s[p + 2..]);
+        } else {
+            return s;
+        }
+    }
+}
+
+/// The leading words of a statement, with their byte ranges, for keyword matching.
+struct Words {
+    spans: Vec<(usize, usize)>,
+    text: String,
+}
+
+impl Words {
+    fn new(body: &str) -> Self {
+        let mut spans = Vec::new();
+        let b = body.as_bytes();
+        let mut i = 0;
+        while i < b.len() && spans.len() < 8 {
+            if b[i].is_ascii_whitespace() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            if b[i] == b'"' {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += 1;
+                }
+                i = (i + 1).min(b.len());
+            } else if b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80 {
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric()
+                        || b[i] == b'_'
+                        || b[i] == b'.'
+                        || b[i] == b'"'
+                        || b[i] >= 0x80)
+                {
+                    i += 1;
+                }
+            } else {
+                break;
+            }
+            spans.push((start, i));
+        }
+        Words {
+            spans,
+            text: body.to_string(),
+        }
+    }
+
+    fn raw(&self, n: usize) -> &str {
+        self.spans.get(n).map_or("", |&(s, e)| &self.text[s..e])
+    }
+
+    fn word(&self, n: usize) -> String {
+        self.raw(n).to_ascii_lowercase()
+    }
+
+    fn rest_after<'a>(&self, n: usize, body: &'a str) -> &'a str {
+        self.spans.get(n).map_or("", |&(_, e)| &body[e..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionEffect::*;
+    use super::*;
+
+    fn set(name: &str, value: &str) -> SessionEffect {
+        Set {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn settings() {
+        assert_eq!(
+            session_effect("SET search_path = public"),
+            set("search_path", "public")
+        );
+        assert_eq!(
+            session_effect("set SESSION statement_timeout TO '5s'"),
+            set("statement_timeout", "'5s'")
+        );
+        assert_eq!(
+            session_effect("SET TIME ZONE 'UTC'"),
+            set("TimeZone", "'UTC'")
+        );
+        assert_eq!(
+            session_effect("SET pgshard.role='replica'"),
+            set("pgshard.role", "'replica'")
+        );
+        assert_eq!(
+            session_effect("SET work_mem TO DEFAULT"),
+            Reset {
+                name: "work_mem".into()
+            }
+        );
+        assert_eq!(session_effect("SET LOCAL work_mem = '1MB'"), None);
+        assert_eq!(
+            session_effect("RESET work_mem"),
+            Reset {
+                name: "work_mem".into()
+            }
+        );
+        assert_eq!(session_effect("reset all"), ResetAll);
+        assert_eq!(
+            session_effect("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            None
+        );
+        assert_eq!(session_effect("/* hint */ SET x.y = 1"), set("x.y", "1"));
+    }
+
+    #[test]
+    fn pins_and_discards() {
+        assert!(matches!(session_effect("LISTEN chan"), Pin(_)));
+        assert!(matches!(
+            session_effect("CREATE TEMP TABLE t (a int)"),
+            Pin(_)
+        ));
+        assert!(matches!(
+            session_effect("create global temporary table t (a int)"),
+            Pin(_)
+        ));
+        assert!(matches!(
+            session_effect("SELECT pg_advisory_lock(1)"),
+            Pin(_)
+        ));
+        assert!(matches!(
+            session_effect("select pg_try_advisory_lock_shared(1)"),
+            Pin(_)
+        ));
+        assert_eq!(session_effect("SELECT pg_advisory_xact_lock(1)"), None);
+        assert_eq!(session_effect("SELECT pg_advisory_unlock_all()"), None);
+        assert!(matches!(
+            session_effect("SELECT set_config('a.b', '1', false)"),
+            Pin(_)
+        ));
+        assert!(matches!(session_effect("PREPARE p AS SELECT 1"), Pin(_)));
+        assert!(matches!(
+            session_effect("DECLARE c CURSOR WITH HOLD FOR SELECT 1"),
+            Pin(_)
+        ));
+        assert_eq!(session_effect("DECLARE c CURSOR FOR SELECT 1"), None);
+        assert!(matches!(session_effect("SET ROLE admin"), Pin(_)));
+        assert_eq!(session_effect("DISCARD ALL"), DiscardAll);
+        assert_eq!(session_effect("DEALLOCATE ALL"), DiscardAll);
+        assert_eq!(session_effect("CREATE TABLE t (a int)"), None);
+        assert_eq!(session_effect("SELECT 'SET x = 1'"), None);
+    }
+
+    #[test]
+    fn multi_statement_strings() {
+        assert_eq!(
+            session_effects("SET a.b = 1; SELECT 1; RESET a.b"),
+            vec![set("a.b", "1"), None, Reset { name: "a.b".into() }]
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! Splitting a simple-query string into its statements.
+
+/// Splits on top-level semicolons, skipping quoted strings, quoted identifiers, dollar
+/// quotes and comments, so `SELECT ';'; SET x = 1` is two statements. Empty statements
+/// are dropped; each statement is trimmed.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => i = skip_quoted(bytes, i, bytes[i]),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |p| i + p + 1)
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i),
+            b'$' => i = skip_dollar_quoted(bytes, i),
+            b';' => {
+                push(&mut out, &sql[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    push(&mut out, &sql[start..]);
+    out
+}
+
+fn push<'a>(out: &mut Vec<&'a str>, stmt: &'a str) {
+    let s = stmt.trim();
+    if !s.is_empty() {
+        out.push(s);
+    }
+}
+
+fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if b[i] == quote {
+            if b.get(i + 1) == Some(&quote) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn skip_block_comment(b: &[u8], start: usize) -> usize {
+    // PostgreSQL block comments nest.
+    let mut depth = 0;
+    let mut i = start;
+    while i + 1 < b.len() {
+        if b[i] == b'/' && b[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+fn skip_dollar_quoted(b: &[u8], start: usize) -> usize {
+    // $tag$ ... $tag$; a `$1` parameter or a `$` inside an identifier is not a quote.
+    if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+        return start + 1;
+    }
+    let mut j = start + 1;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+        if j == start + 1 && b[j].is_ascii_digit() {
+            return start + 1;
+        }
+        j += 1;
+    }
+    if j >= b.len() || b[j] != b'$' {
+        return start + 1;
+    }
+    let tag = &b[start..=j];
+    let body = j + 1;
+    b[body..]
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .map_or(b.len(), |p| body + p + tag.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_outside_quotes_and_comments() {
+        let sql = "SELECT ';' ; SET x = 1;; -- a; comment\nSELECT $$;$$, $a$ ; $a$, \"a;b\", $1 /* ; /* ; */ */";
+        assert_eq!(
+            split_statements(sql),
+            vec![
+                "SELECT ';'",
+                "SET x = 1",
+                "-- a; comment\nSELECT $$;$$, $a$ ; $a$, \"a;b\", $1 /* ; /* ; */ */"
+            ]
+        );
+    }
+
+    #[test]
+    fn unterminated_quotes_do_not_panic() {
+        assert_eq!(split_statements("SELECT 'abc"), vec!["SELECT 'abc"]);
+        assert_eq!(split_statements("SELECT $x$ abc"), vec!["SELECT $x$ abc"]);
+        assert_eq!(split_statements("/* abc"), vec!["/* abc"]);
+        assert!(split_statements(" ; ; ").is_empty());
+    }
+}
