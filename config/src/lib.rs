@@ -1,1 +1,33 @@
-//! placeholder
+//! pgshard's configuration: the TOML schema, its defaults and its validation.
+//!
+//! [`load`] (or [`parse`]) returns either a [`Config`] that passed every check
+//! or all the [`ConfigError`]s found, each naming file, line, column and key,
+//! e.g. `pgshard.toml:12:1: proxy.pool_size: must be at least 1`. Unknown keys
+//! are errors, so a typo cannot silently fall back to a default.
+//!
+//! `pgshard.example.toml` next to this crate documents every setting.
+
+mod address;
+mod config;
+mod database;
+mod de;
+mod duration;
+mod error;
+mod load;
+mod password;
+mod proxy;
+mod size;
+mod span;
+mod user;
+mod validate;
+
+pub use address::{NodeAddress, DEFAULT_PORT};
+pub use config::Config;
+pub use database::{DatabaseConfig, ShardConfig};
+pub use duration::parse_duration;
+pub use error::{ConfigError, ConfigErrors};
+pub use load::{load, parse};
+pub use password::PasswordKind;
+pub use proxy::{AuthMethod, PoolMode, ProxyConfig};
+pub use size::parse_size;
+pub use user::UserConfig;

@@ -1,0 +1,100 @@
+//! The `[proxy]` table: how the proxy listens, pools and times out.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Process-wide settings; every field has a default, so `[proxy]` may be
+/// left out entirely.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where clients connect; default `0.0.0.0:6432` (PgBouncer's port, so
+    /// existing client settings keep working).
+    #[serde(deserialize_with = "crate::address::deserialize_listen")]
+    pub listen: SocketAddr,
+    /// Default `transaction`; see [`PoolMode`].
+    pub pool_mode: PoolMode,
+    /// Server connections per node per (user, database); default 20, at least 1.
+    pub pool_size: u32,
+    /// Idle server connections kept open per pool; default 0, at most `pool_size`.
+    pub min_pool_size: u32,
+    /// Above it new clients are refused with SQLSTATE 53300; default 10000.
+    pub max_client_connections: usize,
+    /// Largest protocol message accepted, in bytes (written as a size such as
+    /// `"64MB"`); bounds memory per connection. Default 64MB, from 1kB to 1GB.
+    #[serde(deserialize_with = "crate::size::deserialize")]
+    pub max_message_size: u64,
+    /// What clients are asked for; default `scram-sha-256`.
+    pub auth_method: AuthMethod,
+    /// Connecting and authenticating to a server; default 5s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub connect_timeout: Duration,
+    /// How long a client waits for a pooled server connection; default 5s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub checkout_timeout: Duration,
+    /// Idle server connections are closed after it; default 10m.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub server_idle_timeout: Duration,
+    /// Server connections are replaced after it, so server-side memory
+    /// growth and stale DNS do not last forever; default 1h.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub server_lifetime: Duration,
+    /// On SIGINT/SIGTERM, how long running transactions may finish; default 30s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub shutdown_timeout: Duration,
+    /// Prepared statements cached per server connection; default 500.
+    pub prepared_statements_limit: usize,
+    /// A tracing filter such as `"info"` or `"pgshard=debug"`; `RUST_LOG`
+    /// overrides it.
+    pub log_level: Option<String>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6432)),
+            pool_mode: PoolMode::default(),
+            pool_size: 20,
+            min_pool_size: 0,
+            max_client_connections: 10_000,
+            max_message_size: 64 << 20,
+            auth_method: AuthMethod::default(),
+            connect_timeout: Duration::from_secs(5),
+            checkout_timeout: Duration::from_secs(5),
+            server_idle_timeout: Duration::from_secs(10 * 60),
+            server_lifetime: Duration::from_secs(60 * 60),
+            shutdown_timeout: Duration::from_secs(30),
+            prepared_statements_limit: 500,
+            log_level: None,
+        }
+    }
+}
+
+/// When a server connection goes back to the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// After each transaction: many clients share few server connections,
+    /// but session state (SET, advisory locks, LISTEN) does not survive.
+    #[default]
+    Transaction,
+    /// When the client disconnects: full session semantics, one server
+    /// connection per client.
+    Session,
+}
+
+/// The password authentication clients are asked to perform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum AuthMethod {
+    /// `scram-sha-256`: the password never crosses the wire; PostgreSQL's default.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// `md5`: for old clients without SCRAM support.
+    #[serde(rename = "md5")]
+    Md5,
+    /// `cleartext`: only behind TLS or on trusted networks.
+    #[serde(rename = "cleartext")]
+    Cleartext,
+}

@@ -1,0 +1,437 @@
+//! Semantic checks on a deserialized [`Config`]: everything that is well-typed
+//! TOML but still wrong. All problems are collected, not just the first.
+
+use crate::address::NodeAddress;
+use crate::password::{check_verifier, PasswordKind};
+use crate::proxy::{AuthMethod, ProxyConfig};
+use crate::{Config, DatabaseConfig, UserConfig};
+use std::collections::HashMap;
+
+/// A problem at a key path; [`crate::load`] adds the file position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+pub(crate) fn validate(config: &Config) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    proxy(&config.proxy, &mut problems);
+    users(&config.users, &config.proxy, &mut problems);
+    databases(&config.databases, &mut problems);
+    problems.0
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn at_least_one(&mut self, key: &str, value: u64) {
+        if value < 1 {
+            self.add(key, "must be at least 1");
+        }
+    }
+
+    fn not_empty(&mut self, key: &str, value: Option<&str>) {
+        if value.is_some_and(|value| value.trim().is_empty()) {
+            self.add(key, "must not be empty");
+        }
+    }
+}
+
+const MIN_MESSAGE_SIZE: u64 = 1 << 10;
+const MAX_MESSAGE_SIZE: u64 = 1 << 30;
+
+fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
+    problems.at_least_one("proxy.pool_size", proxy.pool_size.into());
+    if proxy.min_pool_size > proxy.pool_size {
+        problems.add(
+            "proxy.min_pool_size",
+            format!("must not exceed proxy.pool_size ({})", proxy.pool_size),
+        );
+    }
+    problems.at_least_one(
+        "proxy.max_client_connections",
+        proxy.max_client_connections as u64,
+    );
+    if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&proxy.max_message_size) {
+        problems.add("proxy.max_message_size", "must be between 1kB and 1GB");
+    }
+    // Zero would fail every connection attempt or close every connection at once.
+    for (key, value) in [
+        ("proxy.connect_timeout", proxy.connect_timeout),
+        ("proxy.checkout_timeout", proxy.checkout_timeout),
+        ("proxy.server_idle_timeout", proxy.server_idle_timeout),
+        ("proxy.server_lifetime", proxy.server_lifetime),
+    ] {
+        if value.is_zero() {
+            problems.add(key, "must be greater than 0");
+        }
+    }
+    problems.at_least_one(
+        "proxy.prepared_statements_limit",
+        proxy.prepared_statements_limit as u64,
+    );
+    problems.not_empty("proxy.log_level", proxy.log_level.as_deref());
+}
+
+fn users(users: &[UserConfig], proxy: &ProxyConfig, problems: &mut Problems) {
+    if users.is_empty() {
+        problems.add("users", "at least one [[users]] entry is required");
+    }
+    let mut seen = HashMap::new();
+    for (i, user) in users.iter().enumerate() {
+        let key = |field: &str| format!("users[{i}].{field}");
+        problems.not_empty(&key("name"), Some(&user.name));
+        let first = *seen.entry(user.name.as_str()).or_insert(i);
+        if first != i {
+            problems.add(
+                key("name"),
+                format!("user {:?} is already defined at users[{first}]", user.name),
+            );
+        }
+        password(user, proxy.auth_method, &key("password"), problems);
+        problems.not_empty(&key("server_user"), user.server_user.as_deref());
+        problems.not_empty(&key("server_password"), user.server_password.as_deref());
+        if let Some(size) = user.pool_size {
+            if size < 1 {
+                problems.add(key("pool_size"), "must be at least 1");
+            } else if size < proxy.min_pool_size {
+                problems.add(
+                    key("pool_size"),
+                    format!(
+                        "must not be below proxy.min_pool_size ({})",
+                        proxy.min_pool_size
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn password(user: &UserConfig, method: AuthMethod, key: &str, problems: &mut Problems) {
+    if user.password.is_empty() {
+        problems.add(key, "must not be empty");
+        return;
+    }
+    if let Err(message) = check_verifier(&user.password) {
+        problems.add(key, message);
+        return;
+    }
+    // A verifier can only check the exchange it was made for; cleartext works with any.
+    let unusable = match (user.password_kind(), method) {
+        (PasswordKind::Md5, AuthMethod::ScramSha256) => Some(("an md5", "scram-sha-256")),
+        (PasswordKind::Scram, AuthMethod::Md5) => Some(("a SCRAM-SHA-256", "md5")),
+        _ => None,
+    };
+    if let Some((verifier, method)) = unusable {
+        problems.add(
+            key,
+            format!("{verifier} verifier cannot check proxy.auth_method = \"{method}\"; use plaintext or a matching verifier"),
+        );
+    }
+}
+
+fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
+    if databases.is_empty() {
+        problems.add("databases", "at least one [[databases]] entry is required");
+    }
+    let mut seen = HashMap::new();
+    for (i, database) in databases.iter().enumerate() {
+        let key = |field: &str| format!("databases[{i}].{field}");
+        problems.not_empty(&key("name"), Some(&database.name));
+        let first = *seen.entry(database.name.as_str()).or_insert(i);
+        if first != i {
+            problems.add(
+                key("name"),
+                format!(
+                    "database {:?} is already defined at databases[{first}]",
+                    database.name
+                ),
+            );
+        }
+        problems.not_empty(&key("server_database"), database.server_database.as_deref());
+        if database.shards.is_empty() {
+            problems.add(key("shards"), "at least one shard is required");
+        }
+        // The same server twice in one database would mix two shards' data
+        // or count one server as its own replica.
+        let mut nodes: HashMap<NodeAddress, String> = HashMap::new();
+        for (s, shard) in database.shards.iter().enumerate() {
+            let shard_key = key(&format!("shards[{s}]"));
+            let replicas = shard
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(r, node)| (format!("{shard_key}.replicas[{r}]"), node));
+            for (node_key, node) in
+                std::iter::once((format!("{shard_key}.primary"), &shard.primary)).chain(replicas)
+            {
+                let normalized = NodeAddress {
+                    host: node.host.to_ascii_lowercase(),
+                    port: node.port,
+                };
+                match nodes.get(&normalized) {
+                    Some(first) => {
+                        problems.add(node_key, format!("node {node} is already used at {first}"))
+                    }
+                    None => {
+                        nodes.insert(normalized, node_key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load::tests::{errors, MINIMAL};
+
+    const SCRAM: &str = "SCRAM-SHA-256$4096:cGdzaGFyZC10ZXN0LXNhbHQ=$n4uUp6L1SUU8Di+P+AvSalhFAD2am6y0XgVAkO/NK7s=:PvU+oV8C48R5LifpYD472uHW2nzQz7CyS2i0YPg93DU=";
+    const MD5: &str = "md56a422f785c9e20873908ce25d1736ae2";
+
+    fn with_proxy(settings: &str) -> Vec<String> {
+        errors(&format!("[proxy]\n{settings}\n{MINIMAL}"))
+    }
+
+    #[test]
+    fn minimal_file_is_valid() {
+        assert_eq!(errors(MINIMAL), Vec::<String>::new());
+    }
+
+    #[test]
+    fn pool_sizes() {
+        assert_eq!(
+            with_proxy("pool_size = 0"),
+            ["pgshard.toml:2:1: proxy.pool_size: must be at least 1",]
+        );
+        assert_eq!(
+            with_proxy("pool_size = 5\nmin_pool_size = 6"),
+            ["pgshard.toml:3:1: proxy.min_pool_size: must not exceed proxy.pool_size (5)"]
+        );
+        assert_eq!(
+            with_proxy("max_client_connections = 0\nprepared_statements_limit = 0"),
+            [
+                "pgshard.toml:2:1: proxy.max_client_connections: must be at least 1",
+                "pgshard.toml:3:1: proxy.prepared_statements_limit: must be at least 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn max_message_size_range() {
+        assert_eq!(
+            errors(&format!("[proxy]\nmax_message_size = \"1kB\"\n{MINIMAL}")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&format!("[proxy]\nmax_message_size = \"1GB\"\n{MINIMAL}")),
+            Vec::<String>::new()
+        );
+        for size in ["\"1023B\"", "\"2GB\"", "0"] {
+            assert_eq!(
+                with_proxy(&format!("max_message_size = {size}")),
+                ["pgshard.toml:2:1: proxy.max_message_size: must be between 1kB and 1GB"]
+            );
+        }
+    }
+
+    #[test]
+    fn zero_timeouts() {
+        assert_eq!(
+            with_proxy("connect_timeout = \"0s\"\ncheckout_timeout = \"0ms\"\nserver_idle_timeout = \"0m\"\nserver_lifetime = \"0h\"\nshutdown_timeout = \"0s\""),
+            [
+                "pgshard.toml:2:1: proxy.connect_timeout: must be greater than 0",
+                "pgshard.toml:3:1: proxy.checkout_timeout: must be greater than 0",
+                "pgshard.toml:4:1: proxy.server_idle_timeout: must be greater than 0",
+                "pgshard.toml:5:1: proxy.server_lifetime: must be greater than 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_log_level() {
+        assert_eq!(
+            with_proxy("log_level = \" \""),
+            ["pgshard.toml:2:1: proxy.log_level: must not be empty"]
+        );
+    }
+
+    #[test]
+    fn users_and_databases_are_required() {
+        assert_eq!(
+            errors("[proxy]\npool_size = 3\n"),
+            [
+                "pgshard.toml:1:1: users: at least one [[users]] entry is required",
+                "pgshard.toml:1:1: databases: at least one [[databases]] entry is required",
+            ]
+        );
+        assert_eq!(
+            errors("\n\nusers = []\ndatabases = []\n"),
+            [
+                "pgshard.toml:3:1: users: at least one [[users]] entry is required",
+                "pgshard.toml:4:1: databases: at least one [[databases]] entry is required",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_and_empty_user_names() {
+        let text = format!(
+            "{MINIMAL}\n[[users]]\nname = \"app\"\npassword = \"x\"\n\n[[users]]\nname = \"\"\npassword = \"x\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:11:1: users[1].name: user \"app\" is already defined at users[0]",
+                "pgshard.toml:15:1: users[2].name: must not be empty",
+            ]
+        );
+        let third = format!("{text}\n[[users]]\nname = \"app\"\npassword = \"x\"\n");
+        assert_eq!(
+            errors(&third)[2],
+            "pgshard.toml:19:1: users[3].name: user \"app\" is already defined at users[0]"
+        );
+    }
+
+    #[test]
+    fn user_fields() {
+        let text = MINIMAL.replace(
+            "password = \"secret\"\n",
+            "password = \"\"\nserver_user = \"\"\nserver_password = \"\"\npool_size = 0\n",
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:3:1: users[0].password: must not be empty",
+                "pgshard.toml:4:1: users[0].server_user: must not be empty",
+                "pgshard.toml:5:1: users[0].server_password: must not be empty",
+                "pgshard.toml:6:1: users[0].pool_size: must be at least 1",
+            ]
+        );
+        let text = format!(
+            "[proxy]\nmin_pool_size = 5\n{}",
+            MINIMAL.replace(
+                "password = \"secret\"\n",
+                "password = \"secret\"\npool_size = 4\n"
+            )
+        );
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:6:1: users[0].pool_size: must not be below proxy.min_pool_size (5)"]
+        );
+    }
+
+    #[test]
+    fn malformed_verifiers() {
+        let text = MINIMAL.replace("\"secret\"", "\"md56A422F785C9E20873908CE25D1736AE2\"");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:3:1: users[0].password: malformed md5 verifier: expected \"md5\" followed by 32 lowercase hex digits"]
+        );
+        let text = MINIMAL.replace("\"secret\"", "\"SCRAM-SHA-256$4096:c2FsdA==\"");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:3:1: users[0].password: malformed SCRAM-SHA-256 verifier: missing '$' before the keys; expected SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>"]
+        );
+    }
+
+    #[test]
+    fn verifier_must_match_auth_method() {
+        let md5_user = MINIMAL.replace("secret", MD5);
+        assert_eq!(
+            errors(&md5_user),
+            ["pgshard.toml:3:1: users[0].password: an md5 verifier cannot check proxy.auth_method = \"scram-sha-256\"; use plaintext or a matching verifier"]
+        );
+        assert_eq!(
+            errors(&format!("[proxy]\nauth_method = \"md5\"\n{md5_user}")),
+            Vec::<String>::new()
+        );
+        let scram_user = MINIMAL.replace("secret", SCRAM);
+        assert_eq!(errors(&scram_user), Vec::<String>::new());
+        assert_eq!(
+            errors(&format!("[proxy]\nauth_method = \"md5\"\n{scram_user}")),
+            ["pgshard.toml:5:1: users[0].password: a SCRAM-SHA-256 verifier cannot check proxy.auth_method = \"md5\"; use plaintext or a matching verifier"]
+        );
+        assert_eq!(
+            errors(&format!(
+                "[proxy]\nauth_method = \"cleartext\"\n{scram_user}"
+            )),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn database_names() {
+        let text = format!(
+            "{MINIMAL}\n[[databases]]\nname = \"app\"\nserver_database = \"\"\n[[databases.shards]]\nprimary = \"db2\"\n\n[[databases]]\nname = \" \"\n[[databases.shards]]\nprimary = \"db3\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:11:1: databases[1].name: database \"app\" is already defined at databases[0]",
+                "pgshard.toml:12:1: databases[1].server_database: must not be empty",
+                "pgshard.toml:17:1: databases[2].name: must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn database_without_shards() {
+        let text = format!("{MINIMAL}\n[[databases]]\nname = \"other\"\n");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:10:1: databases[1].shards: at least one shard is required"]
+        );
+        let text = format!("{MINIMAL}\n[[databases]]\nname = \"other\"\nshards = []\n");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:12:1: databases[1].shards: at least one shard is required"]
+        );
+    }
+
+    #[test]
+    fn node_used_twice_in_a_database() {
+        let text = format!(
+            "{MINIMAL}replicas = [\"db2\"]\n[[databases.shards]]\nprimary = \"DB1:5432\"\nreplicas = [\"db3\", \"db2:5432\"]\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:11:1: databases[0].shards[1].primary: node DB1:5432 is already used at databases[0].shards[0].primary",
+                "pgshard.toml:12:20: databases[0].shards[1].replicas[1]: node db2:5432 is already used at databases[0].shards[0].replicas[0]",
+            ]
+        );
+        // Another database may use the same servers.
+        let text = format!(
+            "{MINIMAL}\n[[databases]]\nname = \"other\"\n[[databases.shards]]\nprimary = \"db1\"\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_file_order() {
+        let text = format!(
+            "[proxy]\npool_size = 0\nlog_level = \"\"\n{}\n[[databases]]\nname = \"app\"\n",
+            MINIMAL.replace("\"secret\"", "\"md5nothex-nothex-nothex-nothex-noth\"")
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:2:1: proxy.pool_size: must be at least 1",
+                "pgshard.toml:3:1: proxy.log_level: must not be empty",
+                "pgshard.toml:6:1: users[0].password: malformed md5 verifier: expected \"md5\" followed by 32 lowercase hex digits",
+                "pgshard.toml:13:1: databases[1].shards: at least one shard is required",
+                "pgshard.toml:14:1: databases[1].name: database \"app\" is already defined at databases[0]",
+            ]
+        );
+    }
+}
