@@ -1,1 +1,35 @@
-//! placeholder
+//! The integration-test harness of pgshard: real, replicated PostgreSQL clusters in Docker.
+//!
+//! A test starts a [`Cluster`] of shards (a primary and its streaming replicas each) from the
+//! local image `pgshard/postgres:15` (built by `bash docker/build-images.sh`), talks to the
+//! nodes over ports published on 127.0.0.1, and breaks them on purpose: stop, SIGKILL, pause,
+//! cut off the Docker network, or cut only the link between the proxy and one node with its
+//! [`Relay`]. Everything is removed when the cluster is dropped.
+//!
+//! ```no_run
+//! # async fn example() -> pgshard_tests::Result<()> {
+//! let cluster = pgshard_tests::Cluster::start(1, 2).await?;
+//! let primary = cluster.shard(0).primary();
+//! primary.execute("CREATE TABLE t (id int)").await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod cluster;
+mod docker;
+mod error;
+mod node;
+mod relay;
+mod shard;
+mod user;
+mod wait;
+
+pub use client::connect;
+pub use cluster::{Cluster, ClusterOptions};
+pub use docker::{NODE_IMAGE, TEST_LABEL};
+pub use error::{HarnessError, Result};
+pub use node::{Node, Role};
+pub use relay::{Relay, RelayMode, Upstream};
+pub use shard::Shard;
+pub use user::User;
+pub use wait::wait_for;
