@@ -2,7 +2,6 @@
 //! harness injects do what they say. Later suites build on these guarantees.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -328,22 +327,15 @@ async fn a_replica_cut_off_the_network_catches_up_when_reconnected() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_test_leaves_no_container_or_network_behind() -> Result<()> {
-    let started: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let seen = started.clone();
+    let cluster = Cluster::start(1, 1).await?;
+    let (id, network) = (cluster.id().to_string(), cluster.network().to_string());
     let outcome = AssertUnwindSafe(async move {
-        let cluster = Cluster::start(1, 1).await.expect("cluster starts");
-        *seen.lock().expect("not poisoned") =
-            Some((cluster.id().to_string(), cluster.network().to_string()));
+        let _cluster = cluster;
         panic!("a test fails while its cluster runs");
     })
     .catch_unwind()
     .await;
     ensure!(outcome.is_err(), "the test body did not panic");
-    let (id, network) = started
-        .lock()
-        .expect("not poisoned")
-        .clone()
-        .context("cluster never started")?;
 
     let docker = testcontainers::core::client::docker_client_instance().await?;
     let label = format!("{TEST_LABEL}={id}");

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Starts or stops pgshard's demo cluster, building the local images first when needed.
+#
+#   docker/demo.sh up [1|2]   start 1 shard (docker/compose.yaml, the default) or 2 shards
+#                             (docker/compose-2shard.yaml) and wait until every replica streams
+#   docker/demo.sh status     show the demo's containers
+#   docker/demo.sh down       stop and remove the demo, whichever variant runs
+#
+# Everything is published on 127.0.0.1 only; see the compose files for ports and logins.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+project=pgshard-demo
+
+compose() {
+  if docker compose version >/dev/null 2>&1; then
+    docker compose -p "$project" "$@"
+  elif command -v docker-compose >/dev/null; then
+    docker-compose -p "$project" "$@"
+  else
+    echo "demo: Docker Compose is needed (the docker-compose package, or the docker compose plugin)" >&2
+    exit 1
+  fi
+}
+
+# Waits until every container of the demo passes its health check (accepts connections).
+wait_healthy() {
+  local ids unhealthy=""
+  ids=$(compose -f "$file" ps -q)
+  for _ in $(seq 1 120); do
+    unhealthy=$(docker inspect -f '{{.Name}} {{.State.Health.Status}}' $ids | grep -v ' healthy$' || true)
+    [ -z "$unhealthy" ] && return 0
+    sleep 1
+  done
+  echo "demo: not healthy in time: $unhealthy" >&2
+  compose -f "$file" logs --tail 30 >&2 || true
+  exit 1
+}
+
+# Waits until `primary` reports `count` replicas streaming.
+wait_streaming() {
+  local container=$1 count=$2 streaming=""
+  for _ in $(seq 1 120); do
+    streaming=$(docker exec "$container" psql -U postgres -d postgres -Atc \
+      "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null || true)
+    [ "$streaming" = "$count" ] && return 0
+    sleep 1
+  done
+  echo "demo: $container has ${streaming:-no} streaming replicas, expected $count" >&2
+  compose -f "$file" logs --tail 30 >&2 || true
+  exit 1
+}
+
+case "${1:-}" in
+  up)
+    shards=${2:-1}
+    case "$shards" in
+      1) file=$here/compose.yaml ;;
+      2) file=$here/compose-2shard.yaml ;;
+      *) echo "demo: up takes 1 or 2 shards, not '$shards'" >&2; exit 2 ;;
+    esac
+    echo "demo: building the images (quick when they are up to date)"
+    bash "$here/build-images.sh"
+    echo "demo: starting $shards shard(s) from ${file#"$here"/}"
+    compose -f "$file" up -d --remove-orphans
+    wait_healthy
+    for ((s = 0; s < shards; s++)); do
+      wait_streaming "$(compose -f "$file" ps -q "s$s-primary")" 2
+    done
+    compose -f "$file" ps
+    echo
+    echo "demo: ready. Connect with: psql postgres://app:app@127.0.0.1:15432/app"
+    if [ "$shards" = 2 ]; then
+      echo "demo: shard 1's primary: psql postgres://app:app@127.0.0.1:15442/app"
+    fi
+    echo "demo: stop it with: docker/demo.sh down"
+    ;;
+  status)
+    compose -f "$here/compose-2shard.yaml" ps
+    ;;
+  down)
+    # The two-shard file names every service either variant has.
+    compose -f "$here/compose-2shard.yaml" down --remove-orphans --timeout 20
+    ;;
+  *)
+    echo "usage: $0 up [1|2] | status | down" >&2
+    exit 2
+    ;;
+esac
