@@ -44,6 +44,12 @@ impl Role {
     }
 }
 
+/// How a wait for a node to accept connections ended.
+enum Readiness {
+    Ready,
+    Exited,
+}
+
 /// What the cluster asks for when it starts a node.
 pub(crate) struct NodeSpec {
     pub cluster_id: String,
@@ -235,22 +241,29 @@ impl Node {
         )
     }
 
-    /// Waits until the server accepts SQL; on timeout the error carries the container's log.
+    /// Waits until the server accepts SQL. Fails at once if the container exits, and on
+    /// timeout; either error carries the container's last log lines.
     pub async fn wait_ready(&self, within: Duration) -> Result<()> {
         let what = format!("node {} to accept connections", self.name);
         let ready = wait_for(&what, within, || async {
+            if !self.docker.is_running(&self.container_name).await? {
+                return Ok(Some(Readiness::Exited));
+            }
             self.refresh_addr().await?;
-            self.query_one::<i32>("SELECT 1").await.map(Some)
+            self.query_one::<i32>("SELECT 1").await?;
+            Ok(Some(Readiness::Ready))
         })
         .await;
-        match ready {
-            Ok(_) => Ok(()),
-            Err(error) => Err(HarnessError::NotReady {
-                node: self.name.clone(),
-                reason: error.to_string(),
-                logs: self.log_tail().await,
-            }),
-        }
+        let reason = match ready {
+            Ok(Readiness::Ready) => return Ok(()),
+            Ok(Readiness::Exited) => "its container exited".to_string(),
+            Err(error) => error.to_string(),
+        };
+        Err(HarnessError::NotReady {
+            node: self.name.clone(),
+            reason,
+            logs: self.log_tail().await,
+        })
     }
 
     /// Opens a SQL connection straight to the node (not through the relay).

@@ -153,6 +153,47 @@ async fn a_killed_replica_is_reported_down_and_comes_back_streaming() -> Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_stopped_or_restarted_node_is_down_then_back() -> Result<()> {
+    let cluster = Cluster::start(1, 1).await?;
+    let (primary, replica) = (cluster.shard(0).primary(), cluster.shard(0).replica(0));
+
+    replica.pause().await?;
+    ensure!(!replica.is_up().await, "a paused node is reported up");
+    replica.unpause().await?;
+    ensure!(replica.is_up().await, "an unpaused node is reported down");
+
+    replica.stop().await?;
+    ensure!(!replica.is_up().await, "a stopped node is reported up");
+    primary
+        .execute("CREATE TABLE while_stopped (id int); INSERT INTO while_stopped VALUES (1)")
+        .await?;
+    replica.start().await?;
+    cluster.wait_streaming(REPLICATION).await?;
+    wait_for("the restarted replica to catch up", REPLICATION, || async {
+        Ok(replica
+            .query_one_i64("SELECT count(*) FROM while_stopped")
+            .await
+            .ok())
+    })
+    .await?;
+
+    // A restart may move the published port; the relay follows it.
+    primary.restart().await?;
+    ensure!(
+        primary.is_up().await,
+        "the restarted primary is reported down"
+    );
+    let through_relay = connect(primary.proxy_addr(), &User::app()).await?;
+    let rows: i64 = through_relay
+        .query_one("SELECT count(*) FROM while_stopped", &[])
+        .await?
+        .get(0);
+    assert_eq!(rows, 1);
+    cluster.wait_streaming(REPLICATION).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_cuts_and_heals_the_proxy_link_while_replication_flows() -> Result<()> {
     let cluster = Cluster::start(1, 1).await?;
     let (primary, replica) = (cluster.shard(0).primary(), cluster.shard(0).replica(0));
