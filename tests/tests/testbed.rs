@@ -24,8 +24,8 @@ async fn a_row_written_on_the_primary_shows_up_on_every_replica() -> Result<()> 
     shard
         .primary()
         .execute(
-            "CREATE TABLE greetings (id int PRIMARY KEY, text text); \
-                  INSERT INTO greetings VALUES (1, 'hello')",
+            "CREATE TABLE greetings (id int PRIMARY KEY, text text);
+             INSERT INTO greetings VALUES (1, 'hello')",
         )
         .await?;
 
