@@ -1,4 +1,13 @@
 //! pgshard's data plane: the client listener, sessions, server pools and the wire protocol.
 
 pub mod auth;
+pub mod backend;
+pub mod context;
+pub mod error;
+pub mod frontend;
 pub mod net;
+pub mod proxy;
+pub mod shutdown;
+
+pub use error::ProxyError;
+pub use proxy::{start, ProxyHandle};

@@ -114,4 +114,3 @@ pub fn rejected(addr: &str, frame: &Frame) -> ServerError {
         message,
     }
 }
-

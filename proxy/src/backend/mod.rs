@@ -7,5 +7,5 @@ pub mod prepared;
 pub mod server;
 
 pub use error::ServerError;
-pub use pool::{CheckoutError, PoolSettings, Pools, PooledServer};
+pub use pool::{CheckoutError, PoolSettings, PooledServer, Pools};
 pub use server::{ServerConnection, ServerTarget};

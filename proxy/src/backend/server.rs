@@ -171,8 +171,11 @@ impl ServerConnection {
                 tag::ERROR_RESPONSE if error.is_none() => error = Some(frame),
                 tag::COPY_IN_RESPONSE => {
                     // Housekeeping never copies; refuse it so the server returns to idle.
-                    self.write(&Frame::new(crate::net::messages::tag::COPY_FAIL, b"not expected\0"))
-                        .await?;
+                    self.write(&Frame::new(
+                        crate::net::messages::tag::COPY_FAIL,
+                        b"not expected\0",
+                    ))
+                    .await?;
                     self.flush().await?;
                 }
                 _ => {}

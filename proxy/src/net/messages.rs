@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(f.tag(), b'E');
         assert_eq!(
             error_fields(&f),
-            ("28P01".to_string(), "password authentication failed".to_string())
+            (
+                "28P01".to_string(),
+                "password authentication failed".to_string()
+            )
         );
     }
 }

@@ -18,9 +18,14 @@ pub const MAX_STARTUP_LEN: usize = 10_000;
 pub enum StartupRequest {
     Ssl,
     GssEnc,
-    Cancel { pid: i32, key: i32 },
+    Cancel {
+        pid: i32,
+        key: i32,
+    },
     /// Protocol 3.0 startup with its parameters (user, database, options, …) in order.
-    Startup { params: Vec<(String, String)> },
+    Startup {
+        params: Vec<(String, String)>,
+    },
 }
 
 impl StartupRequest {
@@ -102,7 +107,10 @@ mod tests {
         assert_eq!(
             req,
             StartupRequest::Startup {
-                params: vec![("user".into(), "app".into()), ("database".into(), "db".into())]
+                params: vec![
+                    ("user".into(), "app".into()),
+                    ("database".into(), "db".into())
+                ]
             }
         );
         assert!(buf.is_empty());
@@ -116,7 +124,10 @@ mod tests {
             StartupRequest::Cancel { pid: 7, key: 9 }
         );
         let mut buf = BytesMut::from(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f][..]);
-        assert_eq!(StartupRequest::parse(&mut buf).unwrap(), StartupRequest::Ssl);
+        assert_eq!(
+            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::Ssl
+        );
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! What every task of a running proxy shares.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use pgshard_config::{Config, DatabaseConfig, PoolMode, UserConfig};
+use rand::RngCore;
+
+use crate::auth::ClientSecret;
+use crate::backend::{PoolSettings, Pools, ServerTarget};
+use crate::error::ProxyError;
+use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::statements::StatementRegistry;
+use crate::shutdown::Shutdown;
+
+/// A configured user, with its secret parsed once and its effective pool settings.
+pub struct UserEntry {
+    pub config: UserConfig,
+    pub secret: ClientSecret,
+    pub pool_mode: PoolMode,
+    pub pool: PoolSettings,
+}
+
+/// The proxy's shared state: configuration resolved for fast lookup, the pools, the
+/// cancel keys, the shared statement names, and the shutdown signal.
+pub struct ProxyContext {
+    pub config: Config,
+    pub users: HashMap<String, Arc<UserEntry>>,
+    pub databases: HashMap<String, Arc<DatabaseConfig>>,
+    pub pools: Pools,
+    pub cancels: CancelRegistry,
+    pub statements: StatementRegistry,
+    pub shutdown: Shutdown,
+    pub clients: AtomicUsize,
+    /// Keys the fake SCRAM exchange for unknown users, so it looks like a real one.
+    pub mock_key: [u8; 32],
+}
+
+impl ProxyContext {
+    pub fn new(config: Config, shutdown: Shutdown) -> Result<Arc<ProxyContext>, ProxyError> {
+        let p = &config.proxy;
+        let mut users = HashMap::new();
+        for u in &config.users {
+            let secret = ClientSecret::parse(&u.password)
+                .map_err(|e| ProxyError::Config(format!("user \"{}\": password: {e}", u.name)))?;
+            let pool = PoolSettings {
+                size: u.pool_size.unwrap_or(p.pool_size),
+                min_idle: p.min_pool_size,
+                connect_timeout: p.connect_timeout,
+                checkout_timeout: p.checkout_timeout,
+                idle_timeout: p.server_idle_timeout,
+                lifetime: p.server_lifetime,
+                max_message_size: p.max_message_size as usize,
+                statements_limit: p.prepared_statements_limit,
+            };
+            let entry = UserEntry {
+                config: u.clone(),
+                secret,
+                pool_mode: u.pool_mode.unwrap_or(p.pool_mode),
+                pool,
+            };
+            users.insert(u.name.clone(), Arc::new(entry));
+        }
+        let databases = config
+            .databases
+            .iter()
+            .map(|d| (d.name.clone(), Arc::new(d.clone())))
+            .collect();
+        let mut mock_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut mock_key);
+        Ok(Arc::new(ProxyContext {
+            config,
+            users,
+            databases,
+            pools: Pools::default(),
+            cancels: CancelRegistry::default(),
+            statements: StatementRegistry::default(),
+            shutdown,
+            clients: AtomicUsize::new(0),
+            mock_key,
+        }))
+    }
+
+    /// The primary of a database's first shard: where every statement goes until
+    /// read/write splitting and sharding route them.
+    pub fn primary_target(&self, user: &UserEntry, db: &DatabaseConfig) -> Option<ServerTarget> {
+        let shard = db.shards.first()?;
+        Some(ServerTarget {
+            addr: shard.primary.to_string(),
+            user: user.config.server_user().to_string(),
+            password: user.config.server_password().map(str::to_string),
+            database: db.server_database().to_string(),
+        })
+    }
+}

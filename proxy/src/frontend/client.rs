@@ -1,0 +1,50 @@
+//! One client connection from accept to close.
+
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::login::{fatal, login};
+use super::session::Session;
+use super::settings::ClientSettings;
+use crate::context::ProxyContext;
+
+/// Logs the client in and serves its session.
+pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit: bool) {
+    let _ = stream.set_nodelay(true);
+    let Some(mut logged_in) = login(stream, &ctx).await else {
+        return;
+    };
+    if over_limit {
+        fatal(
+            &mut logged_in.conn,
+            "53300",
+            "sorry, too many clients already",
+        )
+        .await;
+        return;
+    }
+    let Some(target) = ctx.primary_target(&logged_in.user, &logged_in.database) else {
+        fatal(
+            &mut logged_in.conn,
+            "3D000",
+            "pgshard: the database has no shards configured",
+        )
+        .await;
+        return;
+    };
+    let (pid, key, slot) = ctx.cancels.register();
+    let settings = ClientSettings::from_startup(&logged_in.params);
+    let mut session = Session::new(
+        ctx.clone(),
+        logged_in.conn,
+        logged_in.user,
+        target,
+        settings,
+        slot,
+    );
+    if session.greet(pid, key).await {
+        session.run().await;
+    }
+    ctx.cancels.unregister(pid, key);
+}

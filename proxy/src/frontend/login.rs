@@ -1,0 +1,243 @@
+//! A client's way in: startup negotiation, authentication, database lookup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgshard_config::{AuthMethod, DatabaseConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::auth::{
+    md5_salt, verify_cleartext, verify_md5, ScramExchange, SecretKind, SCRAM_SHA_256,
+};
+use crate::context::{ProxyContext, UserEntry};
+use crate::net::messages::{authentication, error_response, tag};
+use crate::net::startup::StartupRequest;
+use crate::net::{Connection, Frame, Severity, WireError};
+
+/// How long an unauthenticated client may take, as PostgreSQL's authentication_timeout.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An authenticated client, ready for its session.
+pub struct LoggedIn {
+    pub conn: Connection<TcpStream>,
+    pub user: Arc<UserEntry>,
+    pub database: Arc<DatabaseConfig>,
+    pub params: Vec<(String, String)>,
+}
+
+/// Runs startup and authentication; `None` when the client left, was refused (it was told
+/// why), or only sent a CancelRequest.
+pub async fn login(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
+    match tokio::time::timeout(LOGIN_TIMEOUT, login_inner(stream, ctx)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!("client did not log in within {LOGIN_TIMEOUT:?}");
+            None
+        }
+    }
+}
+
+async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
+    let mut buf = BytesMut::with_capacity(512);
+    let params = loop {
+        match StartupRequest::parse(&mut buf) {
+            Err(WireError::Incomplete) => match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => continue,
+            },
+            Ok(StartupRequest::Ssl) | Ok(StartupRequest::GssEnc) => {
+                // No TLS or GSS encryption yet: 'N' tells the client to go on in plaintext.
+                stream.write_all(b"N").await.ok()?;
+            }
+            Ok(StartupRequest::Cancel { pid, key }) => {
+                ctx.cancels.cancel(pid, key).await;
+                return None;
+            }
+            Ok(StartupRequest::Startup { params }) => break params,
+            Err(WireError::UnsupportedProtocol(v)) => {
+                let msg = format!(
+                    "unsupported frontend protocol {}.{}: server supports 3.0 to 3.0",
+                    v >> 16,
+                    v & 0xffff
+                );
+                refuse(&mut stream, "0A000", &msg).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!("bad startup packet: {e}");
+                refuse(&mut stream, "08P01", "invalid startup packet layout").await;
+                return None;
+            }
+        }
+    };
+    let max = ctx.config.proxy.max_message_size as usize;
+    let mut conn = Connection::with_buffer(stream, buf, max);
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(user_name) = get("user").filter(|u| !u.is_empty()) else {
+        fatal(
+            &mut conn,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        )
+        .await;
+        return None;
+    };
+    let user_name = user_name.to_string();
+    let db_name = get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user_name)
+        .to_string();
+    if get("replication").is_some_and(|r| r != "false" && r != "0" && r != "off") {
+        fatal(
+            &mut conn,
+            "0A000",
+            "pgshard does not proxy replication connections; connect to the server directly",
+        )
+        .await;
+        return None;
+    }
+    let user = ctx.users.get(&user_name).cloned();
+    if !authenticate(&mut conn, ctx, &user_name, user.as_deref()).await {
+        return None;
+    }
+    let user = user?;
+    let Some(database) = ctx.databases.get(&db_name).cloned() else {
+        fatal(
+            &mut conn,
+            "3D000",
+            &format!("database \"{db_name}\" does not exist"),
+        )
+        .await;
+        return None;
+    };
+    conn.write_frame(&authentication(0, &[])).await.ok()?;
+    Some(LoggedIn {
+        conn,
+        user,
+        database,
+        params,
+    })
+}
+
+/// Asks for the configured kind of password and checks it; on failure the client is
+/// told `password authentication failed`, worded as PostgreSQL words it.
+async fn authenticate(
+    conn: &mut Connection<TcpStream>,
+    ctx: &ProxyContext,
+    user_name: &str,
+    user: Option<&UserEntry>,
+) -> bool {
+    let kind = user.map(|u| u.secret.kind());
+    let method = match (ctx.config.proxy.auth_method, kind) {
+        // PostgreSQL too upgrades md5 to SCRAM for users whose secret is a SCRAM verifier.
+        (AuthMethod::Md5, Some(SecretKind::ScramSha256)) => AuthMethod::ScramSha256,
+        (m, _) => m,
+    };
+    let result = match method {
+        AuthMethod::ScramSha256 => scram(conn, ctx, user_name, user).await,
+        AuthMethod::Md5 => {
+            let salt = md5_salt();
+            match ask_password(conn, authentication(5, &salt)).await {
+                Some(resp) => match user {
+                    Some(u) => verify_md5(&u.secret, user_name, salt, &resp).is_ok(),
+                    None => false,
+                },
+                None => return false,
+            }
+        }
+        AuthMethod::Cleartext => match ask_password(conn, authentication(3, &[])).await {
+            Some(resp) => match user {
+                Some(u) => verify_cleartext(&u.secret, user_name, &resp).is_ok(),
+                None => false,
+            },
+            None => return false,
+        },
+    };
+    if result {
+        return true;
+    }
+    tracing::info!(user = user_name, "password authentication failed");
+    fatal(
+        conn,
+        "28P01",
+        &format!("password authentication failed for user \"{user_name}\""),
+    )
+    .await;
+    false
+}
+
+/// The SASL exchange; unknown users (and md5-only secrets) get a mock exchange that fails
+/// the same way a wrong password does.
+async fn scram(
+    conn: &mut Connection<TcpStream>,
+    ctx: &ProxyContext,
+    user_name: &str,
+    user: Option<&UserEntry>,
+) -> bool {
+    let mut mechanisms = SCRAM_SHA_256.as_bytes().to_vec();
+    mechanisms.extend_from_slice(&[0, 0]);
+    let Some(initial) = ask_password(conn, authentication(10, &mechanisms)).await else {
+        return false;
+    };
+    let mut r = crate::net::BodyReader::new(&initial);
+    let (Ok(mechanism), Ok(len)) = (r.cstr_utf8(), r.i32()) else {
+        return false;
+    };
+    if ScramExchange::check_mechanism(mechanism).is_err() || len < 0 {
+        return false;
+    }
+    let client_first = r.rest();
+    let mut exchange = match user.map(|u| ScramExchange::for_secret(&u.secret)) {
+        Some(Ok(ex)) => ex,
+        _ => ScramExchange::mock(user_name, &ctx.mock_key),
+    };
+    let Ok(server_first) = exchange.server_first(client_first) else {
+        return false;
+    };
+    let Some(client_final) = ask_password(conn, authentication(11, &server_first)).await else {
+        return false;
+    };
+    match exchange.server_final(&client_final) {
+        Ok(server_final) => conn
+            .write_frame(&authentication(12, &server_final))
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Sends an authentication request and returns the body of the client's answer.
+async fn ask_password(conn: &mut Connection<TcpStream>, request: Frame) -> Option<Vec<u8>> {
+    conn.send(&request).await.ok()?;
+    let frame = conn.read_frame().await.ok()?;
+    if frame.tag() != tag::PASSWORD {
+        return None;
+    }
+    let body = frame.body();
+    // Password and md5 messages end in a NUL; SASL messages carry raw data.
+    let code = crate::net::BodyReader::new(request.body()).i32().ok()?;
+    let body = match code {
+        10 | 11 => body,
+        _ => body.strip_suffix(&[0]).unwrap_or(body),
+    };
+    Some(body.to_vec())
+}
+
+/// Sends a FATAL error and flushes; the caller then drops the connection.
+pub async fn fatal(conn: &mut Connection<TcpStream>, code: &str, message: &str) {
+    let _ = conn
+        .send(&error_response(Severity::Fatal, code, message))
+        .await;
+}
+
+async fn refuse(stream: &mut TcpStream, code: &str, message: &str) {
+    let frame = error_response(Severity::Fatal, code, message);
+    let _ = stream.write_all(frame.as_bytes()).await;
+}

@@ -1,0 +1,10 @@
+//! The client side: accepting clients, logging them in, and serving their sessions.
+
+pub mod cancel;
+pub mod client;
+pub mod expect;
+pub mod listener;
+pub mod login;
+pub mod session;
+pub mod settings;
+pub mod statements;

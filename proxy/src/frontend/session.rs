@@ -1,0 +1,564 @@
+//! A logged-in client: its messages go to a pooled server connection and the replies
+//! come back, with the bookkeeping that lets server connections be shared safely.
+
+use std::sync::Arc;
+
+use pgshard_config::PoolMode;
+use pgshard_router::{session_effect, split_statements, SessionEffect};
+use tokio::net::TcpStream;
+
+use super::cancel::{lock, CancelSlot, CancelTarget};
+use super::expect::{ExpectedReplies, ReplyAction};
+use super::settings::ClientSettings;
+use super::statements::{
+    bind_statement, read_parse, rename_bind, retarget, target_of, ClientStatements,
+};
+use crate::backend::{CheckoutError, PooledServer, ServerTarget};
+use crate::context::{ProxyContext, UserEntry};
+use crate::net::messages::{self, error_response, tag};
+use crate::net::{Connection, Frame, Severity, WireError};
+
+/// A statement name that never exists: closing it is a harmless no-op whose
+/// CloseComplete stands in for the reply to a message the proxy did not send.
+const NO_STATEMENT: &str = "pgshard_none";
+
+/// Whether the session goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// One client's session; see the module doc.
+pub struct Session {
+    ctx: Arc<ProxyContext>,
+    client: Connection<TcpStream>,
+    user: Arc<UserEntry>,
+    target: ServerTarget,
+    mode: PoolMode,
+    settings: ClientSettings,
+    statements: ClientStatements,
+    server: Option<PooledServer>,
+    /// Why the client keeps its server connection until it leaves (transaction mode).
+    pinned: Option<&'static str>,
+    cancel: CancelSlot,
+    /// Queries, Syncs and FunctionCalls sent to the server / ReadyForQuery received.
+    sent_batches: u64,
+    done_batches: u64,
+    parses: ExpectedReplies,
+    closes: ExpectedReplies,
+    /// Settings statements of the running Query, awaiting their CommandComplete.
+    setting_statements: std::collections::VecDeque<SessionEffect>,
+    /// Settings confirmed inside an open transaction, applied at its COMMIT.
+    staged: Vec<SessionEffect>,
+    /// After an error the proxy raised itself mid-batch: drop messages until Sync.
+    discard_until_sync: bool,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: Arc<ProxyContext>,
+        client: Connection<TcpStream>,
+        user: Arc<UserEntry>,
+        target: ServerTarget,
+        settings: ClientSettings,
+        cancel: CancelSlot,
+    ) -> Session {
+        let mode = user.pool_mode;
+        Session {
+            ctx,
+            client,
+            user,
+            target,
+            mode,
+            settings,
+            statements: ClientStatements::default(),
+            server: None,
+            pinned: None,
+            cancel,
+            sent_batches: 0,
+            done_batches: 0,
+            parses: ExpectedReplies::default(),
+            closes: ExpectedReplies::default(),
+            setting_statements: Default::default(),
+            staged: Vec::new(),
+            discard_until_sync: false,
+        }
+    }
+
+    /// Checks out a server, sends the client its ParameterStatus, BackendKeyData and
+    /// ReadyForQuery. False when no server could be had (the client was told).
+    pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
+        if let Err(message) = self.ensure_server().await {
+            let _ = self
+                .client
+                .send(&error_response(Severity::Fatal, "08006", &message))
+                .await;
+            return false;
+        }
+        let mut frames = Vec::new();
+        if let Some(server) = &self.server {
+            let mut params: Vec<_> = server.params.iter().collect();
+            params.sort();
+            for (name, value) in params {
+                frames.push(messages::parameter_status(name, value));
+            }
+        }
+        frames.push(messages::backend_key_data(pid, key));
+        frames.push(messages::ready_for_query(b'I'));
+        for f in &frames {
+            if self.client.write_frame(f).await.is_err() {
+                return false;
+            }
+        }
+        if self.client.flush().await.is_err() {
+            return false;
+        }
+        self.release_if_idle();
+        true
+    }
+
+    /// Serves the client until it leaves, the proxy shuts down, or a connection fails.
+    pub async fn run(mut self) {
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let idle =
+                self.pending() == 0 && self.server.as_ref().is_none_or(|s| !s.in_transaction());
+            let flow = match self.server.as_mut() {
+                None => tokio::select! {
+                    frame = self.client.read_frame() => self.on_client(frame).await,
+                    _ = shutdown.recv(), if idle => self.on_shutdown().await,
+                },
+                Some(server) => tokio::select! {
+                    biased;
+                    frame = server.read() => self.on_server(frame).await,
+                    frame = self.client.read_frame() => self.on_client(frame).await,
+                    _ = shutdown.recv(), if idle => self.on_shutdown().await,
+                },
+            };
+            if let Flow::Stop = flow {
+                break;
+            }
+        }
+        self.finish().await;
+    }
+
+    fn pending(&self) -> u64 {
+        self.sent_batches - self.done_batches
+    }
+
+    async fn on_shutdown(&mut self) -> Flow {
+        let _ = self
+            .client
+            .send(&error_response(
+                Severity::Fatal,
+                "57P01",
+                "terminating connection due to administrator command",
+            ))
+            .await;
+        Flow::Stop
+    }
+
+    async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(WireError::Closed) => return Flow::Stop,
+            Err(e @ (WireError::TooLarge { .. } | WireError::BadLength(_))) => {
+                tracing::info!("client sent a bad message: {e}");
+                return self.fatal("08P01", "invalid message length").await;
+            }
+            Err(e) => {
+                tracing::debug!("client connection failed: {e}");
+                return Flow::Stop;
+            }
+        };
+        match frame.tag() {
+            tag::TERMINATE => return Flow::Stop,
+            tag::QUERY
+            | tag::PARSE
+            | tag::BIND
+            | tag::DESCRIBE
+            | tag::EXECUTE
+            | tag::CLOSE
+            | tag::SYNC
+            | tag::FLUSH
+            | tag::FUNCTION_CALL
+            | tag::COPY_DATA
+            | tag::COPY_DONE
+            | tag::COPY_FAIL => {}
+            other => {
+                return self
+                    .fatal("08P01", &format!("invalid frontend message type {other}"))
+                    .await
+            }
+        }
+        if self.discard_until_sync {
+            if frame.tag() == tag::SYNC {
+                self.discard_until_sync = false;
+                return self.reply_local(&[messages::ready_for_query(b'I')]).await;
+            }
+            return Flow::Continue;
+        }
+        if self.server.is_none() {
+            if matches!(
+                frame.tag(),
+                tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL
+            ) {
+                // COPY data after the copy ended; PostgreSQL ignores it too.
+                return Flow::Continue;
+            }
+            if frame.tag() == tag::FLUSH {
+                return Flow::Continue;
+            }
+            if let Err(message) = self.ensure_server().await {
+                return self.refuse(&frame, &message).await;
+            }
+        }
+        let result = self.forward(frame).await;
+        if result.is_err() {
+            return self.server_lost().await;
+        }
+        if !self.client.has_buffered_frame() {
+            if let Some(server) = self.server.as_mut() {
+                if server.flush().await.is_err() {
+                    return self.server_lost().await;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Sends one client message on, rewriting what transaction pooling must rewrite.
+    async fn forward(&mut self, frame: Frame) -> Result<(), WireError> {
+        let rewrite = self.mode == PoolMode::Transaction;
+        let batch = self.sent_batches;
+        let Some(server) = self.server.as_mut() else {
+            return Ok(());
+        };
+        match frame.tag() {
+            tag::QUERY => {
+                self.sent_batches += 1;
+                let sql = frame.reader().cstr_utf8().unwrap_or("");
+                for stmt in split_statements(sql) {
+                    let effect = session_effect(stmt);
+                    if let SessionEffect::Pin(why) = effect {
+                        if self.pinned.is_none() && rewrite {
+                            tracing::debug!("client pinned to its server connection: {why}");
+                        }
+                        self.pinned.get_or_insert(why);
+                    }
+                    let first = stmt.split_whitespace().next().unwrap_or("");
+                    if first.eq_ignore_ascii_case("set")
+                        || first.eq_ignore_ascii_case("reset")
+                        || matches!(effect, SessionEffect::DiscardAll)
+                    {
+                        self.setting_statements.push_back(effect);
+                    }
+                }
+                server.write(&frame).await
+            }
+            tag::PARSE if rewrite => {
+                let parsed = read_parse(&frame)?;
+                if let SessionEffect::Pin(why) =
+                    session_effect(std::str::from_utf8(parsed.query).unwrap_or(""))
+                {
+                    self.pinned.get_or_insert(why);
+                }
+                if parsed.name.is_empty() {
+                    self.parses.push(batch, ReplyAction::Forward, None);
+                    return server.write(&frame).await;
+                }
+                let stmt = self.statements.prepare(&self.ctx.statements, &parsed);
+                if server.statements.touch(&stmt.global) {
+                    self.closes.push(batch, ReplyAction::AsParseComplete, None);
+                    return server.write(&messages::close(b'S', NO_STATEMENT)).await;
+                }
+                self.parses
+                    .push(batch, ReplyAction::Forward, Some(stmt.global.clone()));
+                if let Some(evicted) = server.statements.insert(&stmt.global) {
+                    self.closes.push(batch, ReplyAction::Swallow, None);
+                    server.write(&messages::close(b'S', &evicted)).await?;
+                }
+                server.write(&stmt.parse).await
+            }
+            tag::BIND | tag::DESCRIBE if rewrite => {
+                let name = if frame.tag() == tag::BIND {
+                    bind_statement(&frame)?
+                } else {
+                    match target_of(&frame)? {
+                        (b'S', name) => name,
+                        _ => b"",
+                    }
+                };
+                let Some(stmt) = (!name.is_empty())
+                    .then(|| self.statements.get(name).cloned())
+                    .flatten()
+                else {
+                    return server.write(&frame).await;
+                };
+                if !server.statements.touch(&stmt.global) {
+                    // Prepared on another server connection: prepare it here first.
+                    if let Some(evicted) = server.statements.insert(&stmt.global) {
+                        self.closes.push(batch, ReplyAction::Swallow, None);
+                        server.write(&messages::close(b'S', &evicted)).await?;
+                    }
+                    self.parses
+                        .push(batch, ReplyAction::Swallow, Some(stmt.global.clone()));
+                    server.write(&stmt.parse).await?;
+                }
+                let renamed = if frame.tag() == tag::BIND {
+                    rename_bind(&frame, &stmt.global)?
+                } else {
+                    retarget(&frame, &stmt.global)
+                };
+                server.write(&renamed).await
+            }
+            tag::CLOSE if rewrite => {
+                self.closes.push(batch, ReplyAction::Forward, None);
+                match target_of(&frame)? {
+                    (b'S', name) if !name.is_empty() => {
+                        // The shared statement stays for other clients; only the client's
+                        // name goes.
+                        self.statements.close(name);
+                        server.write(&messages::close(b'S', NO_STATEMENT)).await
+                    }
+                    _ => server.write(&frame).await,
+                }
+            }
+            tag::SYNC | tag::FUNCTION_CALL => {
+                self.sent_batches += 1;
+                server.write(&frame).await
+            }
+            _ => server.write(&frame).await,
+        }
+    }
+
+    async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(server = %self.target.addr, "server connection failed: {e}");
+                return self.server_lost().await;
+            }
+        };
+        let batch = self.done_batches;
+        let mut out = Some(frame);
+        match out.as_ref().map(Frame::tag) {
+            Some(tag::PARSE_COMPLETE) => {
+                let swallow = self.parses.pop().action == ReplyAction::Swallow;
+                out = out.filter(|_| !swallow);
+            }
+            Some(tag::CLOSE_COMPLETE) => match self.closes.pop().action {
+                ReplyAction::Forward => {}
+                ReplyAction::Swallow => out = None,
+                ReplyAction::AsParseComplete => {
+                    out = Some(Frame::new(tag::PARSE_COMPLETE, &[]));
+                }
+            },
+            Some(tag::ERROR_RESPONSE) => {
+                let skipped = self.parses.skip_batch(batch);
+                self.closes.skip_batch(batch);
+                if let Some(server) = self.server.as_mut() {
+                    for name in skipped {
+                        server.statements.remove(&name);
+                    }
+                }
+            }
+            Some(tag::COMMAND_COMPLETE) => {
+                if let Some(f) = &out {
+                    self.on_command_complete(f);
+                }
+            }
+            Some(tag::READY_FOR_QUERY) => {
+                self.done_batches += 1;
+                self.on_ready();
+            }
+            _ => {}
+        }
+        if let Some(f) = out {
+            if self.client.write_frame(&f).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        let more = self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.conn.has_buffered_frame());
+        if !more && self.client.flush().await.is_err() {
+            return Flow::Stop;
+        }
+        self.release_if_idle();
+        Flow::Continue
+    }
+
+    fn on_command_complete(&mut self, frame: &Frame) {
+        let command = frame.reader().cstr().unwrap_or(b"");
+        match command {
+            b"SET" | b"RESET" | b"DISCARD ALL" | b"DEALLOCATE ALL" => {
+                if let Some(effect) = self.setting_statements.pop_front() {
+                    if effect == SessionEffect::DiscardAll {
+                        self.statements.clear();
+                        if let Some(server) = self.server.as_mut() {
+                            server.statements.clear();
+                        }
+                    }
+                    self.staged.push(effect);
+                }
+            }
+            b"ROLLBACK" => self.staged.clear(),
+            _ => {}
+        }
+    }
+
+    fn on_ready(&mut self) {
+        self.setting_statements.clear();
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        if server.status == b'I' {
+            for effect in self.staged.drain(..) {
+                self.settings.apply(&effect);
+            }
+            // The server ran the client's own SETs, so it now holds exactly its settings.
+            server.applied_settings = Some(self.settings.fingerprint());
+        }
+    }
+
+    /// In transaction pooling, gives the server back once the client's transaction and
+    /// every batch it sent are complete.
+    fn release_if_idle(&mut self) {
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        if self.mode == PoolMode::Transaction
+            && self.pinned.is_none()
+            && self.pending() == 0
+            && !server.in_transaction()
+        {
+            self.server = None;
+            self.parses.clear();
+            self.closes.clear();
+            *lock(&self.cancel) = None;
+        }
+    }
+
+    /// Checks out a server connection and brings it to the client's settings.
+    async fn ensure_server(&mut self) -> Result<(), String> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let mut server = match self.ctx.pools.checkout(&self.target, &self.user.pool).await {
+            Ok(s) => s,
+            Err(CheckoutError::TimedOut(addr)) => {
+                return Err(format!(
+                    "pgshard: timed out waiting for a server connection to {addr}"
+                ))
+            }
+            Err(CheckoutError::Server(e)) => return Err(format!("pgshard: {e}")),
+        };
+        let wanted = self.settings.fingerprint();
+        let current = server
+            .applied_settings
+            .unwrap_or_else(ClientSettings::server_default_fingerprint);
+        if current != wanted {
+            match server.run_quietly(&self.settings.replay_sql()).await {
+                Ok(None) => server.applied_settings = Some(wanted),
+                Ok(Some(error)) => {
+                    server.applied_settings = None;
+                    let (_, message) = messages::error_fields(&error);
+                    return Err(message);
+                }
+                Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+            }
+        }
+        *lock(&self.cancel) = Some(CancelTarget {
+            addr: server.addr.clone(),
+            pid: server.pid,
+            key: server.secret_key,
+        });
+        self.sent_batches = 0;
+        self.done_batches = 0;
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// No server for this message: an error in its place, as PostgreSQL would answer.
+    async fn refuse(&mut self, frame: &Frame, message: &str) -> Flow {
+        tracing::warn!("{message}");
+        let error = error_response(Severity::Error, "08006", message);
+        match frame.tag() {
+            tag::QUERY | tag::FUNCTION_CALL => {
+                self.reply_local(&[error, messages::ready_for_query(b'I')])
+                    .await
+            }
+            tag::SYNC => {
+                self.reply_local(&[error, messages::ready_for_query(b'I')])
+                    .await
+            }
+            _ => {
+                self.discard_until_sync = true;
+                self.reply_local(&[error]).await
+            }
+        }
+    }
+
+    async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
+        for f in frames {
+            if self.client.write_frame(f).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        match self.client.flush().await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn fatal(&mut self, code: &str, message: &str) -> Flow {
+        let _ = self
+            .client
+            .send(&error_response(Severity::Fatal, code, message))
+            .await;
+        Flow::Stop
+    }
+
+    /// The server connection broke: the client's work on it is lost, and it is told so
+    /// rather than left waiting.
+    async fn server_lost(&mut self) -> Flow {
+        if let Some(server) = self.server.as_mut() {
+            server.broken = true;
+        }
+        self.server = None;
+        *lock(&self.cancel) = None;
+        self.fatal(
+            "08006",
+            &format!(
+                "pgshard: lost the connection to server {}; the transaction, if any, is lost",
+                self.target.addr
+            ),
+        )
+        .await
+    }
+
+    /// The client left: its server connection is reset before another client gets it,
+    /// or closed when it cannot be reset.
+    async fn finish(&mut self) {
+        let pending = self.pending();
+        let keep_state = self.mode == PoolMode::Session || self.pinned.is_some();
+        if let Some(server) = self.server.as_mut() {
+            if pending > 0 || server.in_transaction() {
+                // Abandoned mid-query or mid-transaction: close it rather than wait.
+                server.broken = true;
+            } else if keep_state {
+                match server.run_quietly("DISCARD ALL").await {
+                    Ok(None) => {
+                        server.statements.clear();
+                        server.applied_settings = None;
+                    }
+                    _ => server.broken = true,
+                }
+            }
+        }
+        self.server = None;
+    }
+}

@@ -1,0 +1,178 @@
+//! A client's session settings, replayed on whichever server connection serves it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use pgshard_router::SessionEffect;
+
+/// Startup parameters that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
+
+/// The settings a client expects its server session to have: those from its startup
+/// packet (the session defaults, which RESET returns to) and those it SET since.
+///
+/// In transaction pooling a client's next transaction may run on another server
+/// connection; before it does, the proxy compares fingerprints and replays the settings
+/// when they differ, so no client ever sees another's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    startup: BTreeMap<String, String>,
+    set: BTreeMap<String, String>,
+}
+
+impl ClientSettings {
+    /// From the startup parameters, including `-c name=value` / `--name=value` in `options`.
+    pub fn from_startup(params: &[(String, String)]) -> Self {
+        let mut startup = BTreeMap::new();
+        for (name, value) in params {
+            if name == "options" {
+                for (n, v) in parse_options(value) {
+                    startup.insert(n.to_ascii_lowercase(), quote_literal(&v));
+                }
+            } else if !NOT_SETTINGS.contains(&name.as_str()) {
+                startup.insert(name.to_ascii_lowercase(), quote_literal(value));
+            }
+        }
+        ClientSettings {
+            startup,
+            set: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a statement's effect once the server has confirmed it.
+    pub fn apply(&mut self, effect: &SessionEffect) {
+        match effect {
+            SessionEffect::Set { name, value } => {
+                self.set.insert(name.to_ascii_lowercase(), value.clone());
+            }
+            SessionEffect::Reset { name } => {
+                self.set.remove(&name.to_ascii_lowercase());
+            }
+            SessionEffect::ResetAll | SessionEffect::DiscardAll => self.set.clear(),
+            SessionEffect::None | SessionEffect::Pin(_) => {}
+        }
+    }
+
+    /// Identifies the settings; equal fingerprints need no replay.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.startup.hash(&mut h);
+        self.set.hash(&mut h);
+        h.finish()
+    }
+
+    /// The fingerprint of a server connection with no client settings applied.
+    pub fn server_default_fingerprint() -> u64 {
+        ClientSettings::default().fingerprint()
+    }
+
+    /// SQL that brings any server connection of the pool to exactly these settings.
+    pub fn replay_sql(&self) -> String {
+        let mut merged = self.startup.clone();
+        merged.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut sql = String::from("RESET ALL");
+        for (name, value) in &merged {
+            sql.push_str("; SET ");
+            sql.push_str(&quote_name(name));
+            sql.push_str(" = ");
+            sql.push_str(value);
+        }
+        sql
+    }
+}
+
+/// `-c a=b --c=d` as PostgreSQL reads the `options` startup parameter (backslash escapes
+/// a space).
+fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n)
+                }
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        let setting = if w == "-c" {
+            it.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            w.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((n, v)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((n.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}
+
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+fn quote_name(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+    {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn startup_and_options() {
+        let s = ClientSettings::from_startup(&params(&[
+            ("user", "app"),
+            ("application_name", "it's"),
+            ("options", "-c search_path=a,b --statement-timeout=5s"),
+        ]));
+        assert_eq!(
+            s.replay_sql(),
+            "RESET ALL; SET application_name = 'it''s'; SET search_path = 'a,b'; SET statement_timeout = '5s'"
+        );
+    }
+
+    #[test]
+    fn set_and_reset_change_the_fingerprint() {
+        let mut s = ClientSettings::from_startup(&params(&[("DateStyle", "ISO")]));
+        let base = s.fingerprint();
+        s.apply(&SessionEffect::Set {
+            name: "work_mem".into(),
+            value: "'8MB'".into(),
+        });
+        assert_ne!(s.fingerprint(), base);
+        assert!(s.replay_sql().ends_with("SET work_mem = '8MB'"));
+        s.apply(&SessionEffect::ResetAll);
+        assert_eq!(s.fingerprint(), base);
+        assert_ne!(base, ClientSettings::server_default_fingerprint());
+    }
+}

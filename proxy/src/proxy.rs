@@ -1,0 +1,83 @@
+//! Starting and stopping a whole proxy.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgshard_config::Config;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::context::ProxyContext;
+use crate::error::ProxyError;
+use crate::frontend::listener::accept_loop;
+use crate::shutdown::{shutdown_pair, ShutdownTrigger};
+
+/// A running proxy: where it listens, and the means to stop it gracefully.
+pub struct ProxyHandle {
+    pub addr: SocketAddr,
+    ctx: Arc<ProxyContext>,
+    trigger: ShutdownTrigger,
+    listener: JoinHandle<()>,
+}
+
+/// Binds the listener and starts accepting clients. Servers are not contacted until a
+/// client needs them, so servers that are down do not stop the proxy from starting.
+pub async fn start(config: Config) -> Result<ProxyHandle, ProxyError> {
+    let (trigger, shutdown) = shutdown_pair();
+    let listen = config.proxy.listen;
+    let ctx = ProxyContext::new(config, shutdown)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| ProxyError::Listen {
+            addr: listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| ProxyError::Listen {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    })?;
+    tracing::info!(%addr, "pgshard listening");
+    let listener = tokio::spawn(accept_loop(listener, ctx.clone()));
+    Ok(ProxyHandle {
+        addr,
+        ctx,
+        trigger,
+        listener,
+    })
+}
+
+impl ProxyHandle {
+    /// Clients connected right now.
+    pub fn clients(&self) -> usize {
+        self.ctx.clients.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting, lets running transactions finish for up to `shutdown_timeout`,
+    /// then returns; sessions still running after that end with the process.
+    pub async fn shutdown(self) {
+        let ProxyHandle {
+            ctx,
+            trigger,
+            listener,
+            ..
+        } = self;
+        trigger.trigger();
+        let _ = listener.await;
+        let clients = || ctx.clients.load(Ordering::Acquire);
+        let deadline = tokio::time::Instant::now() + ctx.config.proxy.shutdown_timeout;
+        while clients() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = clients();
+        if left > 0 {
+            tracing::warn!(
+                clients = left,
+                "shutdown timeout reached with clients still connected"
+            );
+        } else {
+            tracing::info!("all clients finished; pgshard stopped");
+        }
+    }
+}
