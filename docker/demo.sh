@@ -58,8 +58,15 @@ case "${1:-}" in
       2) file=$here/compose-2shard.yaml ;;
       *) echo "demo: up takes 1 or 2 shards, not '$shards'" >&2; exit 2 ;;
     esac
+    # The proxy image gets a binary built on the host (no toolchain is fetched inside images).
+    bin=${PGSHARD_BIN:-$here/../target/release/pgshard}
+    if [ -z "${PGSHARD_BIN:-}" ]; then
+      command -v cargo >/dev/null || { echo "demo: cargo is needed to build the proxy (or set PGSHARD_BIN)" >&2; exit 1; }
+      echo "demo: building the proxy (cargo build --release -p pgshard-proxy)"
+      (cd "$here/.." && cargo build --release -q -p pgshard-proxy)
+    fi
     echo "demo: building the images (quick when they are up to date)"
-    bash "$here/build-images.sh"
+    bash "$here/build-images.sh" --proxy "$bin"
     echo "demo: starting $shards shard(s) from ${file#"$here"/}"
     compose -f "$file" up -d --remove-orphans
     wait_healthy
@@ -68,7 +75,12 @@ case "${1:-}" in
     done
     compose -f "$file" ps
     echo
-    echo "demo: ready. Connect with: psql postgres://app:app@127.0.0.1:15432/app"
+    if [ "$shards" = 1 ]; then
+      echo "demo: ready. Through pgshard: psql postgres://app:app@127.0.0.1:6432/app"
+      echo "demo: the primary directly:  psql postgres://app:app@127.0.0.1:15432/app"
+    else
+      echo "demo: ready. Shard 0's primary: psql postgres://app:app@127.0.0.1:15432/app"
+    fi
     if [ "$shards" = 2 ]; then
       echo "demo: shard 1's primary: psql postgres://app:app@127.0.0.1:15442/app"
     fi

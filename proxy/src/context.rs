@@ -62,6 +62,15 @@ impl ProxyContext {
             };
             users.insert(u.name.clone(), Arc::new(entry));
         }
+        if let Some(d) = config.databases.iter().find(|d| d.shards.len() > 1) {
+            // Serving only one shard of a sharded database would answer queries wrongly.
+            return Err(ProxyError::Config(format!(
+                "database \"{}\" has {} shards, but this version of pgshard serves one shard per \
+                 database; configure one [[databases.shards]] per database",
+                d.name,
+                d.shards.len()
+            )));
+        }
         let databases = config
             .databases
             .iter()
