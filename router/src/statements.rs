@@ -53,7 +53,9 @@ fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
     b.len()
 }
 
-fn skip_block_comment(b: &[u8], start: usize) -> usize {
+/// The offset just past the block comment opening at `start`; the end of `b` when it
+/// is never closed.
+pub(crate) fn skip_block_comment(b: &[u8], start: usize) -> usize {
     // PostgreSQL block comments nest.
     let mut depth = 0;
     let mut i = start;
