@@ -1,20 +1,32 @@
 //! pgshard's routing logic, free of sockets: what statements are, where they go, and what
 //! they leave behind on a server session.
 //!
-//! [`statement_hints`] reads the role a `/* pgshard: role=… */` comment asks for;
-//! [`proxy_setting`] recognizes `SET pgshard.role = …`, which the proxy handles itself.
+//! [`Classifier::classify`] tells whether a query string may run on a replica
+//! ([`Route::Read`]) or needs the primary ([`Route::Write`]), how it opens or closes a
+//! transaction ([`TxnControl`]) and which role a `/* pgshard: role=… */` comment asks
+//! for. [`proxy_setting`] recognizes `SET pgshard.role = …`, which the proxy handles
+//! itself.
 
+mod cache;
+mod classification;
+mod classifier;
 pub mod error;
 mod hint;
 mod lexer;
 mod param;
 mod proxy_setting;
 pub mod session_effect;
+mod statement;
 pub mod statements;
+mod write_functions;
 
+pub use cache::MAX_CACHED_LEN;
+pub use classification::{Classification, Route, TxnControl};
+pub use classifier::{classify, Classifier};
 pub use error::HintError;
 pub use hint::{statement_hints, Hints};
 pub use param::{ProxyKey, ProxyValue, RoleHint};
 pub use proxy_setting::{proxy_setting, ProxySetting};
 pub use session_effect::{session_effect, session_effects, SessionEffect};
 pub use statements::split_statements;
+pub use write_functions::WriteFunctions;
