@@ -1,6 +1,8 @@
 //! `[[databases]]` entries: the logical databases clients see and the shards behind them.
 
 use crate::address::NodeAddress;
+use crate::replica::ReplicaConfig;
+use crate::routing::RoutingConfig;
 use serde::Deserialize;
 
 /// A database clients connect to by name, spread over one or more shards.
@@ -14,6 +16,9 @@ pub struct DatabaseConfig {
     /// At least one; with one shard the proxy only pools and splits reads.
     #[serde(default)]
     pub shards: Vec<ShardConfig>,
+    /// `[databases.routing]`: how reads are spread; all defaults when left out.
+    #[serde(default)]
+    pub routing: RoutingConfig,
 }
 
 impl DatabaseConfig {
@@ -30,7 +35,7 @@ impl DatabaseConfig {
 pub struct ShardConfig {
     pub primary: NodeAddress,
     #[serde(default)]
-    pub replicas: Vec<NodeAddress>,
+    pub replicas: Vec<ReplicaConfig>,
 }
 
 #[cfg(test)]
@@ -43,6 +48,7 @@ mod tests {
             name: "app".into(),
             server_database: None,
             shards: Vec::new(),
+            routing: RoutingConfig::default(),
         };
         assert_eq!(database.server_database(), "app");
         database.server_database = Some("app_prod".into());

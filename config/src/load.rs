@@ -84,7 +84,7 @@ fn missing_field(message: &str) -> Option<&str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{AuthMethod, PasswordKind, PoolMode};
+    use crate::{AuthMethod, LagLimit, LoadBalance, PasswordKind, PoolMode, PrimaryReads};
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -137,6 +137,15 @@ primary = \"db1:5432\"
         assert_eq!(database.server_database(), "app");
         assert_eq!(database.shards[0].primary.to_string(), "db1:5432");
         assert!(database.shards[0].replicas.is_empty());
+        let routing = &database.routing;
+        assert_eq!(routing.load_balance, LoadBalance::RoundRobin);
+        assert_eq!(routing.primary_reads, PrimaryReads::Fallback);
+        assert_eq!(routing.max_replica_lag, LagLimit::Bytes(16 * 1024 * 1024));
+        assert!(routing.read_your_writes);
+        assert_eq!(routing.replica_ban_time, Duration::from_secs(30));
+        assert_eq!(routing.health_check_interval, Duration::from_secs(1));
+        assert!(routing.write_functions.is_empty());
+        assert_eq!(routing.parse_cache_size, 10_000);
     }
 
     #[test]
@@ -159,6 +168,20 @@ primary = \"db1:5432\"
         assert_eq!(config.databases.len(), 2);
         assert_eq!(config.databases[0].shards.len(), 2);
         assert_eq!(config.databases[0].shards[1].replicas.len(), 2);
+        assert_eq!(config.databases[0].shards[1].replicas[0].weight, 2);
+        assert_eq!(config.databases[0].shards[1].replicas[1].weight, 1);
+        let routing = &config.databases[0].routing;
+        assert_eq!(routing.load_balance, LoadBalance::RoundRobin);
+        assert_eq!(routing.max_replica_lag, LagLimit::Bytes(16 * 1024 * 1024));
+        assert_eq!(routing.write_functions, ["app.record_visit"]);
+        let routing = &config.databases[1].routing;
+        assert_eq!(routing.load_balance, LoadBalance::LeastConnections);
+        assert_eq!(routing.primary_reads, PrimaryReads::Never);
+        assert_eq!(
+            routing.max_replica_lag,
+            LagLimit::Time(Duration::from_secs(10))
+        );
+        assert!(!routing.read_your_writes);
         assert_eq!(config.databases[1].server_database(), "analytics_prod");
         assert_eq!(
             config.databases[1].shards[0].primary.to_string(),
@@ -186,8 +209,59 @@ primary = \"db1:5432\"
         let text = "users = [{ name = \"app\", password = \"secret\" }]\n\
                     databases = [{ name = \"app\", shards = [{ primary = \"db1\", replicas = [\"db2:6000\"] }] }]\n";
         let config = parse(text, "pgshard.toml").unwrap();
-        assert_eq!(config.databases[0].shards[0].replicas[0].port, 6000);
+        assert_eq!(config.databases[0].shards[0].replicas[0].address.port, 6000);
         assert_eq!(config.databases[0].shards[0].primary.port, 5432);
+    }
+
+    #[test]
+    fn replicas_as_addresses_or_tables() {
+        let text = format!(
+            "{MINIMAL}replicas = [\"db2\", {{ address = \"db3:6000\", weight = 3 }}, {{ address = \"db4\" }}]\n\
+             [[databases.shards]]\nprimary = \"db5\"\n\
+             [[databases.shards.replicas]]\naddress = \"db6\"\nweight = 2\n"
+        );
+        let shards = &parse(&text, "pgshard.toml").unwrap().databases[0].shards;
+        let replicas: Vec<(String, u32)> = shards
+            .iter()
+            .flat_map(|shard| &shard.replicas)
+            .map(|replica| (replica.address.to_string(), replica.weight))
+            .collect();
+        assert_eq!(
+            replicas,
+            [
+                ("db2:5432".into(), 1),
+                ("db3:6000".into(), 3),
+                ("db4:5432".into(), 1),
+                ("db6:5432".into(), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn routing_in_every_notation() {
+        let text = format!(
+            "{MINIMAL}[databases.routing]\nload_balance = \"random\"\nprimary_reads = \"always\"\n\
+             max_replica_lag = 1048576\nread_your_writes = false\nreplica_ban_time = \"2m\"\n\
+             health_check_interval = \"250ms\"\nwrite_functions = [\"Bump\", \"app.audit\"]\nparse_cache_size = 0\n"
+        );
+        let routing = parse(&text, "pgshard.toml").unwrap().databases[0]
+            .routing
+            .clone();
+        assert_eq!(routing.load_balance, LoadBalance::Random);
+        assert_eq!(routing.primary_reads, PrimaryReads::Always);
+        assert_eq!(routing.max_replica_lag, LagLimit::Bytes(1 << 20));
+        assert!(!routing.read_your_writes);
+        assert_eq!(routing.replica_ban_time, Duration::from_secs(120));
+        assert_eq!(routing.health_check_interval, Duration::from_millis(250));
+        assert_eq!(routing.write_functions, ["Bump", "app.audit"]);
+        assert_eq!(routing.parse_cache_size, 0);
+        let text = text.replace("1048576", "\"500ms\"");
+        assert_eq!(
+            parse(&text, "pgshard.toml").unwrap().databases[0]
+                .routing
+                .max_replica_lag,
+            LagLimit::Time(Duration::from_millis(500))
+        );
     }
 
     #[test]
@@ -277,6 +351,60 @@ primary = \"db1:5432\"
     }
 
     #[test]
+    fn malformed_routing_values() {
+        let routing = |setting: &str| errors(&format!("{MINIMAL}[databases.routing]\n{setting}\n"));
+        assert_eq!(
+            routing("load_balance = \"fastest\""),
+            ["pgshard.toml:10:16: databases[0].routing.load_balance: unknown variant `fastest`, expected one of `round_robin`, `random`, `least_connections`"]
+        );
+        assert_eq!(
+            routing("primary_reads = \"sometimes\""),
+            ["pgshard.toml:10:17: databases[0].routing.primary_reads: unknown variant `sometimes`, expected one of `fallback`, `never`, `always`"]
+        );
+        assert_eq!(
+            routing("max_replica_lag = \"16mb\""),
+            ["pgshard.toml:10:19: databases[0].routing.max_replica_lag: invalid replica lag \"16mb\": expected a size such as \"16MB\" (B, kB, MB, GB or TB) or a duration such as \"10s\" (ms, s, m, h or d)"]
+        );
+        assert_eq!(
+            routing("max_replica_lag = 1.5"),
+            ["pgshard.toml:10:19: databases[0].routing.max_replica_lag: invalid type: floating point `1.5`, expected a size such as \"16MB\" or a duration such as \"10s\""]
+        );
+        assert_eq!(
+            routing("write_functions = \"f\""),
+            ["pgshard.toml:10:19: databases[0].routing.write_functions: invalid type: string \"f\", expected a sequence"]
+        );
+        assert_eq!(
+            routing("read_your_writes = \"yes\""),
+            ["pgshard.toml:10:20: databases[0].routing.read_your_writes: invalid type: string \"yes\", expected a boolean"]
+        );
+    }
+
+    #[test]
+    fn malformed_replicas() {
+        let replicas = |list: &str| errors(&format!("{MINIMAL}replicas = [\"db2\", {list}]\n"));
+        assert_eq!(
+            replicas("{ address = \"db3:\", weight = 2 }"),
+            ["pgshard.toml:9:32: databases[0].shards[0].replicas[1].address: invalid node address \"db3:\": the port must be a number from 1 to 65535; expected \"host:port\", e.g. \"db1:5432\" or \"[::1]:5432\""]
+        );
+        assert_eq!(
+            replicas("{ address = \"db3\", wieght = 2 }"),
+            ["pgshard.toml:9:39: databases[0].shards[0].replicas[1].wieght: unknown field `wieght`, expected `address` or `weight`"]
+        );
+        assert_eq!(
+            replicas("{ weight = 2 }"),
+            ["pgshard.toml:9:20: databases[0].shards[0].replicas[1].address: missing field `address`"]
+        );
+        assert_eq!(
+            replicas("{ address = \"db3\", weight = -1 }"),
+            ["pgshard.toml:9:48: databases[0].shards[0].replicas[1].weight: invalid value: integer `-1`, expected u32"]
+        );
+        assert_eq!(
+            replicas("5"),
+            ["pgshard.toml:9:20: databases[0].shards[0].replicas[1]: invalid type: integer `5`, expected a node address such as \"db2:5432\" or a table such as { address = \"db2:5432\", weight = 2 }"]
+        );
+    }
+
+    #[test]
     fn listen_not_an_address() {
         assert_eq!(
             errors(&format!("[proxy]\nlisten = \"localhost:6432\"\n{MINIMAL}")),
@@ -311,6 +439,10 @@ primary = \"db1:5432\"
         assert_eq!(
             errors(&format!("[pool]\nsize = 1\n{MINIMAL}")),
             ["pgshard.toml:1:2: pool: unknown field `pool`, expected one of `proxy`, `users`, `databases`"]
+        );
+        assert_eq!(
+            errors(&format!("{MINIMAL}[databases.routing]\nlb = 1\n")),
+            ["pgshard.toml:10:1: databases[0].routing.lb: unknown field `lb`, expected one of `load_balance`, `primary_reads`, `max_replica_lag`, `read_your_writes`, `replica_ban_time`, `health_check_interval`, `write_functions`, `parse_cache_size`"]
         );
         assert_eq!(
             errors(&MINIMAL.replace("password =", "passwd =")),

@@ -2,8 +2,10 @@
 //! TOML but still wrong. All problems are collected, not just the first.
 
 use crate::address::NodeAddress;
+use crate::lag::LagLimit;
 use crate::password::{check_verifier, PasswordKind};
 use crate::proxy::{AuthMethod, ProxyConfig};
+use crate::routing::{PrimaryReads, RoutingConfig};
 use crate::{Config, DatabaseConfig, UserConfig};
 use std::collections::HashMap;
 
@@ -166,11 +168,19 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
         let mut nodes: HashMap<NodeAddress, String> = HashMap::new();
         for (s, shard) in database.shards.iter().enumerate() {
             let shard_key = key(&format!("shards[{s}]"));
+            for (r, replica) in shard.replicas.iter().enumerate() {
+                if replica.weight < 1 {
+                    problems.add(
+                        format!("{shard_key}.replicas[{r}].weight"),
+                        "must be at least 1",
+                    );
+                }
+            }
             let replicas = shard
                 .replicas
                 .iter()
                 .enumerate()
-                .map(|(r, node)| (format!("{shard_key}.replicas[{r}]"), node));
+                .map(|(r, replica)| (format!("{shard_key}.replicas[{r}]"), &replica.address));
             for (node_key, node) in
                 std::iter::once((format!("{shard_key}.primary"), &shard.primary)).chain(replicas)
             {
@@ -188,6 +198,38 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
                 }
             }
         }
+        routing(&database.routing, &key("routing"), problems);
+        // Reads would fail on every shard without a replica.
+        if database.routing.primary_reads == PrimaryReads::Never {
+            if let Some(s) = database.shards.iter().position(|s| s.replicas.is_empty()) {
+                problems.add(
+                    key("routing.primary_reads"),
+                    format!("\"never\" needs a replica in every shard; shards[{s}] has none"),
+                );
+            }
+        }
+    }
+}
+
+fn routing(routing: &RoutingConfig, key: &str, problems: &mut Problems) {
+    let key = |field: &str| format!("{key}.{field}");
+    // A zero lag limit would leave no replica usable while the primary writes.
+    if matches!(routing.max_replica_lag, LagLimit::Bytes(0))
+        || routing.max_replica_lag == LagLimit::Time(std::time::Duration::ZERO)
+    {
+        problems.add(key("max_replica_lag"), "must be greater than 0");
+    }
+    // Zero would retry a failed replica at once, or poll in a busy loop.
+    for (field, value) in [
+        ("replica_ban_time", routing.replica_ban_time),
+        ("health_check_interval", routing.health_check_interval),
+    ] {
+        if value.is_zero() {
+            problems.add(key(field), "must be greater than 0");
+        }
+    }
+    for (i, name) in routing.write_functions.iter().enumerate() {
+        problems.not_empty(&key(&format!("write_functions[{i}]")), Some(name));
     }
 }
 
@@ -413,6 +455,62 @@ mod tests {
         // Another database may use the same servers.
         let text = format!(
             "{MINIMAL}\n[[databases]]\nname = \"other\"\n[[databases.shards]]\nprimary = \"db1\"\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn replica_weight_zero() {
+        let text = format!("{MINIMAL}replicas = [\"db2\", {{ address = \"db3\", weight = 0 }}]\n");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:9:39: databases[0].shards[0].replicas[1].weight: must be at least 1"]
+        );
+    }
+
+    #[test]
+    fn a_weighted_replica_is_still_a_node() {
+        let text = format!("{MINIMAL}replicas = [{{ address = \"DB1\", weight = 2 }}]\n");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:9:13: databases[0].shards[0].replicas[0]: node DB1:5432 is already used at databases[0].shards[0].primary"]
+        );
+    }
+
+    #[test]
+    fn routing_zeros_and_empty_names() {
+        let text = format!(
+            "{MINIMAL}[databases.routing]\nwrite_functions = [\"f\", \" \"]\nmax_replica_lag = 0\n\
+             replica_ban_time = \"0s\"\nhealth_check_interval = \"0ms\"\nparse_cache_size = 0\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:10:25: databases[0].routing.write_functions[1]: must not be empty",
+                "pgshard.toml:11:1: databases[0].routing.max_replica_lag: must be greater than 0",
+                "pgshard.toml:12:1: databases[0].routing.replica_ban_time: must be greater than 0",
+                "pgshard.toml:13:1: databases[0].routing.health_check_interval: must be greater than 0",
+            ]
+        );
+        let text = format!("{MINIMAL}[databases.routing]\nmax_replica_lag = \"0s\"\n");
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:10:1: databases[0].routing.max_replica_lag: must be greater than 0"]
+        );
+    }
+
+    #[test]
+    fn never_reading_from_the_primary_needs_replicas() {
+        let text = format!(
+            "{MINIMAL}replicas = [\"db2\"]\n[[databases.shards]]\nprimary = \"db3\"\n\
+             [databases.routing]\nprimary_reads = \"never\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:13:1: databases[0].routing.primary_reads: \"never\" needs a replica in every shard; shards[1] has none"]
+        );
+        let text = format!(
+            "{MINIMAL}replicas = [\"db2\"]\n[databases.routing]\nprimary_reads = \"never\"\n"
         );
         assert_eq!(errors(&text), Vec::<String>::new());
     }
