@@ -41,6 +41,8 @@ impl<'de> Deserialize<'de> for ReplicaConfig {
     }
 }
 
+/// Accepts both forms of a replica entry, so a string keeps its precise address error
+/// instead of serde's "did not match any variant" for untagged enums.
 struct ReplicaVisitor;
 
 impl<'de> Visitor<'de> for ReplicaVisitor {
