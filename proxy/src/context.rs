@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use pgshard_config::{Config, DatabaseConfig, PoolMode, UserConfig};
+use pgshard_config::{Config, PoolMode, UserConfig};
+use pgshard_failover::ProbeCredentials;
 use rand::RngCore;
 
 use crate::auth::ClientSecret;
@@ -12,6 +13,7 @@ use crate::backend::{PoolSettings, Pools, ServerTarget};
 use crate::error::ProxyError;
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::statements::StatementRegistry;
+use crate::routing::{DatabaseRoute, NodeIndex};
 use crate::shutdown::Shutdown;
 
 /// A configured user, with its secret parsed once and its effective pool settings.
@@ -27,7 +29,7 @@ pub struct UserEntry {
 pub struct ProxyContext {
     pub config: Config,
     pub users: HashMap<String, Arc<UserEntry>>,
-    pub databases: HashMap<String, Arc<DatabaseConfig>>,
+    pub databases: HashMap<String, Arc<DatabaseRoute>>,
     pub pools: Pools,
     pub cancels: CancelRegistry,
     pub statements: StatementRegistry,
@@ -74,7 +76,10 @@ impl ProxyContext {
         let databases = config
             .databases
             .iter()
-            .map(|d| (d.name.clone(), Arc::new(d.clone())))
+            .map(|d| {
+                let route = DatabaseRoute::start(d.clone(), monitor_credentials(&config, d));
+                (d.name.clone(), Arc::new(route))
+            })
             .collect();
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
@@ -91,15 +96,30 @@ impl ProxyContext {
         }))
     }
 
-    /// The primary of a database's first shard: where every statement goes until
-    /// read/write splitting and sharding route them.
-    pub fn primary_target(&self, user: &UserEntry, db: &DatabaseConfig) -> Option<ServerTarget> {
+    /// Where a session connects for `node` of the database's first shard, as `user`.
+    pub fn target(
+        &self,
+        user: &UserEntry,
+        db: &DatabaseRoute,
+        node: NodeIndex,
+    ) -> Option<ServerTarget> {
         let shard = db.shards.first()?;
         Some(ServerTarget {
-            addr: shard.primary.to_string(),
+            addr: shard.slot(node).addr.clone(),
             user: user.config.server_user().to_string(),
             password: user.config.server_password().map(str::to_string),
-            database: db.server_database().to_string(),
+            database: db.config.server_database().to_string(),
         })
+    }
+}
+
+/// The monitor logs in as the first configured user, with its server credentials: it only
+/// reads status functions that every user may call.
+fn monitor_credentials(config: &Config, db: &pgshard_config::DatabaseConfig) -> ProbeCredentials {
+    let user = config.users.first();
+    ProbeCredentials {
+        user: user.map_or("postgres", |u| u.server_user()).to_string(),
+        password: user.and_then(|u| u.server_password()).map(str::to_string),
+        database: db.server_database().to_string(),
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod frontend;
 pub mod net;
 pub mod proxy;
+pub mod routing;
 pub mod shutdown;
 
 pub use error::ProxyError;

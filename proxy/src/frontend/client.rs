@@ -24,22 +24,13 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
         .await;
         return;
     }
-    let Some(target) = ctx.primary_target(&logged_in.user, &logged_in.database) else {
-        fatal(
-            &mut logged_in.conn,
-            "3D000",
-            "pgshard: the database has no shards configured",
-        )
-        .await;
-        return;
-    };
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
     let mut session = Session::new(
         ctx.clone(),
         logged_in.conn,
         logged_in.user,
-        target,
+        logged_in.database,
         settings,
         slot,
     );

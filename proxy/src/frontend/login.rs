@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pgshard_config::{AuthMethod, DatabaseConfig};
+use pgshard_config::AuthMethod;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,6 +15,7 @@ use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{authentication, error_response, tag};
 use crate::net::startup::StartupRequest;
 use crate::net::{Connection, Frame, Severity, WireError};
+use crate::routing::DatabaseRoute;
 
 /// How long an unauthenticated client may take, as PostgreSQL's authentication_timeout.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,7 +24,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct LoggedIn {
     pub conn: Connection<TcpStream>,
     pub user: Arc<UserEntry>,
-    pub database: Arc<DatabaseConfig>,
+    pub database: Arc<DatabaseRoute>,
     pub params: Vec<(String, String)>,
 }
 

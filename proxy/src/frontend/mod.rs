@@ -1,10 +1,13 @@
 //! The client side: accepting clients, logging them in, and serving their sessions.
 
+pub mod batch;
 pub mod cancel;
 pub mod client;
 pub mod expect;
 pub mod listener;
 pub mod login;
+pub mod proxy_settings;
+pub mod route_decision;
 pub mod session;
 pub mod settings;
 pub mod statements;

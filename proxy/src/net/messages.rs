@@ -35,6 +35,8 @@ pub mod tag {
     pub const COPY_IN_RESPONSE: u8 = b'G';
     pub const COPY_OUT_RESPONSE: u8 = b'H';
     pub const COPY_BOTH_RESPONSE: u8 = b'W';
+    pub const ROW_DESCRIPTION: u8 = b'T';
+    pub const DATA_ROW: u8 = b'D';
 }
 
 /// How bad an error the proxy reports is.
@@ -117,6 +119,28 @@ pub fn ready_for_query(status: u8) -> Frame {
 
 pub fn command_complete(command_tag: &str) -> Frame {
     Frame::new(tag::COMMAND_COMPLETE, &cstrs(&[command_tag]))
+}
+
+/// RowDescription of one text column, as for `SHOW name`.
+pub fn text_row_description(column: &str) -> Frame {
+    let mut body = 1i16.to_be_bytes().to_vec();
+    body.extend_from_slice(column.as_bytes());
+    body.push(0);
+    body.extend_from_slice(&0i32.to_be_bytes()); // not a table column
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&25i32.to_be_bytes()); // text
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes()); // text format
+    Frame::new(tag::ROW_DESCRIPTION, &body)
+}
+
+/// DataRow of one text value.
+pub fn text_data_row(value: &str) -> Frame {
+    let mut body = 1i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    body.extend_from_slice(value.as_bytes());
+    Frame::new(tag::DATA_ROW, &body)
 }
 
 pub fn query(sql: &str) -> Frame {

@@ -2,21 +2,28 @@
 //! come back, with the bookkeeping that lets server connections be shared safely.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use pgshard_config::PoolMode;
 use pgshard_router::{session_effect, split_statements, SessionEffect};
 use tokio::net::TcpStream;
 
+use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
 use super::expect::{ExpectedReplies, ReplyAction};
+use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
 use super::statements::{
     bind_statement, read_parse, rename_bind, retarget, target_of, ClientStatements,
 };
-use crate::backend::{CheckoutError, PooledServer, ServerTarget};
+use crate::backend::{CheckoutError, PooledServer};
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
 use crate::net::{Connection, Frame, Severity, WireError};
+use crate::routing::{DatabaseRoute, NodeIndex, NodeLease, ReadNeeds, ShardNodes};
+
+mod dispatch;
+mod local_setting;
 
 /// A statement name that never exists: closing it is a harmless no-op whose
 /// CloseComplete stands in for the reply to a message the proxy did not send.
@@ -33,11 +40,29 @@ pub struct Session {
     ctx: Arc<ProxyContext>,
     client: Connection<TcpStream>,
     user: Arc<UserEntry>,
-    target: ServerTarget,
+    db: Arc<DatabaseRoute>,
     mode: PoolMode,
     settings: ClientSettings,
     statements: ClientStatements,
     server: Option<PooledServer>,
+    /// The node `server` belongs to, counted while the session uses it.
+    lease: Option<NodeLease>,
+    /// Messages of a batch that has no server yet, held until it is known where to run.
+    held: HeldBatch,
+    /// A read sent to a replica that nothing has been answered for yet: if the replica
+    /// fails now, the read runs again elsewhere instead of failing.
+    replay: Option<Replay>,
+    /// A read to run again on another node, taken up by the session loop.
+    retry: Option<Replay>,
+    /// `SET pgshard.role`.
+    role: SessionRole,
+    /// When the client's last write committed, for read-your-writes.
+    written_at: Option<Instant>,
+    /// The server has run a batch that may write since it was last idle.
+    wrote: bool,
+    /// An extended-protocol batch is open on the server (no Sync sent yet), so the server
+    /// must not be given back even though nothing awaits a ReadyForQuery.
+    in_batch: bool,
     /// Why the client keeps its server connection until it leaves (transaction mode).
     pinned: Option<&'static str>,
     cancel: CancelSlot,
@@ -54,13 +79,20 @@ pub struct Session {
     discard_until_sync: bool,
 }
 
+/// A batch kept for running again, and where it has been tried.
+struct Replay {
+    frames: Vec<Frame>,
+    end: BatchEnd,
+    needs: ReadNeeds,
+    tried: Vec<NodeIndex>,
+}
+
 impl Session {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: Arc<ProxyContext>,
         client: Connection<TcpStream>,
         user: Arc<UserEntry>,
-        target: ServerTarget,
+        db: Arc<DatabaseRoute>,
         settings: ClientSettings,
         cancel: CancelSlot,
     ) -> Session {
@@ -69,11 +101,19 @@ impl Session {
             ctx,
             client,
             user,
-            target,
+            db,
             mode,
             settings,
             statements: ClientStatements::default(),
             server: None,
+            lease: None,
+            held: HeldBatch::default(),
+            replay: None,
+            retry: None,
+            role: SessionRole::default(),
+            written_at: None,
+            wrote: false,
+            in_batch: false,
             pinned: None,
             cancel,
             sent_batches: 0,
@@ -89,7 +129,18 @@ impl Session {
     /// Checks out a server, sends the client its ParameterStatus, BackendKeyData and
     /// ReadyForQuery. False when no server could be had (the client was told).
     pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
-        if let Err(message) = self.ensure_server().await {
+        // Any node can tell the server parameters: the primary, else a replica, so reads
+        // keep working while the primary is down.
+        let replicas = self.shard().replicas.len();
+        let mut result = Err(String::new());
+        for node in std::iter::once(NodeIndex::Primary).chain((0..replicas).map(NodeIndex::Replica))
+        {
+            result = self.ensure_server_on(node).await;
+            if result.is_ok() {
+                break;
+            }
+        }
+        if let Err(message) = result {
             let _ = self
                 .client
                 .send(&error_response(Severity::Fatal, "08006", &message))
@@ -139,12 +190,26 @@ impl Session {
             if let Flow::Stop = flow {
                 break;
             }
+            if let Some(replay) = self.retry.take() {
+                if let Flow::Stop = self.resend(replay).await {
+                    break;
+                }
+            }
         }
         self.finish().await;
     }
 
     fn pending(&self) -> u64 {
         self.sent_batches - self.done_batches
+    }
+
+    fn shard(&self) -> &Arc<ShardNodes> {
+        &self.db.shards[0]
+    }
+
+    /// What the client's ReadyForQuery would say now.
+    fn status(&self) -> u8 {
+        self.server.as_ref().map_or(b'I', |s| s.status)
     }
 
     async fn on_shutdown(&mut self) -> Flow {
@@ -199,6 +264,11 @@ impl Session {
             }
             return Flow::Continue;
         }
+        if frame.tag() == tag::QUERY && self.held.is_empty() {
+            if let Some(flow) = self.proxy_setting(&frame).await {
+                return flow;
+            }
+        }
         if self.server.is_none() {
             if matches!(
                 frame.tag(),
@@ -207,12 +277,10 @@ impl Session {
                 // COPY data after the copy ended; PostgreSQL ignores it too.
                 return Flow::Continue;
             }
-            if frame.tag() == tag::FLUSH {
-                return Flow::Continue;
-            }
-            if let Err(message) = self.ensure_server().await {
-                return self.refuse(&frame, &message).await;
-            }
+            return match self.held.push(frame) {
+                Some((frames, end)) => self.dispatch(frames, end).await,
+                None => Flow::Continue,
+            };
         }
         let result = self.forward(frame).await;
         if result.is_err() {
@@ -235,6 +303,13 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Ok(());
         };
+        match frame.tag() {
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {
+                self.in_batch = true
+            }
+            tag::SYNC => self.in_batch = false,
+            _ => {}
+        }
         match frame.tag() {
             tag::QUERY => {
                 self.sent_batches += 1;
@@ -337,12 +412,20 @@ impl Session {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(server = %self.target.addr, "server connection failed: {e}");
+                tracing::warn!(server = %self.lease.as_ref().map_or("?", |l| l.addr()), "server connection failed: {e}");
                 return self.server_lost().await;
             }
         };
         let batch = self.done_batches;
         let mut out = Some(frame);
+        if self.replay.is_some()
+            && out
+                .as_ref()
+                .is_some_and(|f| f.tag() != tag::PARSE_COMPLETE && f.tag() != tag::CLOSE_COMPLETE)
+        {
+            // The client is about to hear from this server: the read can no longer move.
+            self.replay = None;
+        }
         match out.as_ref().map(Frame::tag) {
             Some(tag::PARSE_COMPLETE) => {
                 let swallow = self.parses.pop().action == ReplyAction::Swallow;
@@ -396,6 +479,10 @@ impl Session {
         match command {
             b"SET" | b"RESET" | b"DISCARD ALL" | b"DEALLOCATE ALL" => {
                 if let Some(effect) = self.setting_statements.pop_front() {
+                    if matches!(effect, SessionEffect::DiscardAll | SessionEffect::ResetAll) {
+                        // pgshard.role is a setting too, as far as the client can tell.
+                        self.role = SessionRole::default();
+                    }
                     if effect == SessionEffect::DiscardAll {
                         self.statements.clear();
                         if let Some(server) = self.server.as_mut() {
@@ -416,6 +503,12 @@ impl Session {
             return;
         };
         if server.status == b'I' {
+            self.role.end_transaction();
+            if std::mem::take(&mut self.wrote) {
+                // Committed (or rolled back) by now; a replica must have replayed up to a
+                // primary position checked after this instant to serve this client.
+                self.written_at = Some(Instant::now());
+            }
             for effect in self.staged.drain(..) {
                 self.settings.apply(&effect);
             }
@@ -433,21 +526,27 @@ impl Session {
         if self.mode == PoolMode::Transaction
             && self.pinned.is_none()
             && self.pending() == 0
+            && !self.in_batch
             && !server.in_transaction()
         {
             self.server = None;
+            self.lease = None;
+            self.replay = None;
             self.parses.clear();
             self.closes.clear();
             *lock(&self.cancel) = None;
         }
     }
 
-    /// Checks out a server connection and brings it to the client's settings.
-    async fn ensure_server(&mut self) -> Result<(), String> {
+    /// Checks out a server connection to `node` and brings it to the client's settings.
+    async fn ensure_server_on(&mut self, node: NodeIndex) -> Result<(), String> {
         if self.server.is_some() {
             return Ok(());
         }
-        let mut server = match self.ctx.pools.checkout(&self.target, &self.user.pool).await {
+        let Some(target) = self.ctx.target(&self.user, &self.db, node) else {
+            return Err("pgshard: the database has no shards configured".to_string());
+        };
+        let mut server = match self.ctx.pools.checkout(&target, &self.user.pool).await {
             Ok(s) => s,
             Err(CheckoutError::TimedOut(addr)) => {
                 return Err(format!(
@@ -478,21 +577,25 @@ impl Session {
         });
         self.sent_batches = 0;
         self.done_batches = 0;
+        self.in_batch = false;
         self.server = Some(server);
+        self.lease = Some(self.shard().lease(node));
         Ok(())
     }
 
-    /// No server for this message: an error in its place, as PostgreSQL would answer.
-    async fn refuse(&mut self, frame: &Frame, message: &str) -> Flow {
-        tracing::warn!("{message}");
-        let error = error_response(Severity::Error, "08006", message);
-        match frame.tag() {
-            tag::QUERY | tag::FUNCTION_CALL => {
-                self.reply_local(&[error, messages::ready_for_query(b'I')])
-                    .await
-            }
-            tag::SYNC => {
-                self.reply_local(&[error, messages::ready_for_query(b'I')])
+    /// A batch that `last` ends is not run: an error in its place, as PostgreSQL would
+    /// answer.
+    async fn refuse(&mut self, last: &Frame, code: &str, message: &str) -> Flow {
+        if code.starts_with("08") {
+            tracing::warn!("{message}");
+        } else {
+            tracing::debug!("refused: {message}");
+        }
+        let error = error_response(Severity::Error, code, message);
+        let status = self.status();
+        match last.tag() {
+            tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
+                self.reply_local(&[error, messages::ready_for_query(status)])
                     .await
             }
             _ => {
@@ -529,12 +632,26 @@ impl Session {
             server.broken = true;
         }
         self.server = None;
+        let lease = self.lease.take();
         *lock(&self.cancel) = None;
+        let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
+        if let (Some(replay), Some(NodeIndex::Replica(i))) =
+            (self.replay.take(), lease.as_ref().map(|l| l.node))
+        {
+            // Nothing of this read reached the client: run it on another node.
+            tracing::info!(replica = %addr, "replica failed during a read; running it elsewhere");
+            self.shard().ban(i);
+            self.parses.clear();
+            self.closes.clear();
+            self.setting_statements.clear();
+            self.in_batch = false;
+            self.retry = Some(replay);
+            return Flow::Continue;
+        }
         self.fatal(
             "08006",
             &format!(
-                "pgshard: lost the connection to server {}; the transaction, if any, is lost",
-                self.target.addr
+                "pgshard: lost the connection to server {addr}; the transaction, if any, is lost"
             ),
         )
         .await
@@ -560,5 +677,6 @@ impl Session {
             }
         }
         self.server = None;
+        self.lease = None;
     }
 }

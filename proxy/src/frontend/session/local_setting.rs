@@ -1,0 +1,56 @@
+//! Answering `SET` / `RESET` / `SHOW pgshard.*` in the session, never on a server.
+
+use pgshard_router::{proxy_setting, split_statements};
+
+use super::{Flow, Session};
+use crate::net::messages::{self, error_response};
+use crate::net::{Frame, Severity};
+
+impl Session {
+    /// `Some` when the simple query is about a `pgshard.*` setting and has been answered.
+    pub(super) async fn proxy_setting(&mut self, query: &Frame) -> Option<Flow> {
+        let sql = query.reader().cstr_utf8().ok()?;
+        let statements = split_statements(sql);
+        let mut settings = statements.iter().filter_map(|s| proxy_setting(s));
+        let setting = settings.next()?;
+        // Replies must come in order: let what the server still owes the client arrive first.
+        if let Err(flow) = self.drain_pending().await {
+            return Some(flow);
+        }
+        let in_transaction = self.server.as_ref().is_some_and(|s| s.in_transaction());
+        let mut replies = match (statements.len(), setting) {
+            (1, Ok(setting)) => self.role.apply(setting, in_transaction),
+            (1, Err(e)) => {
+                let message = match e.hint() {
+                    Some(hint) => format!("{e}; {hint}"),
+                    None => e.to_string(),
+                };
+                vec![error_response(Severity::Error, e.sqlstate(), &message)]
+            }
+            _ => vec![error_response(
+                Severity::Error,
+                "0A000",
+                "pgshard: send SET/RESET/SHOW pgshard.* as a query of its own, not together \
+                 with other statements",
+            )],
+        };
+        replies.push(messages::ready_for_query(self.status()));
+        let flow = self.reply_local(&replies).await;
+        self.release_if_idle();
+        Some(flow)
+    }
+
+    /// Forwards server replies until every batch sent has been answered.
+    async fn drain_pending(&mut self) -> Result<(), Flow> {
+        while self.pending() > 0 {
+            let Some(server) = self.server.as_mut() else {
+                return Ok(());
+            };
+            let frame = server.read().await;
+            if let Flow::Stop = self.on_server(frame).await {
+                return Err(Flow::Stop);
+            }
+        }
+        Ok(())
+    }
+}
