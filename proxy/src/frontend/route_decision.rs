@@ -14,8 +14,12 @@ pub enum BatchRoute {
     Primary,
     /// Every statement reads: a replica may run it. `replica_hint` when a `role=replica`
     /// comment asked for a replica even if the session would read its writes from the
-    /// primary.
-    Read { replica_hint: bool },
+    /// primary. `runs_statements` is false for a batch that only closes or describes,
+    /// which should not take a load-balancing turn.
+    Read {
+        replica_hint: bool,
+        runs_statements: bool,
+    },
     /// Refused before it reaches a server.
     Refuse { code: &'static str, message: String },
 }
@@ -32,6 +36,7 @@ pub fn route_batch(
 ) -> BatchRoute {
     let mut read = end == BatchEnd::Complete;
     let mut replica_hint = false;
+    let mut runs_statements = false;
     for frame in frames {
         let query: Option<&[u8]> = match frame.tag() {
             tag::QUERY => frame.reader().cstr().ok(),
@@ -47,6 +52,7 @@ pub fn route_batch(
             tag::FUNCTION_CALL => None,
             _ => continue,
         };
+        runs_statements = true;
         let Some(sql) = query.and_then(|q| std::str::from_utf8(q).ok()) else {
             read = false;
             continue;
@@ -77,7 +83,10 @@ pub fn route_batch(
         replica_hint |= c.hint == Some(RoleHint::Replica);
     }
     if read {
-        BatchRoute::Read { replica_hint }
+        BatchRoute::Read {
+            replica_hint,
+            runs_statements,
+        }
     } else {
         BatchRoute::Primary
     }
@@ -109,6 +118,7 @@ mod tests {
         let none = ClientStatements::default();
         let read = BatchRoute::Read {
             replica_hint: false,
+            runs_statements: true,
         };
         assert_eq!(route(&[query("SELECT 1")], &none), read);
         assert_eq!(
@@ -127,7 +137,10 @@ mod tests {
         );
         assert_eq!(
             route(&[query("/* pgshard: role=replica */ SELECT 1")], &none),
-            BatchRoute::Read { replica_hint: true }
+            BatchRoute::Read {
+                replica_hint: true,
+                runs_statements: true
+            }
         );
         assert!(matches!(
             route(&[query("/* pgshard: role=leader */ SELECT 1")], &none),
@@ -155,7 +168,15 @@ mod tests {
                 &statements
             ),
             BatchRoute::Read {
-                replica_hint: false
+                replica_hint: false,
+                runs_statements: true
+            }
+        );
+        assert_eq!(
+            route(&[messages::close(b'S', "w"), sync.clone()], &statements),
+            BatchRoute::Read {
+                replica_hint: false,
+                runs_statements: false
             }
         );
         assert_eq!(

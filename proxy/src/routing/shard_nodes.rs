@@ -81,8 +81,14 @@ impl ShardNodes {
     }
 
     /// Where a read may go, best first; replicas in `tried` are left out. Empty when no
-    /// node may serve it (no usable replica and `primary_reads = "never"`).
-    pub fn read_order(&self, needs: ReadNeeds, tried: &[NodeIndex]) -> Vec<NodeIndex> {
+    /// node may serve it (no usable replica and `primary_reads = "never"`). Only reads
+    /// that `take_turn` advance the round robin.
+    pub fn read_order(
+        &self,
+        needs: ReadNeeds,
+        tried: &[NodeIndex],
+        take_turn: bool,
+    ) -> Vec<NodeIndex> {
         let topology = self.topology.load();
         let now = Instant::now();
         let mut candidates: Vec<Candidate> = (0..self.replicas.len())
@@ -104,7 +110,11 @@ impl ShardNodes {
                 active: self.primary.active.load(Ordering::Relaxed),
             });
         }
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let turn = if take_turn {
+            self.turn.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.turn.load(Ordering::Relaxed)
+        };
         let mut nodes: Vec<NodeIndex> = order(self.routing.load_balance, candidates, turn)
             .into_iter()
             .map(|c| match c.index {

@@ -32,7 +32,10 @@ impl Session {
                 self.wrote = true;
                 (vec![NodeIndex::Primary], None)
             }
-            BatchRoute::Read { replica_hint } => match self.role.current() {
+            BatchRoute::Read {
+                replica_hint,
+                runs_statements,
+            } => match self.role.current() {
                 Some(RoleHint::Primary) => (vec![NodeIndex::Primary], None),
                 role => {
                     let own_writes = self.db.config.routing.read_your_writes
@@ -41,7 +44,10 @@ impl Session {
                     let needs = ReadNeeds {
                         written_at: self.written_at.filter(|_| own_writes),
                     };
-                    (self.shard().read_order(needs, &[]), Some(needs))
+                    (
+                        self.shard().read_order(needs, &[], runs_statements),
+                        Some(needs),
+                    )
                 }
             },
         };
@@ -50,7 +56,7 @@ impl Session {
 
     /// Runs a read again on a node it has not been tried on.
     pub(super) async fn resend(&mut self, replay: Replay) -> Flow {
-        let nodes = self.shard().read_order(replay.needs, &replay.tried);
+        let nodes = self.shard().read_order(replay.needs, &replay.tried, false);
         self.send_batch(
             replay.frames,
             replay.end,
