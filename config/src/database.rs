@@ -1,6 +1,7 @@
 //! `[[databases]]` entries: the logical databases clients see and the shards behind them.
 
 use crate::address::NodeAddress;
+use crate::failover::FailoverConfig;
 use crate::replica::ReplicaConfig;
 use crate::routing::RoutingConfig;
 use serde::Deserialize;
@@ -19,6 +20,9 @@ pub struct DatabaseConfig {
     /// `[databases.routing]`: how reads are spread; all defaults when left out.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// `[databases.failover]`: promoting a replica when a primary dies; off when left out.
+    #[serde(default)]
+    pub failover: FailoverConfig,
 }
 
 impl DatabaseConfig {
@@ -49,6 +53,7 @@ mod tests {
             server_database: None,
             shards: Vec::new(),
             routing: RoutingConfig::default(),
+            failover: FailoverConfig::default(),
         };
         assert_eq!(database.server_database(), "app");
         database.server_database = Some("app_prod".into());

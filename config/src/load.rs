@@ -388,7 +388,7 @@ primary = \"db1:5432\"
         );
         assert_eq!(
             replicas("{ address = \"db3\", wieght = 2 }"),
-            ["pgshard.toml:9:39: databases[0].shards[0].replicas[1].wieght: unknown field `wieght`, expected `address` or `weight`"]
+            ["pgshard.toml:9:39: databases[0].shards[0].replicas[1].wieght: unknown field `wieght`, expected one of `address`, `weight`, `priority`, `no_promote`"]
         );
         assert_eq!(
             replicas("{ weight = 2 }"),

@@ -15,6 +15,10 @@ pub struct ReplicaConfig {
     pub address: NodeAddress,
     /// At least 1; default 1.
     pub weight: u32,
+    /// Breaks ties between equally advanced failover candidates: higher wins; default 0.
+    pub priority: u32,
+    /// Never promoted by failover (e.g. a delayed or remote replica); default false.
+    pub no_promote: bool,
 }
 
 impl ReplicaConfig {
@@ -29,6 +33,10 @@ struct ReplicaTable {
     address: NodeAddress,
     #[serde(default = "default_weight")]
     weight: u32,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default)]
+    no_promote: bool,
 }
 
 fn default_weight() -> u32 {
@@ -56,6 +64,8 @@ impl<'de> Visitor<'de> for ReplicaVisitor {
         Ok(ReplicaConfig {
             address: text.parse().map_err(E::custom)?,
             weight: ReplicaConfig::DEFAULT_WEIGHT,
+            priority: 0,
+            no_promote: false,
         })
     }
 
@@ -64,6 +74,8 @@ impl<'de> Visitor<'de> for ReplicaVisitor {
         Ok(ReplicaConfig {
             address: table.address,
             weight: table.weight,
+            priority: table.priority,
+            no_promote: table.no_promote,
         })
     }
 }

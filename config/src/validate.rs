@@ -2,6 +2,7 @@
 //! TOML but still wrong. All problems are collected, not just the first.
 
 use crate::address::NodeAddress;
+use crate::failover::FailoverConfig;
 use crate::lag::LagLimit;
 use crate::password::{check_verifier, PasswordKind};
 use crate::proxy::{AuthMethod, ProxyConfig};
@@ -199,6 +200,7 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
             }
         }
         routing(&database.routing, &key("routing"), problems);
+        failover(&database.failover, &key("failover"), problems);
         // Reads would fail on every shard without a replica.
         if database.routing.primary_reads == PrimaryReads::Never {
             if let Some(s) = database.shards.iter().position(|s| s.replicas.is_empty()) {
@@ -209,6 +211,29 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
             }
         }
     }
+}
+
+fn failover(failover: &FailoverConfig, key: &str, problems: &mut Problems) {
+    let key = |field: &str| format!("{key}.{field}");
+    if failover.failure_threshold == 0 {
+        problems.add(key("failure_threshold"), "must be at least 1");
+    }
+    for (field, value) in [
+        ("check_timeout", failover.check_timeout),
+        ("hold_timeout", failover.hold_timeout),
+    ] {
+        if value.is_zero() {
+            problems.add(key(field), "must be greater than 0");
+        }
+    }
+    // Promoting and repointing need a login that may run pg_promote and ALTER SYSTEM.
+    if failover.enabled && failover.user.is_none() {
+        problems.add(
+            key("user"),
+            "failover needs a superuser login for control connections (user and password)",
+        );
+    }
+    problems.not_empty(&key("replication_user"), Some(&failover.replication_user));
 }
 
 fn routing(routing: &RoutingConfig, key: &str, problems: &mut Problems) {
@@ -496,6 +521,26 @@ mod tests {
         assert_eq!(
             errors(&text),
             ["pgshard.toml:10:1: databases[0].routing.max_replica_lag: must be greater than 0"]
+        );
+    }
+
+    #[test]
+    fn failover_needs_a_control_login_and_sane_limits() {
+        let text = format!(
+            "{MINIMAL}[databases.failover]\nenabled = true\nfailure_threshold = 0\nhold_timeout = \"0s\"\n"
+        );
+        let errors = errors(&text);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].contains("databases[0].failover.user: failover needs a superuser login"));
+        assert!(errors[1].contains("databases[0].failover.failure_threshold: must be at least 1"));
+        assert!(errors[2].contains("databases[0].failover.hold_timeout: must be greater than 0"));
+        let text = format!(
+            "{MINIMAL}replicas = [{{ address = \"db2\", priority = 2, no_promote = true }}]\n\
+             [databases.failover]\nenabled = true\nuser = \"postgres\"\npassword = \"pw\"\n"
+        );
+        assert_eq!(
+            super::super::load::tests::errors(&text),
+            Vec::<String>::new()
         );
     }
 

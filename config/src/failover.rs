@@ -1,0 +1,57 @@
+//! The `[databases.failover]` table: whether and how pgshard promotes a replica when a
+//! shard's primary dies.
+
+use crate::lag::LagLimit;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Automatic failover of one database's shards. Off by default: promoting and repointing
+/// need superuser credentials, which only the operator can grant.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// Promote a replica when the primary is dead; default false.
+    pub enabled: bool,
+    /// Control-connection login (a superuser: `pg_promote`, `ALTER SYSTEM`); also used for
+    /// health checks when set. Default: the first `[[users]]` entry's server credentials.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// How the other replicas log in to stream from a promoted primary.
+    pub replication_user: String,
+    pub replication_password: Option<String>,
+    /// Failed health checks in a row before the primary counts as unreachable; default 3.
+    pub failure_threshold: u32,
+    /// How long one health check may take; default 2s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub check_timeout: Duration,
+    /// Without synchronous replication, a candidate further behind the last primary
+    /// position seen is not promoted (its missing writes would be lost); default 16MB.
+    #[serde(deserialize_with = "crate::lag::deserialize")]
+    pub max_failover_lag: LagLimit,
+    /// How long new writes wait for a primary during a failover before failing;
+    /// default 30s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub hold_timeout: Duration,
+    /// If a promoted primary still waits for a synchronous standby after this long,
+    /// synchronous replication is turned off on it so writes do not hang; 0 keeps
+    /// waiting (writes block until a standby comes). Default 0.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub synchronous_fallback: Duration,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            enabled: false,
+            user: None,
+            password: None,
+            replication_user: "replicator".to_string(),
+            replication_password: None,
+            failure_threshold: 3,
+            check_timeout: Duration::from_secs(2),
+            max_failover_lag: LagLimit::Bytes(16 * 1024 * 1024),
+            hold_timeout: Duration::from_secs(30),
+            synchronous_fallback: Duration::ZERO,
+        }
+    }
+}
