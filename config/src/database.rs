@@ -4,6 +4,9 @@ use crate::address::NodeAddress;
 use crate::failover::FailoverConfig;
 use crate::replica::ReplicaConfig;
 use crate::routing::RoutingConfig;
+use crate::shard_mapping::{ShardList, ShardRange};
+use crate::sharded_table::ShardedTable;
+use crate::sharding_function::ShardingFunctionKind;
 use serde::Deserialize;
 
 /// A database clients connect to by name, spread over one or more shards.
@@ -23,13 +26,40 @@ pub struct DatabaseConfig {
     /// `[databases.failover]`: promoting a replica when a primary dies; off when left out.
     #[serde(default)]
     pub failover: FailoverConfig,
+    /// How sharded tables' rows are spread over the shards; default `hash`.
+    #[serde(default)]
+    pub sharding_function: ShardingFunctionKind,
+    /// Points per shard on the consistent-hashing ring (`sharding_function = "ring"`);
+    /// more points spread rows more evenly at the cost of memory. Default 256.
+    #[serde(default = "default_ring_virtual_nodes")]
+    pub ring_virtual_nodes: u32,
+    /// Tables spread over the shards, each by one key column.
+    #[serde(default)]
+    pub sharded_tables: Vec<ShardedTable>,
+    /// Tables present in full on every shard (small tables that sharded tables join
+    /// with); `name` or `schema.name`.
+    #[serde(default)]
+    pub replicated_tables: Vec<String>,
+    /// Key ranges per shard, for `sharding_function = "range"`.
+    #[serde(default)]
+    pub shard_ranges: Vec<ShardRange>,
+    /// Key values per shard, for `sharding_function = "list"`.
+    #[serde(default)]
+    pub shard_lists: Vec<ShardList>,
 }
 
 impl DatabaseConfig {
+    /// `ring_virtual_nodes` when the key is left out.
+    pub const DEFAULT_RING_VIRTUAL_NODES: u32 = 256;
+
     /// The database name to use on the servers.
     pub fn server_database(&self) -> &str {
         self.server_database.as_deref().unwrap_or(&self.name)
     }
+}
+
+fn default_ring_virtual_nodes() -> u32 {
+    DatabaseConfig::DEFAULT_RING_VIRTUAL_NODES
 }
 
 /// One shard: a primary for writes and optional streaming replicas that can
@@ -54,6 +84,12 @@ mod tests {
             shards: Vec::new(),
             routing: RoutingConfig::default(),
             failover: FailoverConfig::default(),
+            sharding_function: ShardingFunctionKind::default(),
+            ring_virtual_nodes: DatabaseConfig::DEFAULT_RING_VIRTUAL_NODES,
+            sharded_tables: Vec::new(),
+            replicated_tables: Vec::new(),
+            shard_ranges: Vec::new(),
+            shard_lists: Vec::new(),
         };
         assert_eq!(database.server_database(), "app");
         database.server_database = Some("app_prod".into());

@@ -84,7 +84,10 @@ fn missing_field(message: &str) -> Option<&str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{AuthMethod, LagLimit, LoadBalance, PasswordKind, PoolMode, PrimaryReads};
+    use crate::{
+        AuthMethod, LagLimit, LoadBalance, PasswordKind, PoolMode, PrimaryReads, ShardKeyType,
+        ShardValue, ShardingFunctionKind,
+    };
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -165,7 +168,7 @@ primary = \"db1:5432\"
         );
         assert_eq!(config.users[2].password_kind(), PasswordKind::Plain);
         assert_eq!(config.users[2].pool_mode, Some(PoolMode::Session));
-        assert_eq!(config.databases.len(), 2);
+        assert_eq!(config.databases.len(), 3);
         assert_eq!(config.databases[0].shards.len(), 2);
         assert_eq!(config.databases[0].shards[1].replicas.len(), 2);
         assert_eq!(config.databases[0].shards[1].replicas[0].weight, 2);
@@ -187,6 +190,14 @@ primary = \"db1:5432\"
             config.databases[1].shards[0].primary.to_string(),
             "[fd00::10]:5432"
         );
+        let app = &config.databases[0];
+        assert_eq!(app.sharding_function, ShardingFunctionKind::Hash);
+        assert_eq!(app.replicated_tables, ["countries", "app.currencies"]);
+        assert_eq!(app.sharded_tables[1].key_type, ShardKeyType::Uuid);
+        let tenants = &config.databases[2];
+        assert_eq!(tenants.sharding_function, ShardingFunctionKind::Range);
+        assert_eq!(tenants.sharded_tables[0].key_type, ShardKeyType::Bigint);
+        assert_eq!(tenants.shard_ranges[1].from, Some(ShardValue::Int(100_000)));
     }
 
     #[test]

@@ -26,10 +26,10 @@ pub(crate) fn validate(config: &Config) -> Vec<Problem> {
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -201,6 +201,7 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
         }
         routing(&database.routing, &key("routing"), problems);
         failover(&database.failover, &key("failover"), problems);
+        crate::validate_sharding::sharding(database, &format!("databases[{i}]"), problems);
         // Reads would fail on every shard without a replica.
         if database.routing.primary_reads == PrimaryReads::Never {
             if let Some(s) = database.shards.iter().position(|s| s.replicas.is_empty()) {
