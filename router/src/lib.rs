@@ -5,7 +5,7 @@
 //! ([`Route::Read`]) or needs the primary ([`Route::Write`]), how it opens or closes a
 //! transaction ([`TxnControl`]) and which role a `/* pgshard: role=… */` comment asks
 //! for. [`proxy_setting`] recognizes `SET pgshard.role = …`, which the proxy handles
-//! itself.
+//! itself. [`sharding`] maps shard-key values to shards.
 
 mod cache;
 mod classification;
@@ -16,6 +16,7 @@ mod lexer;
 mod param;
 mod proxy_setting;
 pub mod session_effect;
+pub mod sharding;
 mod statement;
 pub mod statements;
 mod write_functions;
