@@ -33,3 +33,9 @@ pub async fn connect(addr: SocketAddr, user: &User) -> Result<Client, tokio_post
     });
     Ok(client)
 }
+
+/// The SQLSTATE of an error the server (or the proxy) reported; `None` for errors of the
+/// connection itself.
+pub fn sqlstate(error: &tokio_postgres::Error) -> Option<&str> {
+    error.as_db_error().map(|db| db.code().code())
+}

@@ -73,6 +73,10 @@ pub enum HarnessError {
         source: std::io::Error,
     },
 
+    /// The proxy under test could not be configured or started.
+    #[error("proxy: {action}: {reason}")]
+    Proxy { action: String, reason: String },
+
     /// Something the harness waits for did not happen in time.
     #[error("timed out after {waited:?} waiting for {what}{}", describe_last_error(.last_error))]
     Timeout {

@@ -6,6 +6,10 @@
 //! cut off the Docker network, or cut only the link between the proxy and one node with its
 //! [`Relay`]. Everything is removed when the cluster is dropped.
 //!
+//! Proxy tests put a [`TestProxy`] (pgshard itself, in-process) in front of a node, and talk
+//! to it with tokio-postgres, the PostgreSQL command-line tools, or a [`wire::RawConnection`]
+//! when they need to send what no driver sends.
+//!
 //! ```no_run
 //! # async fn example() -> pgshard_tests::Result<()> {
 //! let cluster = pgshard_tests::Cluster::start(1, 2).await?;
@@ -19,17 +23,24 @@ mod cluster;
 mod docker;
 mod error;
 mod node;
+mod proxy;
 mod relay;
+mod scratch;
 mod shard;
+mod tools;
 mod user;
 mod wait;
+pub mod wire;
 
-pub use client::connect;
+pub use client::{connect, sqlstate};
 pub use cluster::{Cluster, ClusterOptions};
 pub use docker::{NODE_IMAGE, TEST_LABEL};
 pub use error::{HarnessError, Result};
 pub use node::{Node, Role};
+pub use proxy::{ProxyOptions, ProxyUser, TestProxy};
 pub use relay::{Relay, RelayMode, Upstream};
+pub use scratch::ScratchDir;
 pub use shard::Shard;
+pub use tools::{run_tool, ToolOutput};
 pub use user::User;
 pub use wait::wait_for;
