@@ -69,10 +69,21 @@ impl ClientSettings {
 
     /// SQL that brings any server connection of the pool to exactly these settings.
     pub fn replay_sql(&self) -> String {
-        let mut merged = self.startup.clone();
-        merged.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut sql = String::from("RESET ALL");
-        for (name, value) in &merged {
+        for (name, value) in &self.startup {
+            if self.set.contains_key(name) {
+                continue;
+            }
+            // A startup value is a raw setting string, as in postgresql.conf, and
+            // set_config() takes it as such; SET would read a quoted list such as
+            // search_path 'a,b' as one schema named "a,b".
+            sql.push_str("; SELECT set_config(");
+            sql.push_str(&quote_literal(name));
+            sql.push_str(", ");
+            sql.push_str(value);
+            sql.push_str(", false)");
+        }
+        for (name, value) in &self.set {
             sql.push_str("; SET ");
             sql.push_str(&quote_name(name));
             sql.push_str(" = ");
@@ -157,7 +168,9 @@ mod tests {
         ]));
         assert_eq!(
             s.replay_sql(),
-            "RESET ALL; SET application_name = 'it''s'; SET search_path = 'a,b'; SET statement_timeout = '5s'"
+            "RESET ALL; SELECT set_config('application_name', 'it''s', false); \
+             SELECT set_config('search_path', 'a,b', false); \
+             SELECT set_config('statement_timeout', '5s', false)"
         );
     }
 
@@ -171,6 +184,12 @@ mod tests {
         });
         assert_ne!(s.fingerprint(), base);
         assert!(s.replay_sql().ends_with("SET work_mem = '8MB'"));
+        s.apply(&SessionEffect::Set {
+            name: "DateStyle".into(),
+            value: "'German'".into(),
+        });
+        // A SET overrides the startup value instead of being replayed after it.
+        assert!(!s.replay_sql().contains("set_config('datestyle'"));
         s.apply(&SessionEffect::ResetAll);
         assert_eq!(s.fingerprint(), base);
         assert_ne!(base, ClientSettings::server_default_fingerprint());
