@@ -1,0 +1,232 @@
+//! Malformed, oversized and unexpected input, sent by hand over TCP: the proxy closes that
+//! one connection (with `08P01` where the protocol allows an answer), holds nothing back,
+//! and goes on serving everyone else.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use pgshard_tests::wire::{self, BackendMessage, RawConnection};
+use pgshard_tests::{connect, sqlstate, wait_for, Cluster, ProxyOptions, TestProxy, User};
+
+/// Clients the proxy admits in these tests.
+const MAX_CLIENTS: usize = 5;
+
+/// A primary without replicas, and a proxy with one server connection, a small message
+/// size limit and room for a few clients.
+async fn start() -> Result<(Cluster, TestProxy)> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = TestProxy::start(
+        cluster.shard(0).primary(),
+        ProxyOptions {
+            pool_size: 1,
+            max_client_connections: MAX_CLIENTS as u32,
+            max_message_size: "64kB".to_string(),
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    Ok((cluster, proxy))
+}
+
+/// After a bad connection: the proxy let go of it, and a normal client is served,
+/// through the one server connection (so the bad client did not keep it).
+async fn still_serves(proxy: &TestProxy, after: &str) -> Result<()> {
+    wait_for(
+        &format!("the proxy to let go of the client that sent {after}"),
+        Duration::from_secs(5),
+        || async { Ok((proxy.clients() == 0).then_some(())) },
+    )
+    .await?;
+    let client = proxy
+        .client(&User::app())
+        .await
+        .with_context(|| format!("a normal client after {after}"))?;
+    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
+    Ok(())
+}
+
+/// Reads what the proxy says before closing; fails if it keeps the connection open.
+async fn closes(conn: &mut RawConnection, what: &str) -> Result<Vec<BackendMessage>> {
+    let started = Instant::now();
+    let messages = conn
+        .read_until_closed()
+        .await
+        .with_context(|| format!("the proxy did not close the connection after {what}"))?;
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "closing after {what} took {:?}",
+        started.elapsed()
+    );
+    Ok(messages)
+}
+
+/// The only message is a FATAL error with `code`.
+fn assert_fatal(messages: &[BackendMessage], code: &str, what: &str) {
+    assert_eq!(messages.len(), 1, "{what}: {messages:?}");
+    assert_eq!(messages[0].sqlstate().as_deref(), Some(code), "{what}");
+    assert_eq!(messages[0].field(b'S').as_deref(), Some("FATAL"), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_startup_packets_are_refused_and_the_proxy_serves_on() -> Result<()> {
+    let (_cluster, proxy) = start().await?;
+
+    // SSL and GSS encryption are declined with 'N'; the client goes on in plaintext.
+    for (what, request) in [
+        ("SSLRequest", wire::ssl_request()),
+        ("GSSENCRequest", wire::gssenc_request()),
+    ] {
+        let mut conn = RawConnection::connect(proxy.addr()).await?;
+        conn.send_bytes(&request).await?;
+        assert_eq!(conn.read_byte().await?, b'N', "{what}");
+        conn.send_bytes(&wire::startup_packet(&[
+            ("user", "app"),
+            ("database", "app"),
+        ]))
+        .await?;
+        conn.authenticate(&User::app()).await?;
+        conn.read_until_ready().await?;
+        conn.send_bytes(&wire::query("SELECT 'plain'")).await?;
+        let replies = conn.read_until_ready().await?;
+        let rows: Vec<_> = replies.iter().map(wire::data_row).collect();
+        assert!(
+            rows.contains(&vec![Some("plain".to_string())]),
+            "{what}: {replies:?}"
+        );
+        drop(conn);
+        still_serves(&proxy, what).await?;
+    }
+
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "HTTP instead of a startup packet",
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+        // Claims 2 GB and sends a few bytes: refused at once, nothing allocated or awaited.
+        (
+            "a startup packet declaring 2 GB",
+            [&0x7fff_ffffi32.to_be_bytes()[..], b"\x00\x03\x00\x00user"].concat(),
+        ),
+        (
+            "a startup packet declaring 3 bytes",
+            vec![0, 0, 0, 3, 0, 0, 0, 0],
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut conn = RawConnection::connect(proxy.addr()).await?;
+        conn.send_bytes(&bytes).await?;
+        let messages = closes(&mut conn, what).await?;
+        assert_fatal(&messages, "08P01", what);
+        still_serves(&proxy, what).await?;
+    }
+
+    let mut conn = RawConnection::connect(proxy.addr()).await?;
+    conn.send_bytes(&[&8i32.to_be_bytes()[..], &0x0002_0000i32.to_be_bytes()].concat())
+        .await?;
+    let messages = closes(&mut conn, "protocol 2.0").await?;
+    assert_fatal(&messages, "0A000", "protocol 2.0");
+    still_serves(&proxy, "protocol 2.0").await?;
+
+    let mut conn = RawConnection::connect(proxy.addr()).await?;
+    conn.send_bytes(&wire::startup_packet(&[("database", "app")]))
+        .await?;
+    let messages = closes(&mut conn, "no user name").await?;
+    assert_fatal(&messages, "28000", "no user name");
+    still_serves(&proxy, "no user name").await?;
+
+    // A CancelRequest with keys the proxy never issued: closed without a word.
+    let mut conn = RawConnection::connect(proxy.addr()).await?;
+    conn.send_bytes(&wire::cancel_request(12345, 67890)).await?;
+    let messages = closes(&mut conn, "a CancelRequest with unknown keys").await?;
+    assert!(messages.is_empty(), "{messages:?}");
+    still_serves(&proxy, "a CancelRequest").await?;
+
+    // A client that connects and leaves without a word.
+    drop(RawConnection::connect(proxy.addr()).await?);
+    still_serves(&proxy, "nothing").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_after_login_close_only_that_connection() -> Result<()> {
+    let (cluster, proxy) = start().await?;
+    let primary = cluster.shard(0).primary();
+
+    let too_long = [&[b'Q'][..], &(100_i32 << 20).to_be_bytes(), b"SELECT"].concat();
+    let too_short = [&[b'Q'][..], &2i32.to_be_bytes()].concat();
+    let cases: [(&str, Vec<u8>, &str); 2] = [
+        ("a 100 MB message (limit 64 kB)", too_long, "08P01"),
+        ("a message declaring 2 bytes", too_short, "08P01"),
+    ];
+    for (what, bytes, code) in cases {
+        let (mut conn, _) = RawConnection::login(proxy.addr(), &User::app()).await?;
+        conn.send_bytes(&bytes).await?;
+        let messages = closes(&mut conn, what).await?;
+        assert_fatal(&messages, code, what);
+        still_serves(&proxy, what).await?;
+    }
+
+    // An unknown message type: refused as PostgreSQL refuses it.
+    let unknown = wire::message(b'z', b"");
+    let mut refusals = Vec::new();
+    for addr in [primary.addr(), proxy.addr()] {
+        let (mut conn, _) = RawConnection::login(addr, &User::app()).await?;
+        conn.send_bytes(&unknown).await?;
+        let messages = closes(&mut conn, "message type 'z'").await?;
+        assert_fatal(&messages, "08P01", "message type 'z'");
+        refusals.push(messages[0].field(b'M'));
+    }
+    assert_eq!(
+        refusals[1], refusals[0],
+        "through the proxy (left) and directly (right)"
+    );
+    still_serves(&proxy, "an unknown message type").await?;
+
+    // A message cut short by the end of the stream, inside a transaction that holds the
+    // only server connection: the connection is dropped and the pool gets its slot back.
+    let (mut conn, _) = RawConnection::login(proxy.addr(), &User::app()).await?;
+    conn.send_bytes(&wire::query("BEGIN")).await?;
+    conn.read_until_ready().await?;
+    let truncated = wire::query("SELECT 'never complete'");
+    conn.send_bytes(&truncated[..truncated.len() - 5]).await?;
+    conn.shutdown_write().await?;
+    closes(&mut conn, "a truncated message").await?;
+    still_serves(&proxy, "a truncated message").await?;
+
+    // A message just under the limit is fine.
+    let client = proxy.client(&User::app()).await?;
+    let big = "x".repeat(60 * 1024);
+    let echoed: String = client.query_one("SELECT $1::text", &[&big]).await?.get(0);
+    assert_eq!(echoed.len(), big.len());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_beyond_the_limit_are_refused_with_53300() -> Result<()> {
+    let (_cluster, proxy) = start().await?;
+    let mut admitted = Vec::new();
+    for _ in 0..MAX_CLIENTS {
+        admitted.push(proxy.client(&User::app()).await?);
+    }
+    for _ in 0..3 {
+        let error = connect(proxy.addr(), &User::app()).await.unwrap_err();
+        assert_eq!(sqlstate(&error), Some("53300"), "{error}");
+        let message = error.as_db_error().map(|db| db.message().to_string());
+        assert_eq!(message.as_deref(), Some("sorry, too many clients already"));
+    }
+    // The admitted clients are unaffected.
+    for client in &admitted {
+        let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+        assert_eq!(one, 1);
+    }
+    // Once one leaves, there is room again.
+    admitted.pop();
+    wait_for("a client to leave", Duration::from_secs(5), || async {
+        Ok((proxy.clients() < MAX_CLIENTS).then_some(()))
+    })
+    .await?;
+    let client = proxy.client(&User::app()).await?;
+    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    assert_eq!(one, 1);
+    Ok(())
+}
