@@ -9,5 +9,6 @@ pub mod login;
 pub mod proxy_settings;
 pub mod route_decision;
 pub mod session;
+pub mod setting_statements;
 pub mod settings;
 pub mod statements;

@@ -12,6 +12,7 @@ use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
 use super::expect::{ExpectedReplies, ReplyAction};
 use super::proxy_settings::SessionRole;
+use super::setting_statements::SettingStatements;
 use super::settings::ClientSettings;
 use super::statements::{
     bind_statement, read_parse, rename_bind, retarget, target_of, ClientStatements,
@@ -71,8 +72,8 @@ pub struct Session {
     done_batches: u64,
     parses: ExpectedReplies,
     closes: ExpectedReplies,
-    /// Settings statements of the running Query, awaiting their CommandComplete.
-    setting_statements: std::collections::VecDeque<SessionEffect>,
+    /// Settings statements sent, awaiting their CommandComplete.
+    setting_statements: SettingStatements,
     /// Settings confirmed inside an open transaction, applied at its COMMIT.
     staged: Vec<SessionEffect>,
     /// After an error the proxy raised itself mid-batch: drop messages until Sync.
@@ -310,6 +311,7 @@ impl Session {
             tag::SYNC => self.in_batch = false,
             _ => {}
         }
+        self.setting_statements.extended_message(batch, &frame);
         match frame.tag() {
             tag::QUERY => {
                 self.sent_batches += 1;
@@ -322,13 +324,7 @@ impl Session {
                         }
                         self.pinned.get_or_insert(why);
                     }
-                    let first = stmt.split_whitespace().next().unwrap_or("");
-                    if first.eq_ignore_ascii_case("set")
-                        || first.eq_ignore_ascii_case("reset")
-                        || matches!(effect, SessionEffect::DiscardAll)
-                    {
-                        self.setting_statements.push_back(effect);
-                    }
+                    self.setting_statements.query_statement(batch, stmt, effect);
                 }
                 server.write(&frame).await
             }
@@ -454,7 +450,7 @@ impl Session {
             }
             Some(tag::READY_FOR_QUERY) => {
                 self.done_batches += 1;
-                self.on_ready();
+                self.on_ready(batch);
             }
             _ => {}
         }
@@ -478,7 +474,7 @@ impl Session {
         let command = frame.reader().cstr().unwrap_or(b"");
         match command {
             b"SET" | b"RESET" | b"DISCARD ALL" | b"DEALLOCATE ALL" => {
-                if let Some(effect) = self.setting_statements.pop_front() {
+                if let Some(effect) = self.setting_statements.confirmed() {
                     if matches!(effect, SessionEffect::DiscardAll | SessionEffect::ResetAll) {
                         // pgshard.role is a setting too, as far as the client can tell.
                         self.role = SessionRole::default();
@@ -497,8 +493,9 @@ impl Session {
         }
     }
 
-    fn on_ready(&mut self) {
-        self.setting_statements.clear();
+    /// Batch `batch` ended with a ReadyForQuery.
+    fn on_ready(&mut self, batch: u64) {
+        self.setting_statements.batch_done(batch);
         let Some(server) = self.server.as_mut() else {
             return;
         };
