@@ -254,6 +254,82 @@ async fn settings_stay_with_the_client_that_made_them() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_and_pipelined_sets_stay_with_their_client() -> Result<()> {
+    let (_cluster, proxy) = start(ProxyOptions {
+        pool_size: 1,
+        ..ProxyOptions::default()
+    })
+    .await?;
+    // Same startup parameters: only what each client SETs tells their sessions apart.
+    let a = proxy.client(&User::app()).await?;
+    let b = proxy.client(&User::app()).await?;
+    let settings = [
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "work_mem",
+    ];
+    let mut defaults = Vec::new();
+    for setting in settings {
+        defaults.push(show(&b, setting).await?);
+    }
+    let check = |expected_a: [&'static str; 4], after: &'static str| {
+        let (a, b, defaults) = (&a, &b, &defaults);
+        async move {
+            for ((setting, mine), default) in settings.iter().zip(expected_a).zip(defaults) {
+                let seen_by_b = show(b, setting).await?;
+                ensure!(
+                    &seen_by_b == default,
+                    "after {after}: B sees {setting} = {seen_by_b}, not its default {default}"
+                );
+                let mine = if mine.is_empty() {
+                    default.as_str()
+                } else {
+                    mine
+                };
+                let seen_by_a = show(a, setting).await?;
+                ensure!(
+                    seen_by_a == mine,
+                    "after {after}: A sees {setting} = {seen_by_a}, not {mine}"
+                );
+            }
+            anyhow::Ok(())
+        }
+    };
+
+    // tokio-postgres runs a parameterless execute() over the extended protocol.
+    a.execute("SET statement_timeout = '777ms'", &[]).await?;
+    check(["777ms", "", "", ""], "an extended-protocol SET").await?;
+
+    // Pipelined: the SET's batch is still in flight when the first one ends.
+    let (first, second) = futures::join!(
+        a.batch_execute("SELECT 1"),
+        a.batch_execute("SET lock_timeout = '888ms'")
+    );
+    first?;
+    second?;
+    check(["777ms", "888ms", "", ""], "a pipelined simple SET").await?;
+
+    let (first, second) = futures::join!(
+        a.query_one("SELECT 1", &[]),
+        a.execute("SET idle_in_transaction_session_timeout = '999ms'", &[])
+    );
+    first?;
+    second?;
+    check(["777ms", "888ms", "999ms", ""], "a pipelined extended SET").await?;
+
+    // A SET that fails is not recorded, and does not take the next one's place.
+    let (bad, good) = futures::join!(
+        a.batch_execute("SET statement_timeout = 'soon'"),
+        a.batch_execute("SET work_mem = '9MB'")
+    );
+    assert_eq!(sqlstate(&bad.unwrap_err()), Some("22023"));
+    good?;
+    check(["777ms", "888ms", "999ms", "9MB"], "a failed SET").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_options_apply_as_on_a_direct_connection() -> Result<()> {
     let (cluster, proxy) = start(ProxyOptions {
         pool_size: 1,
