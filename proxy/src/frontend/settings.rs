@@ -54,6 +54,22 @@ impl ClientSettings {
         }
     }
 
+    /// Whether a server that ran `effect` left some of these startup settings: RESET goes
+    /// back to the values the server connection started with, which are the proxy's, not
+    /// this client's.
+    pub fn undone_by(&self, effect: &SessionEffect) -> bool {
+        match effect {
+            SessionEffect::ResetAll | SessionEffect::DiscardAll => !self.startup.is_empty(),
+            SessionEffect::Reset { name } => self.startup.contains_key(&name.to_ascii_lowercase()),
+            _ => false,
+        }
+    }
+
+    /// Whether `name` was set by the client's startup packet.
+    pub fn is_startup_setting(&self, name: &str) -> bool {
+        self.startup.contains_key(&name.to_ascii_lowercase())
+    }
+
     /// Identifies the settings; equal fingerprints need no replay.
     pub fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
@@ -190,6 +206,15 @@ mod tests {
         });
         // A SET overrides the startup value instead of being replayed after it.
         assert!(!s.replay_sql().contains("set_config('datestyle'"));
+        // Resetting it goes back to the startup value, which the server does not have.
+        assert!(s.undone_by(&SessionEffect::Reset {
+            name: "DATESTYLE".into()
+        }));
+        assert!(!s.undone_by(&SessionEffect::Reset {
+            name: "work_mem".into()
+        }));
+        assert!(s.undone_by(&SessionEffect::ResetAll));
+        assert!(!ClientSettings::default().undone_by(&SessionEffect::DiscardAll));
         s.apply(&SessionEffect::ResetAll);
         assert_eq!(s.fingerprint(), base);
         assert_ne!(base, ClientSettings::server_default_fingerprint());

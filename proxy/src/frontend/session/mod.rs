@@ -450,7 +450,11 @@ impl Session {
             }
             Some(tag::READY_FOR_QUERY) => {
                 self.done_batches += 1;
-                self.on_ready(batch);
+                if self.on_ready(batch) {
+                    if let Flow::Stop = self.restore_startup_settings().await {
+                        return Flow::Stop;
+                    }
+                }
             }
             _ => {}
         }
@@ -493,11 +497,12 @@ impl Session {
         }
     }
 
-    /// Batch `batch` ended with a ReadyForQuery.
-    fn on_ready(&mut self, batch: u64) {
+    /// Batch `batch` ended with a ReadyForQuery. True when a RESET the client ran has left
+    /// the server without some of the client's startup settings.
+    fn on_ready(&mut self, batch: u64) -> bool {
         self.setting_statements.batch_done(batch);
         let Some(server) = self.server.as_mut() else {
-            return;
+            return false;
         };
         if server.status == b'I' {
             self.role.end_transaction();
@@ -506,12 +511,49 @@ impl Session {
                 // primary position checked after this instant to serve this client.
                 self.written_at = Some(Instant::now());
             }
+            let mut undone = false;
             for effect in self.staged.drain(..) {
+                undone |= self.settings.undone_by(&effect);
                 self.settings.apply(&effect);
             }
-            // The server ran the client's own SETs, so it now holds exactly its settings.
-            server.applied_settings = Some(self.settings.fingerprint());
+            // The server ran the client's own SETs, so it now holds exactly its settings,
+            // unless a RESET took it back to the proxy's startup values.
+            server.applied_settings = (!undone).then(|| self.settings.fingerprint());
+            return undone;
         }
+        false
+    }
+
+    /// After a RESET, sets the client's startup values again, as PostgreSQL's RESET goes
+    /// back to the values of the client's own startup packet, and reports them to the
+    /// client as the server would have. With more batches already sent, it is left to the
+    /// next checkout instead, which replays settings not known to be applied.
+    async fn restore_startup_settings(&mut self) -> Flow {
+        if self.pending() > 0 {
+            return Flow::Continue;
+        }
+        let sql = self.settings.replay_sql();
+        let Some(server) = self.server.as_mut() else {
+            return Flow::Continue;
+        };
+        match server.run_quietly(&sql).await {
+            Ok(None) => server.applied_settings = Some(self.settings.fingerprint()),
+            Ok(Some(_)) => return Flow::Continue,
+            Err(_) => return self.server_lost().await,
+        }
+        let mut reported: Vec<_> = server
+            .params
+            .iter()
+            .filter(|(name, _)| self.settings.is_startup_setting(name))
+            .map(|(name, value)| messages::parameter_status(name, value))
+            .collect();
+        reported.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for frame in &reported {
+            if self.client.write_frame(frame).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
     }
 
     /// In transaction pooling, gives the server back once the client's transaction and
