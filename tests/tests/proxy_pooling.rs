@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use pgshard_config::AuthMethod;
+use pgshard_config::{AuthMethod, PoolMode};
 use pgshard_tests::wire::{self, RawConnection};
 use pgshard_tests::{sqlstate, wait_for, Cluster, Node, ProxyOptions, TestProxy, User};
 use tokio_postgres::{Client, NoTls};
@@ -34,11 +34,19 @@ async fn connect_with(
     proxy: &TestProxy,
     configure: impl FnOnce(&mut tokio_postgres::Config),
 ) -> Result<Client> {
+    connect_with_config(proxy.addr(), configure).await
+}
+
+/// A connection to `addr` as `app` with startup parameters of the test's choosing.
+async fn connect_with_config(
+    addr: std::net::SocketAddr,
+    configure: impl FnOnce(&mut tokio_postgres::Config),
+) -> Result<Client> {
     let user = User::app();
     let mut config = tokio_postgres::Config::new();
     config
-        .host(proxy.addr().ip().to_string())
-        .port(proxy.addr().port())
+        .host(addr.ip().to_string())
+        .port(addr.port())
         .user(&user.name)
         .password(&user.password)
         .dbname(&user.database);
@@ -345,17 +353,7 @@ async fn startup_options_apply_as_on_a_direct_connection() -> Result<()> {
         c.options(options).application_name("with_options");
     };
 
-    let user = User::app();
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(primary.addr().ip().to_string())
-        .port(primary.addr().port())
-        .user(&user.name)
-        .password(&user.password)
-        .dbname(&user.database);
-    configure(&mut config);
-    let (direct, connection) = config.connect(NoTls).await?;
-    tokio::spawn(connection);
+    let direct = connect_with_config(primary.addr(), configure).await?;
     let plain = proxy.client(&User::app()).await?;
     let proxied = connect_with(&proxy, configure).await?;
     for setting in settings {
@@ -373,6 +371,103 @@ async fn startup_options_apply_as_on_a_direct_connection() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_returns_to_the_clients_startup_settings_as_on_the_server() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let primary = primary(&cluster);
+    primary.execute("CREATE SCHEMA opt_schema").await?;
+    let configure = |c: &mut tokio_postgres::Config| {
+        c.options("-c search_path=opt_schema,public -c statement_timeout=4321")
+            .application_name("mine");
+    };
+    let direct = connect_with_config(primary.addr(), configure).await?;
+    let expected = reset_steps(&direct).await?;
+
+    for pool_mode in [PoolMode::Transaction, PoolMode::Session] {
+        let proxy = TestProxy::start(
+            primary,
+            ProxyOptions {
+                pool_mode,
+                pool_size: 2,
+                ..ProxyOptions::default()
+            },
+        )
+        .await?;
+        let client = connect_with_config(proxy.addr(), configure).await?;
+        assert_eq!(
+            reset_steps(&client).await?,
+            expected,
+            "{pool_mode:?}: through the proxy (left) and directly (right)"
+        );
+
+        // The client is told the restored values, as PostgreSQL tells it.
+        let mut told = Vec::new();
+        for addr in [primary.addr(), proxy.addr()] {
+            told.push(application_name_reported_by_reset(addr).await?);
+        }
+        assert_eq!(
+            told[1], told[0],
+            "{pool_mode:?}: ParameterStatus after RESET ALL"
+        );
+        proxy.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Changes settings and resets them in every way there is; returns what the client sees
+/// after each step.
+async fn reset_steps(client: &Client) -> Result<Vec<Vec<String>>> {
+    let steps = [
+        "SET application_name = 'changed'; SET search_path = public; \
+         SET statement_timeout = 5",
+        "RESET ALL",
+        "SET application_name = 'again'",
+        "SET application_name TO DEFAULT",
+        "SET statement_timeout = 7",
+        "RESET statement_timeout",
+        "SET search_path = public",
+        "DISCARD ALL",
+        "BEGIN; SET search_path = public; RESET ALL; COMMIT",
+    ];
+    let mut seen = Vec::new();
+    for step in steps {
+        client.batch_execute(step).await.context(step)?;
+        let mut values = vec![step.to_string()];
+        for setting in ["application_name", "search_path", "statement_timeout"] {
+            values.push(show(client, setting).await?);
+        }
+        seen.push(values);
+    }
+    Ok(seen)
+}
+
+/// The application_name a server reports after RESET ALL, to a client that started with
+/// application_name `mine` and then changed it.
+async fn application_name_reported_by_reset(addr: std::net::SocketAddr) -> Result<Vec<String>> {
+    let user = User::app();
+    let mut conn = RawConnection::connect(addr).await?;
+    conn.send_bytes(&wire::startup_packet(&[
+        ("user", &user.name),
+        ("database", &user.database),
+        ("application_name", "mine"),
+    ]))
+    .await?;
+    conn.authenticate(&user).await?;
+    conn.read_until_ready().await?;
+    conn.send_bytes(&wire::query("SET application_name = 'changed'"))
+        .await?;
+    conn.read_until_ready().await?;
+    conn.send_bytes(&wire::query("RESET ALL")).await?;
+    let replies = conn.read_until_ready().await?;
+    let reported = replies
+        .iter()
+        .filter(|m| m.tag == b'S' && m.body.starts_with(b"application_name\0"))
+        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+        .collect::<Vec<_>>();
+    // Only the last report counts: it is what the client is left believing.
+    Ok(reported.last().into_iter().cloned().collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
