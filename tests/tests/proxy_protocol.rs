@@ -385,30 +385,19 @@ async fn cancel_stops_only_the_query_of_the_client_it_names() -> Result<()> {
     let one: i32 = sleeper.query_one("SELECT 1", &[]).await?.get(0);
     assert_eq!(one, 1);
 
+    let monitor = primary(&cluster).client(&User::app()).await?;
     let long = tokio::spawn(async move {
         let result = sleeper.query_one("SELECT pg_sleep(30)", &[]).await;
         (sleeper, result)
     });
+    wait_running(&monitor, "SELECT pg_sleep(30)").await?;
     let short = tokio::spawn(async move {
         let result = bystander
-            .query_one("SELECT 42::int4 FROM pg_sleep(3)", &[])
+            .query_one("SELECT 42::int4 FROM pg_sleep(4)", &[])
             .await;
         result.map(|row| row.get::<_, i32>(0))
     });
-    let monitor = primary(&cluster).client(&User::app()).await?;
-    wait_for("both sleeps to run", Duration::from_secs(10), || async {
-        let running = monitor
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE state = 'active' AND query LIKE '%pg_sleep(%' AND pid <> pg_backend_pid()",
-                &[],
-            )
-            .await
-            .ok()
-            .map(|row| row.get::<_, i64>(0));
-        Ok((running == Some(2)).then_some(()))
-    })
-    .await?;
+    wait_running(&monitor, "SELECT 42::int4 FROM pg_sleep(4)").await?;
 
     let canceled_at = Instant::now();
     token.cancel_query(NoTls).await?;
@@ -426,6 +415,27 @@ async fn cancel_stops_only_the_query_of_the_client_it_names() -> Result<()> {
     // The canceled client carries on.
     let two: i32 = sleeper.query_one("SELECT 2", &[]).await?.get(0);
     assert_eq!(two, 2);
+    Ok(())
+}
+
+/// Waits until the server runs `query` for some client.
+async fn wait_running(monitor: &Client, query: &str) -> Result<()> {
+    wait_for(
+        &format!("the server to run {query}"),
+        Duration::from_secs(20),
+        || async {
+            let running = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+                    &[&query],
+                )
+                .await
+                .ok()
+                .map(|row| row.get::<_, i64>(0));
+            Ok(running.filter(|n| *n > 0).map(|_| ()))
+        },
+    )
+    .await?;
     Ok(())
 }
 
