@@ -1,17 +1,27 @@
-//! pgshard's control plane: it checks every node's reachability, role and WAL positions
-//! over control connections and publishes per-shard topologies that the data plane reads
-//! when it routes.
+//! pgshard's control plane: it checks every node's reachability, role, timeline and WAL
+//! positions over control connections, publishes per-shard topologies that the data
+//! plane reads when it routes, and promotes a replica when a primary dies.
 
+pub mod candidate;
+pub mod control;
+pub mod controller;
+pub mod detector;
 pub mod error;
+pub mod fencing;
 pub mod lsn;
 pub mod monitor;
 pub mod node_status;
 pub mod probe;
+pub mod promotion;
 pub mod topology;
 
+pub use candidate::PromotionRules;
+pub use control::ProbeCredentials;
+pub use controller::{FailoverController, FailoverSettings};
 pub use error::ProbeError;
 pub use lsn::Lsn;
 pub use monitor::{MonitorSettings, ShardMonitor};
 pub use node_status::{NodeRole, NodeStatus};
-pub use probe::{NodeProbe, ProbeCredentials, ProbeReading};
-pub use topology::{ShardTopology, SharedTopology};
+pub use probe::{NodeProbe, ProbeReading};
+pub use promotion::ReplicationLogin;
+pub use topology::{ShardPhase, ShardTopology, SharedTopology, TopologyPublisher};

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
+use crate::control::ProbeCredentials;
+use crate::controller::{FailoverController, FailoverSettings};
 use crate::node_status::NodeRole;
-use crate::probe::{record, NodeProbe, ProbeCredentials};
-use crate::topology::{ShardTopology, SharedTopology};
+use crate::probe::{record, NodeProbe};
+use crate::topology::{ShardTopology, TopologyPublisher};
 
 /// How often and how patiently nodes are checked.
 #[derive(Debug, Clone, Copy)]
@@ -17,54 +18,55 @@ pub struct MonitorSettings {
     pub timeout: Duration,
 }
 
-/// Checks every node of one shard each interval, all at once, and swaps in a new
-/// [`ShardTopology`]. It stops by itself once nobody else holds the topology.
+/// Checks every node of one shard each interval, all at once, lets the failover
+/// controller act on the result, and swaps in a new [`ShardTopology`]. It stops by itself
+/// once nobody else holds the topology.
 pub struct ShardMonitor {
     probes: Vec<NodeProbe>,
-    topology: SharedTopology,
+    publisher: TopologyPublisher,
     settings: MonitorSettings,
+    controller: FailoverController,
 }
 
 impl ShardMonitor {
-    /// Starts monitoring; the topology says every node is unreachable until checked.
+    /// Starts monitoring; the configured primary is trusted until checks say otherwise.
     pub fn spawn(
         primary: &str,
         replicas: &[String],
         credentials: ProbeCredentials,
         settings: MonitorSettings,
-    ) -> (SharedTopology, JoinHandle<()>) {
-        let topology = Arc::new(ArcSwap::from_pointee(ShardTopology::new(primary, replicas)));
+        failover: FailoverSettings,
+    ) -> (TopologyPublisher, JoinHandle<()>) {
+        let publisher = TopologyPublisher::new(ShardTopology::new(primary, replicas));
         let probes = std::iter::once(primary)
             .chain(replicas.iter().map(String::as_str))
             .map(|addr| NodeProbe::new(addr, credentials.clone(), settings.timeout))
             .collect();
         let monitor = ShardMonitor {
             probes,
-            topology: topology.clone(),
+            publisher: publisher.clone(),
             settings,
+            controller: FailoverController::new(failover),
         };
-        (topology, tokio::spawn(monitor.run()))
+        (publisher, tokio::spawn(monitor.run()))
     }
 
     async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while Arc::strong_count(&self.topology) > 1 {
+        // The data plane holds the other reference; once it is gone, so is the monitor.
+        while Arc::strong_count(&self.publisher.topology) > 1 {
             ticker.tick().await;
             self.round().await;
         }
     }
 
-    /// One check of every node, then one swap.
+    /// One check of every node, the controller's decision, then one swap.
     async fn round(&mut self) {
         let results = futures::future::join_all(self.probes.iter_mut().map(NodeProbe::check)).await;
-        let mut next = ShardTopology::clone(&self.topology.load());
+        let mut next = ShardTopology::clone(&self.publisher.topology.load());
         for (i, result) in results.iter().enumerate() {
-            let status = if i == 0 {
-                &mut next.primary
-            } else {
-                &mut next.replicas[i - 1]
-            };
+            let status = &mut next.nodes[i];
             let was_reachable = status.reachable;
             record(status, result);
             match result {
@@ -75,11 +77,16 @@ impl ShardMonitor {
                 _ => {}
             }
         }
-        if let Some(Ok(reading)) = results.first() {
-            if let (NodeRole::Primary, Some(lsn)) = (reading.role, reading.lsn) {
-                next.push_position(reading.sent_at, lsn);
+        self.controller
+            .after_round(&mut next, &self.publisher)
+            .await;
+        if let Some(p) = next.primary {
+            if let Some(Ok(reading)) = results.get(p) {
+                if let (NodeRole::Primary, Some(lsn)) = (reading.role, reading.lsn) {
+                    next.push_position(reading.sent_at, lsn);
+                }
             }
         }
-        self.topology.store(Arc::new(next));
+        self.publisher.publish(next);
     }
 }

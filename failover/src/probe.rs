@@ -2,26 +2,28 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use crate::control::{connect, ProbeCredentials};
 use crate::error::ProbeError;
 use crate::lsn::Lsn;
 use crate::node_status::{NodeRole, NodeStatus};
 
-/// Credentials of the control connections, which only read status functions.
-#[derive(Debug, Clone)]
-pub struct ProbeCredentials {
-    pub user: String,
-    pub password: Option<String>,
-    pub database: String,
-}
-
-/// Role and WAL positions in one round trip, so the check is cheap enough to run often.
+/// Role, timeline, WAL positions, replication state and identity in one round trip, so
+/// the check is cheap enough to run every second. The timeline of a primary comes from
+/// its current WAL file name, which changes the moment it is promoted.
 const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, \
      pg_last_wal_receive_lsn()::text, \
      CASE WHEN pg_is_in_recovery() \
-          THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END";
+          THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END, \
+     CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)::int8 \
+          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
+     coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false), \
+     host(inet_server_addr()), inet_server_port(), current_setting('cluster_name'), \
+     coalesce((SELECT array_agg(application_name::text) FROM pg_stat_replication \
+               WHERE sync_state IN ('sync', 'quorum')), '{}'::text[]), \
+     current_setting('synchronous_standby_names') <> ''";
 
 /// Keeps one control connection to a node open between checks and reconnects after a
 /// failure; a check that takes longer than the timeout counts as failed.
@@ -33,12 +35,18 @@ pub struct NodeProbe {
 }
 
 /// What one successful check saw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProbeReading {
     pub role: NodeRole,
+    pub timeline: Option<u32>,
     pub lsn: Option<Lsn>,
     pub received_lsn: Option<Lsn>,
     pub replay_delay: Option<Duration>,
+    pub streaming: bool,
+    pub peer_addr: Option<String>,
+    pub name: Option<String>,
+    pub sync_standbys: Vec<String>,
+    pub synchronous: bool,
     /// When the check was sent: everything committed before it is at or below `lsn`.
     pub sent_at: Instant,
 }
@@ -75,7 +83,7 @@ impl NodeProbe {
 
     async fn check_inner(&mut self) -> Result<ProbeReading, ProbeError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(self.connect().await?);
+            self.client = Some(connect(&self.addr, &self.credentials, self.timeout).await?);
         }
         let Some(client) = self.client.as_ref() else {
             return Err(self.unexpected("no connection"));
@@ -88,53 +96,38 @@ impl NodeProbe {
                 addr: self.addr.clone(),
                 source,
             })?;
-        let in_recovery: bool = row.try_get(0).map_err(|e| self.unexpected(e))?;
-        let lsn = self.lsn(row.try_get(1).map_err(|e| self.unexpected(e))?)?;
-        let received_lsn = self.lsn(row.try_get(2).map_err(|e| self.unexpected(e))?)?;
-        let delay: Option<f64> = row.try_get(3).map_err(|e| self.unexpected(e))?;
+        let bad = |e: tokio_postgres::Error| self.unexpected(e);
+        let in_recovery: bool = row.try_get(0).map_err(bad)?;
+        let lsn = self.lsn(row.try_get(1).map_err(bad)?)?;
+        let received_lsn = self.lsn(row.try_get(2).map_err(bad)?)?;
+        let delay: Option<f64> = row.try_get(3).map_err(bad)?;
+        let timeline: Option<i64> = row.try_get(4).map_err(bad)?;
+        let host: Option<String> = row.try_get(6).map_err(bad)?;
+        let port: Option<i32> = row.try_get(7).map_err(bad)?;
+        let name: String = row.try_get(8).map_err(bad)?;
         Ok(ProbeReading {
             role: if in_recovery {
                 NodeRole::Replica
             } else {
                 NodeRole::Primary
             },
+            timeline: timeline.and_then(|t| u32::try_from(t).ok()),
             lsn,
             received_lsn,
             replay_delay: delay
                 .filter(|d| d.is_finite())
                 .map(|d| Duration::from_secs_f64(d.max(0.0))),
+            streaming: row.try_get(5).map_err(bad)?,
+            peer_addr: match (host, port) {
+                (Some(h), Some(p)) if h.contains(':') => Some(format!("[{h}]:{p}")),
+                (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+                _ => None,
+            },
+            name: Some(name).filter(|n| !n.is_empty()),
+            sync_standbys: row.try_get(9).map_err(bad)?,
+            synchronous: row.try_get(10).map_err(bad)?,
             sent_at,
         })
-    }
-
-    async fn connect(&self) -> Result<Client, ProbeError> {
-        let (host, port) = split_addr(&self.addr);
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host(host)
-            .port(port)
-            .user(&self.credentials.user)
-            .dbname(&self.credentials.database)
-            .application_name("pgshard monitor")
-            .connect_timeout(self.timeout);
-        if let Some(password) = &self.credentials.password {
-            config.password(password);
-        }
-        let (client, connection) =
-            config
-                .connect(NoTls)
-                .await
-                .map_err(|source| ProbeError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })?;
-        let addr = self.addr.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(node = %addr, "control connection ended: {e}");
-            }
-        });
-        Ok(client)
     }
 
     fn lsn(&self, text: Option<String>) -> Result<Option<Lsn>, ProbeError> {
@@ -157,34 +150,44 @@ pub fn record(status: &mut NodeStatus, result: &Result<ProbeReading, ProbeError>
             status.reachable = true;
             status.failures = 0;
             status.role = Some(r.role);
+            status.timeline = r.timeline.or(status.timeline);
             status.lsn = r.lsn.or(status.lsn);
             status.received_lsn = r.received_lsn;
             status.replay_delay = r.replay_delay;
+            status.streaming = r.streaming;
+            status.peer_addr = r.peer_addr.clone().or(status.peer_addr.take());
+            status.name = r.name.clone().or(status.name.take());
+            status.sync_standbys = r.sync_standbys.clone();
+            status.synchronous = r.synchronous;
             status.checked_at = Some(r.sent_at);
         }
         Err(_) => {
             status.reachable = false;
+            status.streaming = false;
             status.failures = status.failures.saturating_add(1);
         }
     }
 }
 
-/// `host:port` or `[v6]:port` into its parts; the config has validated the form.
-fn split_addr(addr: &str) -> (&str, u16) {
-    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "5432"));
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (host, port.parse().unwrap_or(5432))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn splits_addresses() {
-        assert_eq!(split_addr("db1:6543"), ("db1", 6543));
-        assert_eq!(split_addr("[::1]:5432"), ("::1", 5432));
-        assert_eq!(split_addr("10.0.0.1:5432"), ("10.0.0.1", 5432));
+    /// A reading as a test wants it; fields not given are empty.
+    pub fn reading(role: NodeRole, lsn: u64) -> ProbeReading {
+        ProbeReading {
+            role,
+            timeline: Some(1),
+            lsn: Some(Lsn(lsn)),
+            received_lsn: None,
+            replay_delay: None,
+            streaming: role == NodeRole::Replica,
+            peer_addr: None,
+            name: None,
+            sync_standbys: Vec::new(),
+            synchronous: false,
+            sent_at: Instant::now(),
+        }
     }
 
     #[test]
@@ -198,15 +201,9 @@ mod tests {
         record(&mut status, &failed);
         assert_eq!(status.failures, 2);
         assert!(!status.reachable);
-        let ok = Ok(ProbeReading {
-            role: NodeRole::Replica,
-            lsn: Some(Lsn(10)),
-            received_lsn: Some(Lsn(12)),
-            replay_delay: None,
-            sent_at: Instant::now(),
-        });
-        record(&mut status, &ok);
+        record(&mut status, &Ok(reading(NodeRole::Replica, 10)));
         assert!(status.reachable);
+        assert!(status.streaming);
         assert_eq!(status.failures, 0);
         assert_eq!(status.lsn, Some(Lsn(10)));
     }

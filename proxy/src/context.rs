@@ -13,7 +13,7 @@ use crate::backend::{PoolSettings, Pools, ServerTarget};
 use crate::error::ProxyError;
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::statements::StatementRegistry;
-use crate::routing::{DatabaseRoute, NodeIndex};
+use crate::routing::{DatabaseRoute, NodeId};
 use crate::shutdown::Shutdown;
 
 /// A configured user, with its secret parsed once and its effective pool settings.
@@ -101,7 +101,7 @@ impl ProxyContext {
         &self,
         user: &UserEntry,
         db: &DatabaseRoute,
-        node: NodeIndex,
+        node: NodeId,
     ) -> Option<ServerTarget> {
         let shard = db.shards.first()?;
         Some(ServerTarget {
@@ -113,13 +113,22 @@ impl ProxyContext {
     }
 }
 
-/// The monitor logs in as the first configured user, with its server credentials: it only
-/// reads status functions that every user may call.
+/// Control connections log in as `[databases.failover]`'s user when one is given (failover
+/// needs a superuser), else as the first configured user with its server credentials,
+/// which is enough for health and lag checks (with `pg_monitor`, replication details too).
 fn monitor_credentials(config: &Config, db: &pgshard_config::DatabaseConfig) -> ProbeCredentials {
+    let database = db.server_database().to_string();
+    if let Some(user) = &db.failover.user {
+        return ProbeCredentials {
+            user: user.clone(),
+            password: db.failover.password.clone(),
+            database,
+        };
+    }
     let user = config.users.first();
     ProbeCredentials {
         user: user.map_or("postgres", |u| u.server_user()).to_string(),
         password: user.and_then(|u| u.server_password()).map(str::to_string),
-        database: db.server_database().to_string(),
+        database,
     }
 }

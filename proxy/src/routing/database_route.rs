@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgshard_config::DatabaseConfig;
-use pgshard_failover::{MonitorSettings, ProbeCredentials, ShardMonitor};
+use pgshard_failover::{
+    FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, ReplicationLogin,
+    ShardMonitor,
+};
 use pgshard_router::Classifier;
 
 use super::shard_nodes::ShardNodes;
@@ -21,9 +24,10 @@ impl DatabaseRoute {
     /// Starts a monitor per shard; must run inside the runtime.
     pub fn start(config: DatabaseConfig, credentials: ProbeCredentials) -> DatabaseRoute {
         let routing = config.routing.clone();
+        let failover = &config.failover;
         let settings = MonitorSettings {
             interval: routing.health_check_interval,
-            timeout: routing.health_check_interval.max(Duration::from_secs(1)),
+            timeout: failover.check_timeout,
         };
         let shards = config
             .shards
@@ -34,20 +38,46 @@ impl DatabaseRoute {
                     .iter()
                     .map(|r| r.address.to_string())
                     .collect();
-                let (topology, _task) = ShardMonitor::spawn(
+                let rules = PromotionRules {
+                    priority: std::iter::once(0)
+                        .chain(shard.replicas.iter().map(|r| r.priority))
+                        .collect(),
+                    no_promote: std::iter::once(false)
+                        .chain(shard.replicas.iter().map(|r| r.no_promote))
+                        .collect(),
+                    max_lag: Some(failover.max_failover_lag),
+                };
+                let failover_settings = FailoverSettings {
+                    enabled: failover.enabled,
+                    failure_threshold: failover.failure_threshold,
+                    rules,
+                    credentials: credentials.clone(),
+                    replication: ReplicationLogin {
+                        user: failover.replication_user.clone(),
+                        password: failover.replication_password.clone(),
+                    },
+                    timeout: failover.check_timeout.max(Duration::from_secs(5)),
+                    synchronous_fallback: failover.synchronous_fallback,
+                };
+                let (publisher, _task) = ShardMonitor::spawn(
                     &shard.primary.to_string(),
                     &replicas,
                     credentials.clone(),
                     settings,
+                    failover_settings,
                 );
+                let nodes = std::iter::once((shard.primary.to_string(), 1))
+                    .chain(
+                        shard
+                            .replicas
+                            .iter()
+                            .map(|r| (r.address.to_string(), r.weight)),
+                    )
+                    .collect();
                 Arc::new(ShardNodes::new(
-                    shard.primary.to_string(),
-                    shard
-                        .replicas
-                        .iter()
-                        .map(|r| (r.address.to_string(), r.weight))
-                        .collect(),
-                    topology,
+                    nodes,
+                    publisher.topology.clone(),
+                    publisher.primary_changes(),
                     routing.clone(),
                 ))
             })

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use pgshard_config::LagLimit;
-use pgshard_failover::{NodeRole, ShardTopology};
+use pgshard_failover::ShardTopology;
 
 /// What a read asks of a replica.
 #[derive(Debug, Clone, Copy)]
@@ -13,19 +13,18 @@ pub struct ReadNeeds {
     pub written_at: Option<Instant>,
 }
 
-/// Whether replica `i` may serve a read, given the monitor's view and the limits.
+/// Whether node `i` may serve a read as a replica, given the monitor's view and the
+/// limits.
 pub fn replica_eligible(
     topology: &ShardTopology,
     i: usize,
     max_lag: LagLimit,
     needs: ReadNeeds,
 ) -> bool {
-    let Some(status) = topology.replicas.get(i) else {
-        return false;
-    };
-    if !status.reachable || status.role != Some(NodeRole::Replica) || status.lsn.is_none() {
+    if !topology.is_live_replica(i) {
         return false;
     }
+    let status = &topology.nodes[i];
     let within_lag = match max_lag {
         LagLimit::Bytes(limit) => topology.lag_bytes(i).is_none_or(|lag| lag <= limit),
         LagLimit::Time(limit) => {
@@ -47,14 +46,15 @@ pub fn replica_eligible(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgshard_failover::Lsn;
+    use pgshard_failover::{Lsn, NodeRole};
 
+    /// A primary (node 0) and two replicas (nodes 1 and 2), all at the same position.
     fn topology() -> ShardTopology {
         let mut t = ShardTopology::new("p:5432", &["r1:5432".into(), "r2:5432".into()]);
-        t.primary.reachable = true;
-        t.primary.role = Some(NodeRole::Primary);
-        t.primary.lsn = Some(Lsn(10_000));
-        for r in &mut t.replicas {
+        t.nodes[0].reachable = true;
+        t.nodes[0].role = Some(NodeRole::Primary);
+        t.push_position(Instant::now() - Duration::from_secs(60), Lsn(10_000));
+        for r in &mut t.nodes[1..] {
             r.reachable = true;
             r.role = Some(NodeRole::Replica);
             r.lsn = Some(Lsn(10_000));
@@ -67,39 +67,39 @@ mod tests {
     #[test]
     fn unreachable_unknown_or_promoted_replicas_are_skipped() {
         let mut t = topology();
-        assert!(replica_eligible(&t, 0, LagLimit::Bytes(0), ANY));
-        t.replicas[0].reachable = false;
-        assert!(!replica_eligible(&t, 0, LagLimit::Bytes(0), ANY));
-        t.replicas[1].role = Some(NodeRole::Primary);
+        assert!(replica_eligible(&t, 1, LagLimit::Bytes(0), ANY));
+        t.nodes[1].reachable = false;
         assert!(!replica_eligible(&t, 1, LagLimit::Bytes(0), ANY));
+        t.nodes[2].role = Some(NodeRole::Primary);
         assert!(!replica_eligible(&t, 2, LagLimit::Bytes(0), ANY));
+        assert!(!replica_eligible(&t, 3, LagLimit::Bytes(0), ANY));
     }
 
     #[test]
     fn lag_in_bytes_and_in_time() {
         let mut t = topology();
-        t.replicas[0].lsn = Some(Lsn(9_000));
-        assert!(replica_eligible(&t, 0, LagLimit::Bytes(1_000), ANY));
-        assert!(!replica_eligible(&t, 0, LagLimit::Bytes(999), ANY));
-        t.replicas[0].replay_delay = Some(Duration::from_secs(20));
+        t.nodes[1].lsn = Some(Lsn(9_000));
+        assert!(replica_eligible(&t, 1, LagLimit::Bytes(1_000), ANY));
+        assert!(!replica_eligible(&t, 1, LagLimit::Bytes(999), ANY));
+        t.nodes[1].replay_delay = Some(Duration::from_secs(20));
         assert!(!replica_eligible(
             &t,
-            0,
+            1,
             LagLimit::Time(Duration::from_secs(10)),
             ANY
         ));
         assert!(replica_eligible(
             &t,
-            0,
+            1,
             LagLimit::Time(Duration::from_secs(30)),
             ANY
         ));
         // A replica that has replayed everything is never late, however old its last
         // replayed transaction is.
-        t.replicas[1].replay_delay = Some(Duration::from_secs(3600));
+        t.nodes[2].replay_delay = Some(Duration::from_secs(3600));
         assert!(replica_eligible(
             &t,
-            1,
+            2,
             LagLimit::Time(Duration::from_secs(1)),
             ANY
         ));
@@ -113,10 +113,10 @@ mod tests {
             written_at: Some(written_at),
         };
         // No check of the primary since the write: the replica cannot be shown current.
-        assert!(!replica_eligible(&t, 0, LagLimit::Bytes(u64::MAX), needs));
+        assert!(!replica_eligible(&t, 1, LagLimit::Bytes(u64::MAX), needs));
         t.push_position(written_at + Duration::from_millis(5), Lsn(10_500));
-        assert!(!replica_eligible(&t, 0, LagLimit::Bytes(u64::MAX), needs));
-        t.replicas[0].lsn = Some(Lsn(10_500));
-        assert!(replica_eligible(&t, 0, LagLimit::Bytes(u64::MAX), needs));
+        assert!(!replica_eligible(&t, 1, LagLimit::Bytes(u64::MAX), needs));
+        t.nodes[1].lsn = Some(Lsn(10_500));
+        assert!(replica_eligible(&t, 1, LagLimit::Bytes(u64::MAX), needs));
     }
 }

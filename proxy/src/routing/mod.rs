@@ -9,5 +9,5 @@ pub mod shard_nodes;
 
 pub use database_route::DatabaseRoute;
 pub use eligibility::ReadNeeds;
-pub use node::NodeIndex;
+pub use node::NodeId;
 pub use shard_nodes::{NodeLease, ShardNodes};

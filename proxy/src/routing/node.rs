@@ -2,18 +2,14 @@
 
 use std::fmt;
 
-/// A node of one shard: its primary or one of its replicas (in configuration order).
+/// A node of one shard, by its position in the configuration (the configured primary
+/// first, then the replicas). Roles are not part of it: after a failover a former replica
+/// is the primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NodeIndex {
-    Primary,
-    Replica(usize),
-}
+pub struct NodeId(pub usize);
 
-impl fmt::Display for NodeIndex {
+impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeIndex::Primary => write!(f, "primary"),
-            NodeIndex::Replica(i) => write!(f, "replica {}", i + 1),
-        }
+        write!(f, "node {}", self.0)
     }
 }

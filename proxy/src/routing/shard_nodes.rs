@@ -10,7 +10,7 @@ use pgshard_failover::SharedTopology;
 
 use super::balancer::{order, Candidate};
 use super::eligibility::{replica_eligible, ReadNeeds};
-use super::node::NodeIndex;
+use super::node::NodeId;
 
 /// One node: where it is, its weight, whether the data plane has banned it, and how much
 /// it is used (sessions now, batches served).
@@ -44,70 +44,71 @@ impl NodeSlot {
     }
 }
 
-/// A shard's primary and replicas, the monitor's topology of them, and the rules that
-/// pick a node for each read.
+/// A shard's nodes (configuration order: the configured primary, then the replicas),
+/// the monitor's topology of them, and the rules that pick a node for each read. Which
+/// node is the primary comes from the topology, so it follows a failover.
 pub struct ShardNodes {
-    pub primary: NodeSlot,
-    pub replicas: Vec<NodeSlot>,
+    pub nodes: Vec<NodeSlot>,
     pub topology: SharedTopology,
+    /// Wakes sessions on the primary when another node becomes the primary.
+    pub primary_changes: tokio::sync::watch::Receiver<Option<usize>>,
     routing: RoutingConfig,
     turn: AtomicU64,
 }
 
 impl ShardNodes {
+    /// `nodes`: `(address, weight)` of the configured primary, then of each replica.
     pub fn new(
-        primary: String,
-        replicas: Vec<(String, u32)>,
+        nodes: Vec<(String, u32)>,
         topology: SharedTopology,
+        primary_changes: tokio::sync::watch::Receiver<Option<usize>>,
         routing: RoutingConfig,
     ) -> ShardNodes {
         ShardNodes {
-            primary: NodeSlot::new(primary, 1),
-            replicas: replicas
+            nodes: nodes
                 .into_iter()
                 .map(|(addr, weight)| NodeSlot::new(addr, weight))
                 .collect(),
             topology,
+            primary_changes,
             routing,
             turn: AtomicU64::new(0),
         }
     }
 
-    pub fn slot(&self, node: NodeIndex) -> &NodeSlot {
-        match node {
-            NodeIndex::Replica(i) if i < self.replicas.len() => &self.replicas[i],
-            _ => &self.primary,
-        }
+    pub fn slot(&self, node: NodeId) -> &NodeSlot {
+        &self.nodes[node.0.min(self.nodes.len() - 1)]
     }
 
-    /// Where a read may go, best first; replicas in `tried` are left out. Empty when no
+    /// The node that takes writes now; `None` during a failover or while no primary is
+    /// known.
+    pub fn primary(&self) -> Option<NodeId> {
+        self.topology.load().primary.map(NodeId)
+    }
+
+    /// Where a read may go, best first; nodes in `tried` are left out. Empty when no
     /// node may serve it (no usable replica and `primary_reads = "never"`). Only reads
     /// that `take_turn` advance the round robin.
-    pub fn read_order(
-        &self,
-        needs: ReadNeeds,
-        tried: &[NodeIndex],
-        take_turn: bool,
-    ) -> Vec<NodeIndex> {
+    pub fn read_order(&self, needs: ReadNeeds, tried: &[NodeId], take_turn: bool) -> Vec<NodeId> {
         let topology = self.topology.load();
         let now = Instant::now();
-        let mut candidates: Vec<Candidate> = (0..self.replicas.len())
-            .filter(|&i| !tried.contains(&NodeIndex::Replica(i)))
+        let primary = topology.primary.map(NodeId);
+        let mut candidates: Vec<Candidate> = (0..self.nodes.len())
+            .filter(|&i| !tried.contains(&NodeId(i)))
             .filter(|&i| !self.banned(i, now))
             .filter(|&i| replica_eligible(&topology, i, self.routing.max_replica_lag, needs))
             .map(|i| Candidate {
                 index: i,
-                weight: self.replicas[i].weight,
-                active: self.replicas[i].active.load(Ordering::Relaxed),
+                weight: self.nodes[i].weight,
+                active: self.nodes[i].active.load(Ordering::Relaxed),
             })
             .collect();
-        let primary_candidate = self.replicas.len();
-        let primary_allowed = !tried.contains(&NodeIndex::Primary);
-        if self.routing.primary_reads == PrimaryReads::Always && primary_allowed {
+        let primary_allowed = primary.filter(|p| !tried.contains(p));
+        if let (PrimaryReads::Always, Some(p)) = (self.routing.primary_reads, primary_allowed) {
             candidates.push(Candidate {
-                index: primary_candidate,
+                index: p.0,
                 weight: 1,
-                active: self.primary.active.load(Ordering::Relaxed),
+                active: self.nodes[p.0].active.load(Ordering::Relaxed),
             });
         }
         let turn = if take_turn {
@@ -115,12 +116,9 @@ impl ShardNodes {
         } else {
             self.turn.load(Ordering::Relaxed)
         };
-        let mut nodes: Vec<NodeIndex> = order(self.routing.load_balance, candidates, turn)
+        let mut nodes: Vec<NodeId> = order(self.routing.load_balance, candidates, turn)
             .into_iter()
-            .map(|c| match c.index {
-                i if i == primary_candidate => NodeIndex::Primary,
-                i => NodeIndex::Replica(i),
-            })
+            .map(|c| NodeId(c.index))
             .collect();
         // The primary always has the data: it is the fallback, and a client waiting to read
         // its own write gets it even under "never".
@@ -129,35 +127,37 @@ impl ShardNodes {
             PrimaryReads::Never => needs.written_at.is_some(),
             PrimaryReads::Always => false,
         };
-        if fallback && primary_allowed && !nodes.contains(&NodeIndex::Primary) {
-            nodes.push(NodeIndex::Primary);
+        if let (true, Some(p)) = (fallback, primary_allowed) {
+            if !nodes.contains(&p) {
+                nodes.push(p);
+            }
         }
         nodes
     }
 
-    /// Gives replica `i` no reads for `replica_ban_time`, and after that only once a health
+    /// Gives node `i` no reads for `replica_ban_time`, and after that only once a health
     /// check has succeeded again.
-    pub fn ban(&self, i: usize) {
-        if let Some(slot) = self.replicas.get(i) {
+    pub fn ban(&self, node: NodeId) {
+        if let Some(slot) = self.nodes.get(node.0) {
             tracing::warn!(replica = %slot.addr, ban = ?self.routing.replica_ban_time, "replica banned from reads");
             *slot.banned_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
     }
 
     fn banned(&self, i: usize, now: Instant) -> bool {
-        let Some(since) = self.replicas[i].banned_since() else {
+        let Some(since) = self.nodes[i].banned_since() else {
             return false;
         };
         if now < since + self.routing.replica_ban_time {
             return true;
         }
         let topology = self.topology.load();
-        let status = &topology.replicas[i];
+        let status = &topology.nodes[i];
         !(status.reachable && status.checked_at.is_some_and(|t| t > since))
     }
 
     /// Counts a session on `node` until the lease is dropped.
-    pub fn lease(self: &Arc<Self>, node: NodeIndex) -> NodeLease {
+    pub fn lease(self: &Arc<Self>, node: NodeId) -> NodeLease {
         let slot = self.slot(node);
         slot.active.fetch_add(1, Ordering::Relaxed);
         NodeLease {
@@ -170,7 +170,7 @@ impl ShardNodes {
 /// A session's use of one node, counted for `least_connections` while it lasts.
 pub struct NodeLease {
     nodes: Arc<ShardNodes>,
-    pub node: NodeIndex,
+    pub node: NodeId,
 }
 
 impl NodeLease {

@@ -1,5 +1,8 @@
-//! Sending a held batch to the node it must run on, and running a read again elsewhere
-//! when its replica fails before answering.
+//! Sending a held batch to the node it must run on: writes to the primary (waiting for
+//! one during a failover), reads to a replica, run again elsewhere when that replica fails
+//! before answering.
+
+use std::time::{Duration, Instant};
 
 use pgshard_router::RoleHint;
 
@@ -8,7 +11,10 @@ use crate::frontend::batch::BatchEnd;
 use crate::frontend::route_decision::{route_batch, BatchRoute};
 use crate::net::messages::tag;
 use crate::net::Frame;
-use crate::routing::{NodeIndex, ReadNeeds};
+use crate::routing::{NodeId, ReadNeeds};
+
+/// How often a write waiting for a primary looks again.
+const HOLD_POLL: Duration = Duration::from_millis(100);
 
 impl Session {
     /// Decides where a held batch runs and sends it there.
@@ -24,19 +30,17 @@ impl Session {
         } else {
             route_batch(&frames, end, &self.db.classifier, &self.statements)
         };
-        let (nodes, needs) = match route {
-            BatchRoute::Refuse { code, message } => {
-                return self.refuse(&last, code, &message).await
-            }
+        match route {
+            BatchRoute::Refuse { code, message } => self.refuse(&last, code, &message).await,
             BatchRoute::Primary => {
                 self.wrote = true;
-                (vec![NodeIndex::Primary], None)
+                self.send_to_primary(frames).await
             }
             BatchRoute::Read {
                 replica_hint,
                 runs_statements,
             } => match self.role.current() {
-                Some(RoleHint::Primary) => (vec![NodeIndex::Primary], None),
+                Some(RoleHint::Primary) => self.send_to_primary(frames).await,
                 role => {
                     let own_writes = self.db.config.routing.read_your_writes
                         && !replica_hint
@@ -44,38 +48,65 @@ impl Session {
                     let needs = ReadNeeds {
                         written_at: self.written_at.filter(|_| own_writes),
                     };
-                    (
-                        self.shard().read_order(needs, &[], runs_statements),
-                        Some(needs),
-                    )
+                    let nodes = self.shard().read_order(needs, &[], runs_statements);
+                    self.send_read(frames, end, nodes, needs, Vec::new()).await
                 }
             },
-        };
-        self.send_batch(frames, end, nodes, needs, Vec::new()).await
+        }
     }
 
     /// Runs a read again on a node it has not been tried on.
     pub(super) async fn resend(&mut self, replay: Replay) -> Flow {
         let nodes = self.shard().read_order(replay.needs, &replay.tried, false);
-        self.send_batch(
-            replay.frames,
-            replay.end,
-            nodes,
-            Some(replay.needs),
-            replay.tried,
-        )
-        .await
+        self.send_read(replay.frames, replay.end, nodes, replay.needs, replay.tried)
+            .await
     }
 
-    /// Checks out a server on the first of `nodes` that can be reached and sends the
-    /// batch. A replica that cannot be reached is banned and the next node tried.
-    async fn send_batch(
+    /// Sends a batch to the primary. With failover on, a batch that finds no primary (one
+    /// is being promoted, or it does not answer) waits up to `hold_timeout` for one instead
+    /// of failing.
+    async fn send_to_primary(&mut self, frames: Vec<Frame>) -> Flow {
+        let Some(last) = frames.last().cloned() else {
+            return Flow::Continue;
+        };
+        let failover = &self.db.config.failover;
+        let hold = if failover.enabled {
+            failover.hold_timeout
+        } else {
+            Duration::ZERO
+        };
+        let started = Instant::now();
+        loop {
+            let error = match self.shard().primary() {
+                Some(primary) => match self.ensure_server_on(primary).await {
+                    Ok(()) => break,
+                    Err(message) => message,
+                },
+                None => "pgshard: no primary is available (a failover is under way)".to_string(),
+            };
+            if started.elapsed() + HOLD_POLL > hold {
+                return self.refuse(&last, "08006", &error).await;
+            }
+            tokio::time::sleep(HOLD_POLL).await;
+        }
+        if started.elapsed() > HOLD_POLL {
+            if let Some(lease) = &self.lease {
+                tracing::info!(primary = %lease.addr(), waited = ?started.elapsed(), "write served after waiting for a primary");
+            }
+        }
+        self.replay = None;
+        self.send_frames(frames).await
+    }
+
+    /// Checks out a server on the first of `nodes` that can be reached and sends the read.
+    /// A node that cannot be reached is banned from reads and the next one tried.
+    async fn send_read(
         &mut self,
         frames: Vec<Frame>,
         end: BatchEnd,
-        nodes: Vec<NodeIndex>,
-        needs: Option<ReadNeeds>,
-        mut tried: Vec<NodeIndex>,
+        nodes: Vec<NodeId>,
+        needs: ReadNeeds,
+        mut tried: Vec<NodeId>,
     ) -> Flow {
         let Some(last) = frames.last().cloned() else {
             return Flow::Continue;
@@ -89,9 +120,7 @@ impl Session {
                     break;
                 }
                 Err(message) => {
-                    if let NodeIndex::Replica(i) = node {
-                        self.shard().ban(i);
-                    }
+                    self.shard().ban(node);
                     tried.push(node);
                     error = Some(message);
                 }
@@ -105,20 +134,22 @@ impl Session {
             });
             return self.refuse(&last, "08006", &message).await;
         };
+        tried.push(node);
+        self.replay = (end == BatchEnd::Complete).then(|| Replay {
+            frames: frames.clone(),
+            end,
+            needs,
+            tried,
+        });
+        self.send_frames(frames).await
+    }
+
+    /// Forwards a batch to the checked-out server and flushes it.
+    async fn send_frames(&mut self, frames: Vec<Frame>) -> Flow {
         if let Some(lease) = &self.lease {
             lease.served_one();
-            tracing::debug!(node = %node, server = %lease.addr(), "batch routed");
+            tracing::debug!(server = %lease.addr(), "batch routed");
         }
-        tried.push(node);
-        self.replay = match (needs, node, end) {
-            (Some(needs), NodeIndex::Replica(_), BatchEnd::Complete) => Some(Replay {
-                frames: frames.clone(),
-                end,
-                needs,
-                tried,
-            }),
-            _ => None,
-        };
         for frame in frames {
             if self.forward(frame).await.is_err() {
                 return self.server_lost().await;

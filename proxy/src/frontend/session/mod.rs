@@ -21,7 +21,7 @@ use crate::backend::{CheckoutError, PooledServer};
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
 use crate::net::{Connection, Frame, Severity, WireError};
-use crate::routing::{DatabaseRoute, NodeIndex, NodeLease, ReadNeeds, ShardNodes};
+use crate::routing::{DatabaseRoute, NodeId, NodeLease, ReadNeeds, ShardNodes};
 
 mod dispatch;
 mod local_setting;
@@ -48,6 +48,9 @@ pub struct Session {
     server: Option<PooledServer>,
     /// The node `server` belongs to, counted while the session uses it.
     lease: Option<NodeLease>,
+    /// When `server` is on the primary: wakes the session if another node becomes the
+    /// primary, since the work on the old one is lost.
+    primary_watch: Option<tokio::sync::watch::Receiver<Option<usize>>>,
     /// Messages of a batch that has no server yet, held until it is known where to run.
     held: HeldBatch,
     /// A read sent to a replica that nothing has been answered for yet: if the replica
@@ -85,7 +88,7 @@ struct Replay {
     frames: Vec<Frame>,
     end: BatchEnd,
     needs: ReadNeeds,
-    tried: Vec<NodeIndex>,
+    tried: Vec<NodeId>,
 }
 
 impl Session {
@@ -108,6 +111,7 @@ impl Session {
             statements: ClientStatements::default(),
             server: None,
             lease: None,
+            primary_watch: None,
             held: HeldBatch::default(),
             replay: None,
             retry: None,
@@ -132,10 +136,11 @@ impl Session {
     pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
         // Any node can tell the server parameters: the primary, else a replica, so reads
         // keep working while the primary is down.
-        let replicas = self.shard().replicas.len();
+        let count = self.shard().nodes.len();
+        let primary = self.shard().primary();
+        let others = (0..count).map(NodeId).filter(|&n| Some(n) != primary);
         let mut result = Err(String::new());
-        for node in std::iter::once(NodeIndex::Primary).chain((0..replicas).map(NodeIndex::Replica))
-        {
+        for node in primary.into_iter().chain(others) {
             result = self.ensure_server_on(node).await;
             if result.is_ok() {
                 break;
@@ -185,6 +190,7 @@ impl Session {
                     biased;
                     frame = server.read() => self.on_server(frame).await,
                     frame = self.client.read_frame() => self.on_client(frame).await,
+                    _ = primary_changed(&mut self.primary_watch) => self.on_primary_change().await,
                     _ = shutdown.recv(), if idle => self.on_shutdown().await,
                 },
             };
@@ -198,6 +204,30 @@ impl Session {
             }
         }
         self.finish().await;
+    }
+
+    /// Another node became the primary while this session's server is on the old one:
+    /// whatever ran there is lost, and the client is told so instead of waiting on a
+    /// server that may never answer.
+    async fn on_primary_change(&mut self) -> Flow {
+        let node = self.lease.as_ref().map(|l| l.node);
+        let primary = self.shard().primary();
+        if primary.is_some() && node == primary {
+            return Flow::Continue;
+        }
+        self.primary_watch = None;
+        if let Some(server) = self.server.as_mut() {
+            server.broken = true;
+        }
+        self.server = None;
+        self.lease = None;
+        *lock(&self.cancel) = None;
+        self.fatal(
+            "08006",
+            "pgshard: the primary changed (failover); the transaction on the old primary, if \
+             any, is lost",
+        )
+        .await
     }
 
     fn pending(&self) -> u64 {
@@ -570,6 +600,7 @@ impl Session {
         {
             self.server = None;
             self.lease = None;
+            self.primary_watch = None;
             self.replay = None;
             self.parses.clear();
             self.closes.clear();
@@ -578,7 +609,7 @@ impl Session {
     }
 
     /// Checks out a server connection to `node` and brings it to the client's settings.
-    async fn ensure_server_on(&mut self, node: NodeIndex) -> Result<(), String> {
+    async fn ensure_server_on(&mut self, node: NodeId) -> Result<(), String> {
         if self.server.is_some() {
             return Ok(());
         }
@@ -619,6 +650,11 @@ impl Session {
         self.in_batch = false;
         self.server = Some(server);
         self.lease = Some(self.shard().lease(node));
+        self.primary_watch = (self.shard().primary() == Some(node)).then(|| {
+            let mut watch = self.shard().primary_changes.clone();
+            watch.mark_unchanged();
+            watch
+        });
         Ok(())
     }
 
@@ -674,12 +710,10 @@ impl Session {
         let lease = self.lease.take();
         *lock(&self.cancel) = None;
         let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
-        if let (Some(replay), Some(NodeIndex::Replica(i))) =
-            (self.replay.take(), lease.as_ref().map(|l| l.node))
-        {
+        if let (Some(replay), Some(node)) = (self.replay.take(), lease.as_ref().map(|l| l.node)) {
             // Nothing of this read reached the client: run it on another node.
-            tracing::info!(replica = %addr, "replica failed during a read; running it elsewhere");
-            self.shard().ban(i);
+            tracing::info!(server = %addr, "server failed during a read; running it elsewhere");
+            self.shard().ban(node);
             self.parses.clear();
             self.closes.clear();
             self.setting_statements.clear();
@@ -717,5 +751,17 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
+    }
+}
+
+/// Resolves when the watched primary changes; never without a watch.
+async fn primary_changed(watch: &mut Option<tokio::sync::watch::Receiver<Option<usize>>>) {
+    match watch {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending().await,
     }
 }

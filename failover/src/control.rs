@@ -1,0 +1,73 @@
+//! Control connections: plain tokio-postgres sessions the control plane opens to nodes.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::ProbeError;
+
+/// Credentials of the control connections.
+#[derive(Debug, Clone)]
+pub struct ProbeCredentials {
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+/// Opens a control connection to `addr` (`host:port`, `[v6]:port`) and drives it on a
+/// task of its own.
+pub async fn connect(
+    addr: &str,
+    credentials: &ProbeCredentials,
+    timeout: Duration,
+) -> Result<Client, ProbeError> {
+    let (host, port) = split_addr(addr);
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port)
+        .user(&credentials.user)
+        .dbname(&credentials.database)
+        .application_name("pgshard control")
+        .connect_timeout(timeout);
+    if let Some(password) = &credentials.password {
+        config.password(password);
+    }
+    let connecting = tokio::time::timeout(timeout, config.connect(NoTls));
+    let (client, connection) = connecting
+        .await
+        .map_err(|_| ProbeError::TimedOut {
+            addr: addr.to_string(),
+            timeout_ms: timeout.as_millis(),
+        })?
+        .map_err(|source| ProbeError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let node = addr.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%node, "control connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// `host:port` or `[v6]:port` into its parts; the config has validated the form.
+pub fn split_addr(addr: &str) -> (&str, u16) {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "5432"));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port.parse().unwrap_or(5432))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_addresses() {
+        assert_eq!(split_addr("db1:6543"), ("db1", 6543));
+        assert_eq!(split_addr("[::1]:5432"), ("::1", 5432));
+        assert_eq!(split_addr("10.0.0.1:5432"), ("10.0.0.1", 5432));
+    }
+}

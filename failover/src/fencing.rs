@@ -1,0 +1,116 @@
+//! Which node takes writes: the primary on the newest timeline. Any other node that says
+//! it is a primary (an old primary that came back) is fenced.
+
+use crate::node_status::NodeRole;
+use crate::topology::ShardTopology;
+
+/// A change of the node that takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrimaryChange {
+    pub from: Option<usize>,
+    pub to: usize,
+}
+
+/// Re-decides the primary from what the nodes report, fencing primaries on older
+/// timelines. While no reachable node claims to be a primary the current choice stays,
+/// so its failures keep counting towards failover.
+pub fn resolve_primary(t: &mut ShardTopology) -> Option<PrimaryChange> {
+    for node in &mut t.nodes {
+        // A fenced node that rejoined as a standby (pg_rewind, then recovery) is usable again.
+        if node.reachable && node.role == Some(NodeRole::Replica) {
+            node.fenced = false;
+        }
+    }
+    let claims: Vec<usize> = (0..t.nodes.len())
+        .filter(|&i| t.nodes[i].reachable && t.nodes[i].role == Some(NodeRole::Primary))
+        .collect();
+    let key = |i: usize| {
+        let n = &t.nodes[i];
+        // Newest timeline first; the current primary wins a tie (no flapping), then the
+        // furthest WAL, then configuration order (every proxy decides alike).
+        (
+            n.timeline.unwrap_or(0),
+            t.primary == Some(i),
+            n.lsn,
+            std::cmp::Reverse(i),
+        )
+    };
+    let best = claims.iter().copied().max_by_key(|&i| key(i))?;
+    for &i in &claims {
+        if i != best && !t.nodes[i].fenced {
+            tracing::error!(
+                node = %t.nodes[i].addr,
+                timeline = ?t.nodes[i].timeline,
+                primary = %t.nodes[best].addr,
+                "a second node claims to be the primary; it is fenced and gets no traffic"
+            );
+            t.nodes[i].fenced = true;
+        }
+    }
+    t.nodes[best].fenced = false;
+    if t.primary == Some(best) {
+        return None;
+    }
+    let change = PrimaryChange {
+        from: t.primary,
+        to: best,
+    };
+    t.primary = Some(best);
+    Some(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::record;
+    use crate::probe::tests::reading;
+
+    fn shard(roles: &[(NodeRole, u32)]) -> ShardTopology {
+        let replicas: Vec<String> = (1..roles.len()).map(|i| format!("n{i}:5432")).collect();
+        let mut t = ShardTopology::new("n0:5432", &replicas);
+        for (i, &(role, timeline)) in roles.iter().enumerate() {
+            let mut r = reading(role, 100);
+            r.timeline = Some(timeline);
+            record(&mut t.nodes[i], &Ok(r));
+        }
+        t
+    }
+
+    #[test]
+    fn the_configured_primary_stays_when_it_is_one() {
+        let mut t = shard(&[(NodeRole::Primary, 1), (NodeRole::Replica, 1)]);
+        assert_eq!(resolve_primary(&mut t), None);
+        assert_eq!(t.primary, Some(0));
+    }
+
+    #[test]
+    fn a_promoted_replica_on_a_newer_timeline_is_adopted_and_the_old_primary_fenced() {
+        let mut t = shard(&[
+            (NodeRole::Primary, 1),
+            (NodeRole::Primary, 2),
+            (NodeRole::Replica, 2),
+        ]);
+        assert_eq!(
+            resolve_primary(&mut t),
+            Some(PrimaryChange {
+                from: Some(0),
+                to: 1
+            })
+        );
+        assert!(t.nodes[0].fenced);
+        assert!(!t.is_live_replica(0));
+        // The old primary rejoins as a standby: no longer fenced, a replica again.
+        record(&mut t.nodes[0], &Ok(reading(NodeRole::Replica, 100)));
+        assert_eq!(resolve_primary(&mut t), None);
+        assert!(!t.nodes[0].fenced);
+        assert!(t.is_live_replica(0));
+    }
+
+    #[test]
+    fn nothing_changes_while_no_node_claims_the_role() {
+        let mut t = shard(&[(NodeRole::Replica, 1), (NodeRole::Replica, 1)]);
+        t.nodes[0].reachable = false;
+        assert_eq!(resolve_primary(&mut t), None);
+        assert_eq!(t.primary, Some(0));
+    }
+}
