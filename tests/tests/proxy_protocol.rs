@@ -358,6 +358,12 @@ async fn copy_from_stdin_and_to_stdout_carry_every_row() -> Result<()> {
         .await?;
     let error = sink.finish().await.unwrap_err();
     assert_eq!(sqlstate(&error), Some("22P02"), "{error}");
+    {
+        // A sink dropped unfinished makes the client send CopyFail.
+        let sink = client.copy_in("COPY copied FROM STDIN").await?;
+        pin_mut!(sink);
+        sink.send(Bytes::from(line(ROWS + 1))).await?;
+    }
     // A COPY inside a transaction that rolls back leaves nothing either.
     client.batch_execute("BEGIN").await?;
     let sink = client.copy_in("COPY copied FROM STDIN").await?;
