@@ -14,7 +14,8 @@ pub enum BatchRoute {
     Primary,
     /// Every statement reads: a replica may run it. `replica_hint` when a `role=replica`
     /// comment asked for a replica even if the session would read its writes from the
-    /// primary. `runs_statements` is false for a batch that only closes or describes,
+    /// primary. `runs_statements` is false for a batch that executes nothing (it only
+    /// prepares, describes or closes),
     /// which should not take a load-balancing turn.
     Read {
         replica_hint: bool,
@@ -38,6 +39,9 @@ pub fn route_batch(
     let mut replica_hint = false;
     let mut runs_statements = false;
     for frame in frames {
+        if matches!(frame.tag(), tag::QUERY | tag::EXECUTE | tag::FUNCTION_CALL) {
+            runs_statements = true;
+        }
         let query: Option<&[u8]> = match frame.tag() {
             tag::QUERY => frame.reader().cstr().ok(),
             tag::PARSE => read_parse(frame).ok().map(|p| p.query),
@@ -52,7 +56,6 @@ pub fn route_batch(
             tag::FUNCTION_CALL => None,
             _ => continue,
         };
-        runs_statements = true;
         let Some(sql) = query.and_then(|q| std::str::from_utf8(q).ok()) else {
             read = false;
             continue;
@@ -162,14 +165,23 @@ mod tests {
             Frame::new(tag::BIND, &body)
         };
         let sync = Frame::new(tag::SYNC, b"");
+        let execute = Frame::new(tag::EXECUTE, &[0, 0, 0, 0, 0]);
         assert_eq!(
             route(
-                &[read_parse_frame.clone(), bind(""), sync.clone()],
+                &[read_parse_frame.clone(), bind(""), execute, sync.clone()],
                 &statements
             ),
             BatchRoute::Read {
                 replica_hint: false,
                 runs_statements: true
+            }
+        );
+        // Preparing alone executes nothing and takes no load-balancing turn.
+        assert_eq!(
+            route(&[read_parse_frame.clone(), sync.clone()], &statements),
+            BatchRoute::Read {
+                replica_hint: false,
+                runs_statements: false
             }
         );
         assert_eq!(
