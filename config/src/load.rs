@@ -122,7 +122,7 @@ primary = \"db1:5432\"
         assert_eq!(proxy.max_client_connections, 10_000);
         assert_eq!(proxy.max_message_size, 64 * 1024 * 1024);
         assert_eq!(proxy.auth_method, AuthMethod::ScramSha256);
-        assert_eq!(proxy.connect_timeout, Duration::from_secs(5));
+        assert_eq!(proxy.connect_timeout, Duration::from_secs(2));
         assert_eq!(proxy.checkout_timeout, Duration::from_secs(5));
         assert_eq!(proxy.server_idle_timeout, Duration::from_secs(600));
         assert_eq!(proxy.server_lifetime, Duration::from_secs(3600));

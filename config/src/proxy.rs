@@ -27,7 +27,8 @@ pub struct ProxyConfig {
     pub max_message_size: u64,
     /// What clients are asked for; default `scram-sha-256`.
     pub auth_method: AuthMethod,
-    /// Connecting and authenticating to a server; default 5s.
+    /// Connecting and authenticating to a server; default 2s. It bounds how long a
+    /// client waits on a server that just died, before failover has noticed.
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub connect_timeout: Duration,
     /// How long a client waits for a pooled server connection; default 5s.
@@ -60,7 +61,7 @@ impl Default for ProxyConfig {
             max_client_connections: 10_000,
             max_message_size: 64 << 20,
             auth_method: AuthMethod::default(),
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
             checkout_timeout: Duration::from_secs(5),
             server_idle_timeout: Duration::from_secs(10 * 60),
             server_lifetime: Duration::from_secs(60 * 60),

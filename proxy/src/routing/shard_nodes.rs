@@ -86,6 +86,16 @@ impl ShardNodes {
         self.topology.load().primary.map(NodeId)
     }
 
+    /// Whether the last health checks of `node` failed (not merely: not checked yet), so a
+    /// connection attempt would likely hang until its timeout.
+    pub fn failing(&self, node: NodeId) -> bool {
+        self.topology
+            .load()
+            .nodes
+            .get(node.0)
+            .is_some_and(|n| n.failures > 0)
+    }
+
     /// Where a read may go, best first; nodes in `tried` are left out. Empty when no
     /// node may serve it (no usable replica and `primary_reads = "never"`). Only reads
     /// that `take_turn` advance the round robin.

@@ -77,7 +77,11 @@ impl Session {
         };
         let started = Instant::now();
         loop {
-            let error = match self.shard().primary() {
+            let primary = self.shard().primary();
+            // During a hold, a primary that fails its health checks is not dialled: the
+            // attempt could hang for connect_timeout while a new primary is promoted.
+            let primary = primary.filter(|&p| hold.is_zero() || !self.shard().failing(p));
+            let error = match primary {
                 Some(primary) => match self.ensure_server_on(primary).await {
                     Ok(()) => break,
                     Err(message) => message,

@@ -139,8 +139,13 @@ impl Session {
         let count = self.shard().nodes.len();
         let primary = self.shard().primary();
         let others = (0..count).map(NodeId).filter(|&n| Some(n) != primary);
+        // Nodes failing their health checks last: dialling them may hang until the timeout.
+        let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = primary
+            .into_iter()
+            .chain(others)
+            .partition(|&n| !self.shard().failing(n));
         let mut result = Err(String::new());
-        for node in primary.into_iter().chain(others) {
+        for node in healthy.into_iter().chain(failing) {
             result = self.ensure_server_on(node).await;
             if result.is_ok() {
                 break;
