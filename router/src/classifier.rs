@@ -1,6 +1,7 @@
 //! The entry point of classification: query string in, [`Classification`] out.
 
 use crate::cache::ParseCache;
+use crate::cache_key::cache_key;
 use crate::classification::Classification;
 use crate::statement::classify_statement;
 use crate::statements::split_statements;
@@ -31,11 +32,16 @@ impl Classifier {
     /// Classifies a query string: one statement, or several for a simple query. Never
     /// fails: what cannot be parsed is a write.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
-        if let Some(hit) = self.cache.get(sql) {
+        if sql.len() > crate::cache::MAX_CACHED_LEN {
+            // Not cached anyway; spare the copy.
+            return Arc::new(classify_with(sql, &self.functions));
+        }
+        let key = cache_key(sql);
+        if let Some(hit) = self.cache.get(&key) {
             return hit;
         }
         let classification = Arc::new(classify_with(sql, &self.functions));
-        self.cache.insert(sql, Arc::clone(&classification));
+        self.cache.insert(&key, Arc::clone(&classification));
         classification
     }
 
@@ -113,7 +119,11 @@ mod tests {
         let second = classifier.classify("SELECT 1");
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(classifier.cached(), 1);
-        classifier.classify("SELECT 2");
+        // Only the number differs: the same entry.
+        let third = classifier.classify("SELECT 2");
+        assert!(Arc::ptr_eq(&first, &third));
+        assert_eq!(classifier.cached(), 1);
+        classifier.classify("SELECT 2 FOR UPDATE");
         assert_eq!(classifier.cached(), 2);
     }
 

@@ -8,6 +8,7 @@
 //! itself. [`sharding`] maps shard-key values to shards.
 
 mod cache;
+mod cache_key;
 mod classification;
 mod classifier;
 pub mod error;
