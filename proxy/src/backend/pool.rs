@@ -95,31 +95,31 @@ impl Pools {
             })
             .clone()
     }
+}
 
-    pub async fn checkout(
-        &self,
-        target: &ServerTarget,
-        settings: &PoolSettings,
-    ) -> Result<PooledServer, CheckoutError> {
-        let pool = self.pool(target, settings);
-        let state = pool.state();
-        // With room in the pool and nothing idle, this checkout waits for a new connection:
-        // bound it by connect_timeout, since bb8 lets a failed connect wait out the whole
-        // checkout timeout (a dead server would hold clients for checkout_timeout).
-        let connecting = state.idle_connections == 0 && state.connections < settings.size;
-        let bound = if connecting {
-            settings.connect_timeout + Duration::from_millis(100)
-        } else {
-            settings.checkout_timeout
-        };
-        match tokio::time::timeout(bound, pool.get_owned()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(RunError::User(e))) => Err(CheckoutError::Server(e)),
-            Ok(Err(RunError::TimedOut)) => Err(CheckoutError::TimedOut(target.addr.clone())),
-            Err(_) if connecting => Err(CheckoutError::Server(ServerError::ConnectTimeout(
-                target.addr.clone(),
-            ))),
-            Err(_) => Err(CheckoutError::TimedOut(target.addr.clone())),
-        }
+/// Checks out a connection of `pool` (whose server is `addr`).
+pub async fn checkout_from(
+    pool: &Pool<ServerConnector>,
+    settings: &PoolSettings,
+    addr: &str,
+) -> Result<PooledServer, CheckoutError> {
+    let state = pool.state();
+    // With room in the pool and nothing idle, this checkout waits for a new connection:
+    // bound it by connect_timeout, since bb8 lets a failed connect wait out the whole
+    // checkout timeout (a dead server would hold clients for checkout_timeout).
+    let connecting = state.idle_connections == 0 && state.connections < settings.size;
+    let bound = if connecting {
+        settings.connect_timeout + Duration::from_millis(100)
+    } else {
+        settings.checkout_timeout
+    };
+    match tokio::time::timeout(bound, pool.get_owned()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(RunError::User(e))) => Err(CheckoutError::Server(e)),
+        Ok(Err(RunError::TimedOut)) => Err(CheckoutError::TimedOut(addr.to_string())),
+        Err(_) if connecting => Err(CheckoutError::Server(ServerError::ConnectTimeout(
+            addr.to_string(),
+        ))),
+        Err(_) => Err(CheckoutError::TimedOut(addr.to_string())),
     }
 }

@@ -17,11 +17,13 @@ use super::settings::ClientSettings;
 use super::statements::{
     bind_statement, read_parse, rename_bind, retarget, target_of, ClientStatements,
 };
+use crate::backend::pool::{checkout_from, ServerConnector};
 use crate::backend::{CheckoutError, PooledServer};
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
 use crate::net::{Connection, Frame, Severity, WireError};
 use crate::routing::{DatabaseRoute, NodeId, NodeLease, ReadNeeds, ShardNodes};
+use bb8::Pool;
 
 mod dispatch;
 mod local_setting;
@@ -48,6 +50,8 @@ pub struct Session {
     server: Option<PooledServer>,
     /// The node `server` belongs to, counted while the session uses it.
     lease: Option<NodeLease>,
+    /// This session's pool of each node, looked up once instead of per transaction.
+    node_pools: Vec<Option<Pool<ServerConnector>>>,
     /// When `server` is on the primary: wakes the session if another node becomes the
     /// primary, since the work on the old one is lost.
     primary_watch: Option<tokio::sync::watch::Receiver<Option<usize>>>,
@@ -111,6 +115,7 @@ impl Session {
             statements: ClientStatements::default(),
             server: None,
             lease: None,
+            node_pools: Vec::new(),
             primary_watch: None,
             held: HeldBatch::default(),
             replay: None,
@@ -618,10 +623,23 @@ impl Session {
         if self.server.is_some() {
             return Ok(());
         }
-        let Some(target) = self.ctx.target(&self.user, &self.db, node) else {
-            return Err("pgshard: the database has no shards configured".to_string());
+        let pool = match self.node_pools.get(node.0).cloned().flatten() {
+            Some(pool) => pool,
+            None => {
+                let Some(target) = self.ctx.target(&self.user, &self.db, node) else {
+                    return Err("pgshard: the database has no shards configured".to_string());
+                };
+                let pool = self.ctx.pools.pool(&target, &self.user.pool);
+                if self.node_pools.len() <= node.0 {
+                    self.node_pools.resize(node.0 + 1, None);
+                }
+                self.node_pools[node.0] = Some(pool.clone());
+                pool
+            }
         };
-        let mut server = match self.ctx.pools.checkout(&target, &self.user.pool).await {
+        let db = self.db.clone();
+        let addr = &db.shards[0].slot(node).addr;
+        let mut server = match checkout_from(&pool, &self.user.pool, addr).await {
             Ok(s) => s,
             Err(CheckoutError::TimedOut(addr)) => {
                 return Err(format!(
