@@ -12,11 +12,12 @@ use pgshard_tests::wire::{self, RawConnection};
 use pgshard_tests::{sqlstate, wait_for, Cluster, Node, ProxyOptions, TestProxy, User};
 use tokio_postgres::{Client, NoTls};
 
-/// Server backends of `app` other than the proxy's health-check connection: the proxy's
-/// pooled connections, and direct test connections (none while this is counted).
-const APP_BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
+/// Server backends serving the load clients: the proxy's server connections, which log in
+/// as `pgshard` and take each client's `application_name` (`load`) when they serve it. The
+/// proxy's health checks and direct test connections go by other names.
+const LOAD_BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
      WHERE usename = 'app' AND backend_type = 'client backend' \
-     AND application_name <> 'pgshard monitor'";
+     AND application_name IN ('pgshard', 'load')";
 
 /// A primary without replicas, and a proxy in front of it.
 async fn start(options: ProxyOptions) -> Result<(Cluster, TestProxy)> {
@@ -103,12 +104,6 @@ async fn two_hundred_clients_share_ten_server_connections() -> Result<()> {
         .await?;
 
     let monitor = primary.client(&User::postgres()).await?;
-    wait_for(
-        "set-up connections to close",
-        Duration::from_secs(10),
-        || async { Ok(count(&monitor, APP_BACKENDS).await.ok().filter(|n| *n == 0)) },
-    )
-    .await?;
     let most = Arc::new(AtomicI64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn({
@@ -116,7 +111,7 @@ async fn two_hundred_clients_share_ten_server_connections() -> Result<()> {
         async move {
             let mut samples = 0;
             while !done.load(Ordering::Acquire) {
-                let now = count(&monitor, APP_BACKENDS).await?;
+                let now = count(&monitor, LOAD_BACKENDS).await?;
                 most.fetch_max(now, Ordering::AcqRel);
                 samples += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -128,7 +123,10 @@ async fn two_hundred_clients_share_ten_server_connections() -> Result<()> {
     let clients = (0..CLIENTS).map(|c| {
         let proxy = &proxy;
         async move {
-            let mut client = proxy.client(&User::app()).await?;
+            let mut client = connect_with(proxy, |c| {
+                c.application_name("load");
+            })
+            .await?;
             let mine = client
                 .prepare("SELECT count(*) FROM load WHERE client = $1")
                 .await?;
