@@ -244,3 +244,40 @@ async fn the_proxy_starts_while_its_server_is_down_and_serves_once_it_is_up() ->
     primary.relay().heal().await?;
     served(&proxy, &[]).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_pooled_connections_to_a_restarted_server_are_replaced_not_handed_out() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = TestProxy::start(
+        primary(&cluster),
+        ProxyOptions {
+            pool_size: 3,
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    // Three transactions at once leave three idle connections in the pool.
+    let clients = idle_clients(&proxy, 3).await?;
+    for c in &clients {
+        c.batch_execute("BEGIN; SELECT 1").await?;
+    }
+    for c in &clients {
+        c.batch_execute("COMMIT").await?;
+    }
+    drop(clients);
+    // The server side of every pooled connection goes away.
+    primary(&cluster).relay().cut().await?;
+    primary(&cluster).relay().heal().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..3 {
+        let client = proxy.client(&User::app()).await?;
+        let n: i32 = client
+            .query_one("SELECT 1", &[])
+            .await
+            .with_context(|| format!("client {i}'s first query"))?
+            .get(0);
+        assert_eq!(n, 1);
+    }
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -11,6 +11,8 @@ pub enum ServerError {
     Connect { addr: String, reason: String },
     #[error("timed out connecting to server {0}")]
     ConnectTimeout(String),
+    #[error("the idle connection to server {0} was closed")]
+    ConnectionLost(String),
     /// The server refused the login (its SQLSTATE and message).
     #[error("server {addr} refused the login: {message} ({code})")]
     Rejected {

@@ -42,8 +42,14 @@ impl ManageConnection for ServerConnector {
         .await
     }
 
-    async fn is_valid(&self, _conn: &mut ServerConnection) -> Result<(), ServerError> {
-        Ok(())
+    /// A pooled connection whose server went away while it sat idle (restart, failover,
+    /// network cut) is noticed here, without a round trip, and replaced.
+    async fn is_valid(&self, conn: &mut ServerConnection) -> Result<(), ServerError> {
+        if conn.conn.idle_and_open() {
+            Ok(())
+        } else {
+            Err(ServerError::ConnectionLost(conn.addr.clone()))
+        }
     }
 
     fn has_broken(&self, conn: &mut ServerConnection) -> bool {
@@ -83,7 +89,7 @@ impl Pools {
                 Pool::builder()
                     .max_size(settings.size.max(1))
                     .min_idle(Some(settings.min_idle.min(settings.size)))
-                    .test_on_check_out(false)
+                    .test_on_check_out(true)
                     .connection_timeout(settings.checkout_timeout)
                     .idle_timeout(Some(settings.idle_timeout))
                     .max_lifetime(Some(settings.lifetime))

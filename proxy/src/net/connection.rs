@@ -2,6 +2,7 @@
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::error::WireError;
 use super::frame::Frame;
@@ -94,5 +95,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+}
+
+impl Connection<TcpStream> {
+    /// Whether an idle connection can still be used: the peer has neither closed it nor
+    /// sent anything unasked (a server's FATAL before it goes away). Never waits.
+    pub fn idle_and_open(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match self.stream.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            // End of stream, unexpected data, or a socket error.
+            _ => false,
+        }
     }
 }
