@@ -33,8 +33,8 @@ pub struct FailoverConfig {
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub hold_timeout: Duration,
     /// If a promoted primary still waits for a synchronous standby after this long,
-    /// synchronous replication is turned off on it so writes do not hang; 0 keeps
-    /// waiting (writes block until a standby comes). Default 0.
+    /// synchronous replication is turned off on it so writes do not hang forever; 0 keeps
+    /// waiting (writes block until a standby comes). Default 10s.
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub synchronous_fallback: Duration,
 }
@@ -51,7 +51,7 @@ impl Default for FailoverConfig {
             check_timeout: Duration::from_secs(2),
             max_failover_lag: LagLimit::Bytes(16 * 1024 * 1024),
             hold_timeout: Duration::from_secs(30),
-            synchronous_fallback: Duration::ZERO,
+            synchronous_fallback: Duration::from_secs(10),
         }
     }
 }

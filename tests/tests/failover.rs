@@ -13,6 +13,11 @@ use pgshard_tests::{connect, wait_for, Cluster, ClusterOptions, User};
 
 /// Starts a proxy with failover on in front of shard 0, through the nodes' relays.
 async fn proxy(cluster: &Cluster, extra: &str) -> Result<ProxyHandle> {
+    // The proxy's log, when RUST_LOG asks for it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let shard = cluster.shard(0);
     let replicas: Vec<String> = shard
         .replicas()
@@ -68,12 +73,19 @@ async fn names(cluster: &Cluster) -> Result<HashMap<String, String>> {
     Ok(names)
 }
 
+/// Longer than any wait the proxy imposes (hold_timeout 30s): an answer later than this
+/// means the proxy hung the client.
+const HUNG: Duration = Duration::from_secs(45);
+
 /// Writers inserting numbered rows through the proxy; every id whose INSERT returned OK is
 /// recorded as acknowledged.
 struct WriteLoad {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<Mutex<Vec<i64>>>,
     failed: Arc<AtomicI64>,
+    /// Logins or writes the proxy left unanswered for [`HUNG`]: the proxy must never hang
+    /// a client, so the tests require zero.
+    hung: Arc<AtomicI64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -82,27 +94,45 @@ impl WriteLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let failed = Arc::new(AtomicI64::new(0));
+        let hung = Arc::new(AtomicI64::new(0));
         let tasks = (0..writers)
             .map(|w| {
-                let (stop, acknowledged, failed) =
-                    (stop.clone(), acknowledged.clone(), failed.clone());
+                let (stop, acknowledged, failed, hung) = (
+                    stop.clone(),
+                    acknowledged.clone(),
+                    failed.clone(),
+                    hung.clone(),
+                );
                 let addr = proxy.addr;
                 tokio::spawn(async move {
                     let mut id = w * 1_000_000;
                     while !stop.load(Ordering::Relaxed) {
-                        let Ok(client) = connect(addr, &User::app()).await else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
+                        let user = User::app();
+                        let login = tokio::time::timeout(HUNG, connect(addr, &user));
+                        let client = match login.await {
+                            Ok(Ok(client)) => client,
+                            Ok(Err(_)) => {
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                            Err(_) => {
+                                hung.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
                         };
                         while !stop.load(Ordering::Relaxed) {
                             id += 1;
-                            match client
-                                .execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
-                                .await
-                            {
-                                Ok(_) => acknowledged.lock().unwrap().push(id),
-                                Err(_) => {
+                            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                            let insert =
+                                client.execute("INSERT INTO ledger (id) VALUES ($1)", &params);
+                            match tokio::time::timeout(HUNG, insert).await {
+                                Ok(Ok(_)) => acknowledged.lock().unwrap().push(id),
+                                Ok(Err(_)) => {
                                     failed.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                                Err(_) => {
+                                    hung.fetch_add(1, Ordering::Relaxed);
                                     break;
                                 }
                             }
@@ -115,6 +145,7 @@ impl WriteLoad {
             stop,
             acknowledged,
             failed,
+            hung,
             tasks,
         }
     }
@@ -123,13 +154,19 @@ impl WriteLoad {
         self.acknowledged.lock().unwrap().len()
     }
 
-    async fn stop(self) -> (Vec<i64>, i64) {
+    /// Stops the writers; fails if the proxy left any login or write hanging.
+    async fn stop(self) -> Result<(Vec<i64>, i64)> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             let _ = t.await;
         }
+        let hung = self.hung.load(Ordering::Relaxed);
+        ensure!(
+            hung == 0,
+            "{hung} logins or writes got no answer within {HUNG:?}"
+        );
         let ids = self.acknowledged.lock().unwrap().clone();
-        (ids, self.failed.load(Ordering::Relaxed))
+        Ok((ids, self.failed.load(Ordering::Relaxed)))
     }
 }
 
@@ -190,7 +227,7 @@ async fn a_killed_primary_is_replaced_and_fenced_when_it_returns() -> Result<()>
         primary.starts_with("s0-replica"),
         "writes went to {primary}"
     );
-    let (ids, failed) = load.stop().await;
+    let (ids, failed) = load.stop().await?;
     ensure!(!ids.is_empty());
     eprintln!(
         "failover: {} writes acknowledged, {failed} failed",
@@ -262,7 +299,7 @@ async fn with_synchronous_replication_no_acknowledged_write_is_lost() -> Result<
     let names = prepare(&cluster).await?;
     let proxy = proxy(&cluster, "").await?;
     let (load, resumed, primary) = kill_primary_under_load(&cluster, &proxy, &names).await?;
-    let (ids, _) = load.stop().await;
+    let (ids, _) = load.stop().await?;
     eprintln!(
         "synchronous failover: writes resumed after {resumed:?} on {primary}; {} acknowledged",
         ids.len()

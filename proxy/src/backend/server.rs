@@ -12,6 +12,9 @@ use crate::net::messages::tag;
 use crate::net::startup::startup_packet;
 use crate::net::{Connection, Frame, WireError};
 
+/// How long the proxy's own housekeeping queries (settings replay, DISCARD ALL) may take.
+pub const HOUSEKEEPING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where and as whom server connections of one pool log in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerTarget {
@@ -159,8 +162,27 @@ impl ServerConnection {
     }
 
     /// Sends a simple query and drops its results, up to ReadyForQuery; returns the first
-    /// error the server reported, if any. For the proxy's own housekeeping queries.
+    /// error the server reported, if any. For the proxy's own housekeeping queries, which
+    /// are quick: a server that does not answer within [`HOUSEKEEPING_TIMEOUT`] is taken
+    /// for gone (the connection is marked broken), so no client waits on it forever.
     pub async fn run_quietly(&mut self, sql: &str) -> Result<Option<Frame>, WireError> {
+        match tokio::time::timeout(HOUSEKEEPING_TIMEOUT, self.run_quietly_inner(sql)).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(WireError::Io(format!(
+                    "no answer from {} within {HOUSEKEEPING_TIMEOUT:?}",
+                    self.addr
+                )))
+            }
+        }
+    }
+
+    async fn run_quietly_inner(&mut self, sql: &str) -> Result<Option<Frame>, WireError> {
         self.write(&crate::net::messages::query(sql)).await?;
         self.flush().await?;
         let mut error = None;

@@ -132,8 +132,8 @@ impl Session {
         }
         let Some(node) = chosen else {
             let message = error.unwrap_or_else(|| {
-                "pgshard: no node can serve this read: every replica is down, banned or \
-                 lagging, and primary_reads = \"never\""
+                "pgshard: no node can serve this read now: the replicas are down, banned or \
+                 lagging, and the primary may not serve it (primary_reads, or it just failed)"
                     .to_string()
             });
             return self.refuse(&last, "08006", &message).await;

@@ -151,7 +151,7 @@ impl Session {
             .partition(|&n| !self.shard().failing(n));
         let mut result = Err(String::new());
         for node in healthy.into_iter().chain(failing) {
-            result = self.ensure_server_on(node).await;
+            result = self.checkout_on(node, true).await;
             if result.is_ok() {
                 break;
             }
@@ -323,6 +323,9 @@ impl Session {
                 None => Flow::Continue,
             };
         }
+        // More of the client's work goes to this server: a read held for running again
+        // elsewhere would leave it behind, unanswered, if the server failed now.
+        self.replay = None;
         let result = self.forward(frame).await;
         if result.is_err() {
             return self.server_lost().await;
@@ -620,6 +623,12 @@ impl Session {
 
     /// Checks out a server connection to `node` and brings it to the client's settings.
     async fn ensure_server_on(&mut self, node: NodeId) -> Result<(), String> {
+        self.checkout_on(node, false).await
+    }
+
+    /// Like [`Self::ensure_server_on`]; `quick` waits no longer than a connect for a busy
+    /// pool, for a caller that has other nodes to try.
+    async fn checkout_on(&mut self, node: NodeId, quick: bool) -> Result<(), String> {
         if self.server.is_some() {
             return Ok(());
         }
@@ -639,7 +648,11 @@ impl Session {
         };
         let db = self.db.clone();
         let addr = &db.shards[0].slot(node).addr;
-        let mut server = match checkout_from(&pool, &self.user.pool, addr).await {
+        let mut settings = self.user.pool.clone();
+        if quick {
+            settings.checkout_timeout = settings.checkout_timeout.min(settings.connect_timeout);
+        }
+        let mut server = match checkout_from(&pool, &settings, addr).await {
             Ok(s) => s,
             Err(CheckoutError::TimedOut(addr)) => {
                 return Err(format!(
