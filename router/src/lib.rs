@@ -28,7 +28,7 @@ pub use classifier::{classify, Classifier};
 pub use error::HintError;
 pub use hint::{statement_hints, Hints};
 pub use param::{ProxyKey, ProxyValue, RoleHint};
-pub use proxy_setting::{proxy_setting, ProxySetting};
+pub use proxy_setting::{mentions_proxy_settings, proxy_setting, ProxySetting};
 pub use session_effect::{session_effect, session_effects, SessionEffect};
 pub use statements::split_statements;
 pub use write_functions::WriteFunctions;

@@ -9,6 +9,15 @@ use crate::error::HintError;
 use crate::lexer::{Lexer, Token};
 use crate::param::{ProxyKey, ProxyValue};
 
+/// Whether `sql` may hold a `pgshard.*` setting (it names `pgshard`, quoted or not): a
+/// scan without allocation, so the
+/// per-query check costs nothing for ordinary queries, which never mention one.
+pub fn mentions_proxy_settings(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(7)
+        .any(|w| w.eq_ignore_ascii_case(b"pgshard"))
+}
+
 /// A statement about one of pgshard's own parameters, which the data plane answers
 /// itself (`SET` / `RESET` with CommandComplete, `SHOW` with one row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +39,9 @@ pub enum ProxySetting {
 /// including settings of other parameters; `Some(Err)` for an unknown `pgshard.*` name
 /// (42704), a bad value (22023) or a malformed statement (42601).
 pub fn proxy_setting(statement: &str) -> Option<Result<ProxySetting, HintError>> {
+    if !mentions_proxy_settings(statement) {
+        return None;
+    }
     let mut tokens: Vec<Token> = Lexer::new(statement).collect();
     while tokens.last() == Some(&Token::Symbol(';')) {
         tokens.pop();
@@ -109,6 +121,13 @@ fn dotted_name(tokens: &[Token], mut i: usize) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordinary_queries_are_rejected_by_the_quick_scan() {
+        assert!(!mentions_proxy_settings("SELECT * FROM items WHERE id = 1"));
+        assert!(mentions_proxy_settings("set PGSHARD.role = 'primary'"));
+        assert_eq!(proxy_setting("SET search_path = a"), None);
+    }
     use crate::param::RoleHint;
 
     fn set(role: Option<RoleHint>, local: bool) -> Option<Result<ProxySetting, HintError>> {

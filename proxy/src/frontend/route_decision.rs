@@ -1,6 +1,9 @@
 //! Where a held batch must run, from the classification of each statement in it.
 
-use pgshard_router::{proxy_setting, split_statements, Classifier, RoleHint, Route, TxnControl};
+use pgshard_router::{
+    mentions_proxy_settings, proxy_setting, split_statements, Classifier, RoleHint, Route,
+    TxnControl,
+};
 
 use super::batch::BatchEnd;
 use super::statements::{bind_statement, read_parse, ClientStatements};
@@ -61,6 +64,7 @@ pub fn route_batch(
             continue;
         };
         if frame.tag() == tag::PARSE
+            && mentions_proxy_settings(sql)
             && split_statements(sql)
                 .iter()
                 .any(|s| proxy_setting(s).is_some())

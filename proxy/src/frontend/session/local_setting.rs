@@ -1,6 +1,6 @@
 //! Answering `SET` / `RESET` / `SHOW pgshard.*` in the session, never on a server.
 
-use pgshard_router::{proxy_setting, split_statements};
+use pgshard_router::{mentions_proxy_settings, proxy_setting, split_statements};
 
 use super::{Flow, Session};
 use crate::net::messages::{self, error_response};
@@ -10,6 +10,9 @@ impl Session {
     /// `Some` when the simple query is about a `pgshard.*` setting and has been answered.
     pub(super) async fn proxy_setting(&mut self, query: &Frame) -> Option<Flow> {
         let sql = query.reader().cstr_utf8().ok()?;
+        if !mentions_proxy_settings(sql) {
+            return None;
+        }
         let statements = split_statements(sql);
         let mut settings = statements.iter().filter_map(|s| proxy_setting(s));
         let setting = settings.next()?;
