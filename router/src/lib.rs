@@ -15,6 +15,7 @@ pub mod error;
 mod hint;
 mod lexer;
 mod param;
+pub mod plan;
 mod proxy_setting;
 pub mod session_effect;
 pub mod sharding;
