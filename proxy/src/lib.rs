@@ -5,6 +5,7 @@ pub mod backend;
 pub mod context;
 pub mod error;
 pub mod frontend;
+pub mod merge;
 pub mod net;
 pub mod proxy;
 pub mod routing;

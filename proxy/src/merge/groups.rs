@@ -1,0 +1,288 @@
+//! GROUP BY, DISTINCT and aggregates over the rows of several shards: rows with equal
+//! keys become one group, whose aggregates combine every shard's partial values.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use bigdecimal::BigDecimal;
+use bytes::Bytes;
+use pgshard_router::plan::{AggregateKind, Grouping, Predicate};
+
+use super::aggregate::Accumulator;
+use super::compare::parse_float;
+use super::error::MergeError;
+use super::having::evaluate;
+use super::order::{Admit, RowOrder, Window};
+use super::row::Row;
+use super::value_type::ValueType;
+
+/// The groups merged so far, in the order they were first seen.
+pub struct Groups {
+    spec: Grouping,
+    types: Vec<ValueType>,
+    index: HashMap<Vec<Option<Vec<u8>>>, usize>,
+    groups: Vec<(Row, Vec<Accumulator>)>,
+}
+
+impl Groups {
+    pub fn new(spec: Grouping, types: Vec<ValueType>) -> Result<Groups, MergeError> {
+        let columns = types.len();
+        let used = spec
+            .keys
+            .iter()
+            .copied()
+            .chain(spec.aggregates.iter().map(|a| a.column));
+        if used.into_iter().any(|c| c >= columns) {
+            return Err(MergeError::Mismatch);
+        }
+        Ok(Groups {
+            spec,
+            types,
+            index: HashMap::new(),
+            groups: Vec::new(),
+        })
+    }
+
+    /// Takes one shard row (a partial group).
+    pub fn add(&mut self, row: Row) -> Result<(), MergeError> {
+        let key = self
+            .spec
+            .keys
+            .iter()
+            .map(|&c| group_key(self.types[c], row.values.get(c).and_then(|v| v.as_deref())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let slot = match self.index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let accumulators = self
+                    .spec
+                    .aggregates
+                    .iter()
+                    .map(|a| Accumulator::new(a.kind, self.types[a.column]))
+                    .collect();
+                self.groups.push((row.clone(), accumulators));
+                self.index.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let (_, accumulators) = &mut self.groups[slot];
+        for (aggregate, acc) in self.spec.aggregates.iter().zip(accumulators.iter_mut()) {
+            let value = row.values.get(aggregate.column).and_then(|v| v.as_deref());
+            let count = match aggregate.kind {
+                AggregateKind::Avg { count_column } => {
+                    row.values.get(count_column).and_then(|v| v.as_deref())
+                }
+                _ => None,
+            };
+            acc.add(value, count)?;
+        }
+        Ok(())
+    }
+
+    /// The merged rows: aggregates finished, HAVING applied, sorted, windowed. Without
+    /// GROUP BY keys there is exactly one row, even when no shard had any.
+    pub fn finish(
+        mut self,
+        having: Option<&Predicate>,
+        order: &RowOrder,
+        mut window: Window,
+    ) -> Result<Vec<Row>, MergeError> {
+        if self.groups.is_empty() && self.spec.keys.is_empty() && !self.spec.aggregates.is_empty() {
+            // No shard answered a row (cannot happen for aggregates, but be exact).
+            let row = Row {
+                values: vec![None; self.types.len()],
+            };
+            let accumulators = self
+                .spec
+                .aggregates
+                .iter()
+                .map(|a| Accumulator::new(a.kind, self.types[a.column]))
+                .collect();
+            self.groups.push((row, accumulators));
+        }
+        let mut rows = Vec::with_capacity(self.groups.len());
+        for (mut row, accumulators) in self.groups {
+            for (aggregate, acc) in self.spec.aggregates.iter().zip(&accumulators) {
+                row.values[aggregate.column] = acc.finish()?;
+            }
+            if let Some(p) = having {
+                if evaluate(p, &row, &self.types)? != Some(true) {
+                    continue;
+                }
+            }
+            rows.push(row);
+        }
+        if !order.is_empty() {
+            let mut failure = None;
+            rows.sort_by(|a, b| {
+                order.compare(a, b).unwrap_or_else(|e| {
+                    failure.get_or_insert(e);
+                    std::cmp::Ordering::Equal
+                })
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        let mut out = Vec::new();
+        for row in rows {
+            match window.admit() {
+                Admit::Skip => {}
+                Admit::Take => out.push(row),
+                Admit::Done => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A grouping key that is equal exactly when PostgreSQL's equality says so: numbers
+/// by value (`1.0` = `1.00`), char(n) without trailing blanks.
+fn group_key(ty: ValueType, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, MergeError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let text = || std::str::from_utf8(v).map_err(|_| MergeError::Mismatch);
+    Ok(Some(match ty {
+        ValueType::Numeric => match text()? {
+            t @ ("NaN" | "Infinity" | "-Infinity") => t.as_bytes().to_vec(),
+            t => BigDecimal::from_str(t)
+                .map_err(|_| MergeError::Mismatch)?
+                .normalized()
+                .to_string()
+                .into_bytes(),
+        },
+        ValueType::Float { .. } => {
+            let f = parse_float(text()?)?;
+            let f = if f == 0.0 { 0.0 } else { f };
+            if f.is_nan() {
+                b"NaN".to_vec()
+            } else {
+                f.to_bits().to_be_bytes().to_vec()
+            }
+        }
+        ValueType::Bpchar => {
+            let end = v.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
+            v[..end].to_vec()
+        }
+        ValueType::Other { oid } => {
+            // Equal text is equal value for most types, but not all (e.g. json); be safe
+            // only with those whose output is canonical.
+            const CANONICAL: &[u32] = &[17, 18, 114, 869, 650, 829, 774, 1186, 1266];
+            if !CANONICAL.contains(&oid) || oid == 114 {
+                return Err(MergeError::Unsupported(format!(
+                    "cannot group values of type OID {oid} across shards (GROUP BY, DISTINCT); \
+                     cast the column to text or a number"
+                )));
+            }
+            v.to_vec()
+        }
+        _ => v.to_vec(),
+    }))
+}
+
+/// Rows of one shard keep the client's column values unchanged; `Bytes` is cheap to
+/// clone, so the first row of a group stands for the group's key columns.
+pub fn text(value: &str) -> Option<Bytes> {
+    Some(Bytes::from(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgshard_router::plan::{Aggregate, CompareOp, SortKey};
+
+    fn row(values: &[Option<&str>]) -> Row {
+        Row {
+            values: values.iter().map(|v| v.and_then(text)).collect(),
+        }
+    }
+
+    fn strings(rows: &[Row]) -> Vec<Vec<Option<String>>> {
+        rows.iter()
+            .map(|r| {
+                r.values
+                    .iter()
+                    .map(|v| v.as_ref().map(|b| String::from_utf8(b.to_vec()).unwrap()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_from_several_shards_combine_with_having_and_order() {
+        // SELECT region, count(*), sum(amount) ... GROUP BY region HAVING count(*) > 1
+        // ORDER BY sum DESC
+        let spec = Grouping {
+            keys: vec![0],
+            aggregates: vec![
+                Aggregate {
+                    column: 1,
+                    kind: AggregateKind::Count,
+                },
+                Aggregate {
+                    column: 2,
+                    kind: AggregateKind::Sum,
+                },
+            ],
+        };
+        let types = vec![
+            ValueType::Text,
+            ValueType::from_oid(20),
+            ValueType::from_oid(1700),
+        ];
+        let mut groups = Groups::new(spec, types.clone()).unwrap();
+        for r in [
+            row(&[Some("eu"), Some("1"), Some("10.5")]),
+            row(&[Some("us"), Some("1"), Some("3")]),
+            row(&[Some("eu"), Some("2"), Some("1")]),
+            row(&[Some("asia"), Some("3"), None]),
+        ] {
+            groups.add(r).unwrap();
+        }
+        let having = Predicate::Compare {
+            column: 1,
+            op: CompareOp::Gt,
+            value: Some("1".into()),
+        };
+        let order = RowOrder::new(
+            &[SortKey {
+                column: 2,
+                descending: true,
+                nulls_first: true,
+            }],
+            &types,
+        )
+        .unwrap();
+        let rows = groups
+            .finish(Some(&having), &order, Window::new(0, None))
+            .unwrap();
+        assert_eq!(
+            strings(&rows),
+            vec![
+                vec![Some("asia".into()), Some("3".into()), None],
+                vec![Some("eu".into()), Some("3".into()), Some("11.5".into())],
+            ]
+        );
+    }
+
+    #[test]
+    fn numeric_keys_group_by_value_and_distinct_dedups() {
+        let spec = Grouping {
+            keys: vec![0],
+            aggregates: vec![],
+        };
+        let mut groups = Groups::new(spec, vec![ValueType::Numeric]).unwrap();
+        for v in ["1.0", "1.00", "2"] {
+            groups.add(row(&[Some(v)])).unwrap();
+        }
+        let order = RowOrder::new(&[], &[]).unwrap();
+        assert_eq!(
+            groups
+                .finish(None, &order, Window::new(0, None))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}

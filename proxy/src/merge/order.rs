@@ -1,0 +1,166 @@
+//! The order of merged rows: ORDER BY keys compared by their column types.
+
+use std::cmp::Ordering;
+
+use pgshard_router::plan::SortKey;
+
+use super::compare::{compare, compare_nullable};
+use super::error::MergeError;
+use super::row::Row;
+use super::value_type::ValueType;
+
+/// Compares rows by a query's ORDER BY.
+#[derive(Debug, Clone)]
+pub struct RowOrder {
+    keys: Vec<(SortKey, ValueType)>,
+}
+
+impl RowOrder {
+    /// `types` are the result columns' types; a key beyond them is a mismatch between
+    /// plan and result.
+    pub fn new(keys: &[SortKey], types: &[ValueType]) -> Result<RowOrder, MergeError> {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                types
+                    .get(k.column)
+                    .map(|t| (*k, *t))
+                    .ok_or(MergeError::Mismatch)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RowOrder { keys })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn compare(&self, a: &Row, b: &Row) -> Result<Ordering, MergeError> {
+        for (key, ty) in &self.keys {
+            let order = match (value(a, key.column), value(b, key.column)) {
+                // NULL placement does not flip with DESC.
+                (Some(va), Some(vb)) if key.descending => compare(*ty, va, vb)?.reverse(),
+                (va, vb) => compare_nullable(*ty, va, vb, key.nulls_first)?,
+            };
+            if order != Ordering::Equal {
+                return Ok(order);
+            }
+        }
+        Ok(Ordering::Equal)
+    }
+}
+
+fn value(row: &Row, column: usize) -> Option<&[u8]> {
+    row.values.get(column).and_then(|v| v.as_deref())
+}
+
+/// OFFSET and LIMIT applied to the merged rows.
+#[derive(Debug, Clone)]
+pub struct Window {
+    skip: u64,
+    left: Option<u64>,
+}
+
+/// What to do with the next merged row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Skip,
+    Take,
+    /// The limit is reached: no more rows are needed.
+    Done,
+}
+
+impl Window {
+    pub fn new(offset: u64, limit: Option<u64>) -> Window {
+        Window {
+            skip: offset,
+            left: limit,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.left == Some(0)
+    }
+
+    pub fn admit(&mut self) -> Admit {
+        if self.is_done() {
+            return Admit::Done;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Admit::Skip;
+        }
+        if let Some(left) = self.left.as_mut() {
+            *left -= 1;
+        }
+        Admit::Take
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn row(values: &[Option<&str>]) -> Row {
+        Row {
+            values: values
+                .iter()
+                .map(|v| v.map(|s| Bytes::from(s.to_string())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn orders_by_several_keys_with_directions_and_nulls() {
+        let types = [ValueType::from_oid(23), ValueType::from_oid(25)];
+        let keys = [
+            SortKey {
+                column: 0,
+                descending: true,
+                nulls_first: true,
+            },
+            SortKey {
+                column: 1,
+                descending: false,
+                nulls_first: false,
+            },
+        ];
+        let order = RowOrder::new(&keys, &types).unwrap();
+        let a = row(&[Some("10"), Some("x")]);
+        let b = row(&[Some("9"), Some("a")]);
+        let n = row(&[None, Some("a")]);
+        assert_eq!(order.compare(&a, &b).unwrap(), Ordering::Less);
+        assert_eq!(order.compare(&n, &a).unwrap(), Ordering::Less);
+        let c = row(&[Some("10"), None]);
+        assert_eq!(order.compare(&a, &c).unwrap(), Ordering::Less);
+    }
+
+    #[test]
+    fn window_skips_then_takes_then_stops() {
+        let mut w = Window::new(1, Some(2));
+        let got: Vec<_> = (0..5).map(|_| w.admit()).collect();
+        assert_eq!(
+            got,
+            [
+                Admit::Skip,
+                Admit::Take,
+                Admit::Take,
+                Admit::Done,
+                Admit::Done
+            ]
+        );
+        let mut unlimited = Window::new(0, None);
+        assert_eq!(unlimited.admit(), Admit::Take);
+    }
+
+    #[test]
+    fn a_key_outside_the_result_is_a_mismatch() {
+        let keys = [SortKey {
+            column: 3,
+            descending: false,
+            nulls_first: false,
+        }];
+        assert!(RowOrder::new(&keys, &[ValueType::Text]).is_err());
+    }
+}
