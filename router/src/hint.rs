@@ -17,12 +17,16 @@ use crate::statements::skip_block_comment;
 pub struct Hints {
     /// `role=primary|replica`; `role=auto` or no role leaves it `None`.
     pub role: Option<RoleHint>,
+    /// `shard=N`: run the statement unchanged on shard N; `shard=auto` (or `any`) or
+    /// no shard leaves it `None`.
+    pub shard: Option<usize>,
 }
 
 impl Hints {
     fn apply(&mut self, value: ProxyValue) {
         match value {
             ProxyValue::Role(role) => self.role = role,
+            ProxyValue::Shard(shard) => self.shard = shard,
         }
     }
 }
@@ -161,6 +165,24 @@ mod tests {
             "22023"
         );
         assert!(statement_hints("/* pgshard: role= */ SELECT 1").is_err());
+    }
+
+    #[test]
+    fn reads_the_shard() {
+        let shard = |statement| statement_hints(statement).unwrap().shard;
+        assert_eq!(shard("/* pgshard: shard=2 */ SELECT 1"), Some(2));
+        assert_eq!(
+            shard("/* pgshard: role=replica, shard = '0' */ SELECT 1"),
+            Some(0)
+        );
+        assert_eq!(shard("/* pgshard: shard=auto */ SELECT 1"), None);
+        assert_eq!(shard("SELECT 1"), None);
+        assert_eq!(
+            statement_hints("/* pgshard: shard=x */ SELECT 1")
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum RoleHint {
 pub enum ProxyKey {
     /// `pgshard.role`: `primary`, `replica` or `auto` (the default: by classification).
     Role,
+    /// `pgshard.shard`: a shard number (from 0) that gets every statement unchanged,
+    /// or `auto` / `any` (the default: by the statement's shard keys).
+    Shard,
 }
 
 impl ProxyKey {
@@ -31,13 +34,14 @@ impl ProxyKey {
     pub fn name(self) -> &'static str {
         match self {
             ProxyKey::Role => "role",
+            ProxyKey::Shard => "shard",
         }
     }
 
     /// The key named `name` (without prefix), case-insensitively as PostgreSQL
     /// compares parameter names.
     pub fn from_name(name: &str) -> Option<ProxyKey> {
-        [ProxyKey::Role]
+        [ProxyKey::Role, ProxyKey::Shard]
             .into_iter()
             .find(|key| key.name().eq_ignore_ascii_case(name))
     }
@@ -46,6 +50,7 @@ impl ProxyKey {
     pub fn default_value(self) -> ProxyValue {
         match self {
             ProxyKey::Role => ProxyValue::Role(None),
+            ProxyKey::Shard => ProxyValue::Shard(None),
         }
     }
 
@@ -63,6 +68,16 @@ impl ProxyKey {
                 "auto" => Ok(ProxyValue::Role(None)),
                 _ => Err(invalid("primary, replica, auto")),
             },
+            ProxyKey::Shard => match text.trim().to_ascii_lowercase().as_str() {
+                "auto" | "any" => Ok(ProxyValue::Shard(None)),
+                number if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+                    number
+                        .parse()
+                        .map(|shard| ProxyValue::Shard(Some(shard)))
+                        .map_err(|_| invalid("a shard number from 0, auto"))
+                }
+                _ => Err(invalid("a shard number from 0, auto")),
+            },
         }
     }
 }
@@ -72,6 +87,8 @@ impl ProxyKey {
 pub enum ProxyValue {
     /// `None` is `auto`: route by classification.
     Role(Option<RoleHint>),
+    /// `None` is `auto`: route by the statement's shard keys.
+    Shard(Option<usize>),
 }
 
 impl ProxyValue {
@@ -79,6 +96,7 @@ impl ProxyValue {
     pub fn key(self) -> ProxyKey {
         match self {
             ProxyValue::Role(_) => ProxyKey::Role,
+            ProxyValue::Shard(_) => ProxyKey::Shard,
         }
     }
 }
@@ -89,7 +107,8 @@ impl fmt::Display for ProxyValue {
         f.write_str(match self {
             ProxyValue::Role(Some(RoleHint::Primary)) => "primary",
             ProxyValue::Role(Some(RoleHint::Replica)) => "replica",
-            ProxyValue::Role(None) => "auto",
+            ProxyValue::Role(None) | ProxyValue::Shard(None) => "auto",
+            ProxyValue::Shard(Some(shard)) => return write!(f, "{shard}"),
         })
     }
 }
@@ -101,7 +120,8 @@ mod tests {
     #[test]
     fn keys_by_name() {
         assert_eq!(ProxyKey::from_name("ROLE"), Some(ProxyKey::Role));
-        assert_eq!(ProxyKey::from_name("shard"), None);
+        assert_eq!(ProxyKey::from_name("Shard"), Some(ProxyKey::Shard));
+        assert_eq!(ProxyKey::from_name("shards"), None);
         assert_eq!(ProxyKey::Role.default_value(), ProxyValue::Role(None));
     }
 
@@ -125,6 +145,21 @@ mod tests {
                 allowed: "primary, replica, auto"
             })
         );
+    }
+
+    #[test]
+    fn shard_values() {
+        let shard = |text| ProxyKey::Shard.parse_value(text);
+        assert_eq!(shard(" 3 "), Ok(ProxyValue::Shard(Some(3))));
+        assert_eq!(shard("AUTO"), Ok(ProxyValue::Shard(None)));
+        assert_eq!(shard("any"), Ok(ProxyValue::Shard(None)));
+        for bad in ["-1", "x", "", "1.5", "99999999999999999999999"] {
+            assert_eq!(shard(bad).unwrap_err().sqlstate(), "22023", "{bad}");
+        }
+        assert_eq!(ProxyKey::Shard.default_value(), ProxyValue::Shard(None));
+        assert_eq!(ProxyValue::Shard(Some(2)).to_string(), "2");
+        assert_eq!(ProxyValue::Shard(None).to_string(), "auto");
+        assert_eq!(ProxyValue::Shard(Some(2)).key(), ProxyKey::Shard);
     }
 
     #[test]

@@ -178,6 +178,35 @@ mod tests {
     }
 
     #[test]
+    fn the_shard_setting() {
+        assert_eq!(
+            proxy_setting("SET pgshard.shard = 2"),
+            Some(Ok(ProxySetting::Set {
+                value: ProxyValue::Shard(Some(2)),
+                local: false
+            }))
+        );
+        assert_eq!(
+            proxy_setting("SET LOCAL pgshard.shard TO auto"),
+            Some(Ok(ProxySetting::Set {
+                value: ProxyValue::Shard(None),
+                local: true
+            }))
+        );
+        assert_eq!(
+            proxy_setting("SHOW pgshard.shard"),
+            Some(Ok(ProxySetting::Show(ProxyKey::Shard)))
+        );
+        assert_eq!(
+            proxy_setting("SET pgshard.shard = 'x'")
+                .unwrap()
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
+    }
+
+    #[test]
     fn other_statements_are_not_ours() {
         for statement in [
             "SET search_path = public",
@@ -197,7 +226,7 @@ mod tests {
     fn errors_carry_postgresql_codes() {
         let code = |statement| proxy_setting(statement).unwrap().unwrap_err().sqlstate();
         assert_eq!(code("SET pgshard.role = 'leader'"), "22023");
-        assert_eq!(code("SET pgshard.shard = 3"), "42704");
+        assert_eq!(code("SET pgshard.shards = 3"), "42704");
         assert_eq!(code("RESET pgshard.rol"), "42704");
         assert_eq!(code("SHOW pgshard.role.x"), "42704");
         assert_eq!(code("SET pgshard.role 'primary'"), "42601");
