@@ -6,10 +6,39 @@
 //! in the Bind parameters), and either names the shards, rewrites a fan-out query so
 //! that the per-shard answers can be merged exactly, or refuses with
 //! [`PlanError::Unsupported`] (SQLSTATE 0A000) when no exact merge exists.
+//!
+//! The analysis of a statement text is cached as a template whose keys are literals
+//! or parameter numbers; each execution only resolves the parameters.
 
+mod analyze;
+mod copy;
+mod copy_row;
+mod error;
+mod input;
+mod insert;
+mod key;
+mod modify;
+mod names;
+mod planner;
+mod reads;
+mod renumber;
+mod routing;
+mod schema;
+mod select;
 mod spec;
+mod spread;
+mod statement_kind;
+mod template;
+mod template_cache;
+#[cfg(test)]
+mod tests;
 
+pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker};
+pub use error::{PlanError, RowCountError};
+pub use input::{BoundParams, PlanInput};
+pub use planner::Planner;
+pub use schema::ShardSchema;
 pub use spec::{
-    Aggregate, AggregateKind, CompareOp, Grouping, Predicate, ResultMerge, RowMerge,
-    ShardPlan, ShardStatement, ShardStatements, ShardTarget, SortKey,
+    Aggregate, AggregateKind, ColumnRef, CompareOp, CopyFormat, CopySplit, Grouping, Predicate,
+    ResultMerge, RowMerge, ShardPlan, ShardStatement, ShardStatements, ShardTarget, SortKey,
 };

@@ -52,9 +52,61 @@ pub enum ResultMerge {
     /// INSERT, UPDATE, DELETE (and MERGE): the row counts of the command tags are
     /// summed ("INSERT 0 n", "UPDATE n", "DELETE n"); RETURNING rows are concatenated.
     Counts,
+    /// A multi-row `INSERT … RETURNING` split over shards ([`ShardStatements::PerShard`]):
+    /// counts are summed as with [`ResultMerge::Counts`], but the RETURNING rows are put
+    /// back in the order of the client's VALUES rows, as one server returns them.
+    /// Entry `i` is the shard that got the client's row `i`; each shard returns exactly
+    /// one row per row it was sent, in the order sent, so the reply's row `i` is the
+    /// next unread row of shard `row_shards[i]`.
+    InsertReturning { row_shards: Vec<usize> },
     /// Every shard runs it and must succeed (DDL, broadcast utility statements): the
     /// client gets the first shard's reply once.
     Same,
+    /// `COPY sharded_table FROM STDIN`: every targeted shard is sent the statement, then
+    /// each data row goes to the shard its key names (see [`CopySplit`]); the row
+    /// counts of the "COPY n" tags are summed.
+    Copy(CopySplit),
+}
+
+/// How to find the shard of each data row of a `COPY … FROM STDIN` (text or CSV).
+///
+/// The data plane cuts the CopyData stream into rows with `copy_row_end`, reads each
+/// row's key with `copy_key_field` (or both at once with
+/// `ShardSchema::copy_row_shard`) and forwards the row, unchanged, to that shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySplit {
+    /// The key's field index (0-based) in each row: its position in the COPY's column
+    /// list.
+    pub key_field: usize,
+    /// How many fields each row has (the column list's length).
+    pub fields: usize,
+    /// The key column's type, to read the field's text.
+    pub key_type: crate::sharding::KeyType,
+    pub format: CopyFormat,
+    /// The field separator (default tab for text, comma for CSV).
+    pub delimiter: u8,
+    /// The NULL marker (default `\N` for text, the empty string for CSV).
+    pub null: Vec<u8>,
+    /// The first row is a header that the server skips: send it to every shard, since
+    /// each shard skips its own first row.
+    pub header: bool,
+    /// CSV: the quote character (default `"`).
+    pub quote: u8,
+    /// CSV: the character that escapes a quote inside quotes (default: the quote).
+    pub escape: u8,
+    /// CSV `FORCE_NOT_NULL` names the key: an unquoted null marker is a string.
+    pub force_not_null: bool,
+    /// CSV `FORCE_NULL` names the key: a quoted null marker is NULL too.
+    pub force_null: bool,
+}
+
+/// The format of a COPY's data rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// PostgreSQL's text format: backslash escapes.
+    Text,
+    /// CSV with quotes.
+    Csv,
 }
 
 /// How the rows of a fan-out query are combined into exactly what one server holding
@@ -74,15 +126,29 @@ pub struct RowMerge {
     /// Rows returned after the offset, if limited (the shards were sent `LIMIT limit +
     /// offset` when that is correct, i.e. without `group`).
     pub limit: Option<u64>,
-    /// The client sees columns `0..output_columns`; later ones were appended by the
-    /// rewrite for ORDER BY, GROUP BY, HAVING or avg and are dropped.
-    pub output_columns: usize,
+    /// The last `hidden_columns` columns of each shard's rows were appended by the
+    /// rewrite (for ORDER BY, GROUP BY, HAVING or avg) and are dropped before the client
+    /// sees the row; the client's column count is the shards' count minus this. (With
+    /// `SELECT *` the visible count is only known from the RowDescription.)
+    pub hidden_columns: usize,
 }
 
-/// One ORDER BY item, by result column (0-based, hidden columns included).
+/// A column of the shards' rows, by position among the visible or the hidden columns.
+///
+/// A row is the client's columns (as many as the select list yields, which with `*`
+/// only the shards' RowDescription tells) followed by the rewrite's hidden ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnRef {
+    /// The client's column `i` (0-based): row index `i`.
+    Visible(usize),
+    /// Hidden column `i` (0-based): row index `row.len() - hidden_columns + i`.
+    Hidden(usize),
+}
+
+/// One ORDER BY item, by result column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortKey {
-    pub column: usize,
+    pub column: ColumnRef,
     pub descending: bool,
     /// PostgreSQL's default: NULLS FIRST for DESC, NULLS LAST for ASC.
     pub nulls_first: bool,
@@ -96,14 +162,14 @@ pub struct SortKey {
 /// every output column as a key and no aggregates.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Grouping {
-    pub keys: Vec<usize>,
+    pub keys: Vec<ColumnRef>,
     pub aggregates: Vec<Aggregate>,
 }
 
 /// An aggregate result column and how its per-shard values combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Aggregate {
-    pub column: usize,
+    pub column: ColumnRef,
     pub kind: AggregateKind,
 }
 
@@ -120,7 +186,9 @@ pub enum AggregateKind {
     /// avg(x): this column holds each shard's sum(x) and `count_column` its count(x);
     /// the result is sum / count with PostgreSQL's numeric (or float8) rules, NULL when
     /// the count is 0.
-    Avg { count_column: usize },
+    Avg {
+        count_column: ColumnRef,
+    },
     /// bool_and / every
     BoolAnd,
     /// bool_or
@@ -133,12 +201,15 @@ pub enum Predicate {
     /// `column op value`; `value` is the constant as PostgreSQL would read it for the
     /// column's type (its text), or `None` for NULL (which makes the comparison NULL).
     Compare {
-        column: usize,
+        column: ColumnRef,
         op: CompareOp,
         value: Option<String>,
     },
     /// `column IS [NOT] NULL`
-    IsNull { column: usize, negated: bool },
+    IsNull {
+        column: ColumnRef,
+        negated: bool,
+    },
     And(Box<Predicate>, Box<Predicate>),
     Or(Box<Predicate>, Box<Predicate>),
     Not(Box<Predicate>),

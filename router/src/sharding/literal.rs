@@ -116,7 +116,7 @@ fn cast(
 
 /// The key type `data_type` names, if it is of `key_type`'s family. Length-limited
 /// text types (`varchar(3)`) are left out: their cast truncates.
-fn target_type(key_type: KeyType, data_type: &DataType) -> Option<KeyType> {
+pub(crate) fn target_type(key_type: KeyType, data_type: &DataType) -> Option<KeyType> {
     let target = match data_type {
         DataType::SmallInt(None) | DataType::Int2(None) => KeyType::Int2,
         DataType::Int(None) | DataType::Integer(None) | DataType::Int4(None) => KeyType::Int4,

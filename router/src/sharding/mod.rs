@@ -19,7 +19,7 @@ mod integer;
 mod key_type;
 mod key_value;
 mod list;
-mod literal;
+pub(crate) mod literal;
 mod lookup3;
 mod parameter;
 mod partition_hash;

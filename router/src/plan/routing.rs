@@ -1,0 +1,82 @@
+//! From the sharded tables a statement reads to a routed template: the groups whose
+//! keys decide the shards, and whether the statement may span several shards.
+
+use super::error::{unsupported, PlanError};
+use super::names::quoted;
+use super::reads::Reads;
+use super::template::{Group, Member, Routed, Spread, Template};
+
+/// The template of a statement over sharded tables, with its plan for several shards
+/// (or the reason it has none).
+pub(crate) fn routed(reads: &Reads, spread: Result<Spread, PlanError>) -> Template {
+    let groups: Vec<Group> = reads
+        .groups()
+        .into_iter()
+        .map(|members| Group {
+            members: members
+                .into_iter()
+                .map(|o| Member {
+                    key_type: reads.occurrences[o].table.key_type,
+                    conds: reads.occurrences[o].conds.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let has_params = groups
+        .iter()
+        .flat_map(|g| &g.members)
+        .flat_map(|m| &m.conds)
+        .any(|c| c.has_params());
+    Template::Routed(Routed {
+        groups,
+        spread,
+        has_params,
+    })
+}
+
+/// Checks that the statement's sharded tables can be answered shard by shard: all in
+/// its top-level FROM (`scope`), linked on their keys, and no outer join keeping the
+/// unmatched rows of an unsharded side.
+pub(crate) fn spread_shape(reads: &Reads, scope: Option<usize>) -> Result<(), PlanError> {
+    if reads.occurrences.iter().any(|o| Some(o.scope) != scope) {
+        let tables = reads
+            .occurrences
+            .iter()
+            .map(|o| quoted(&o.table.name))
+            .collect::<Vec<_>>();
+        return Err(unsupported(format!(
+            "subqueries, CTEs and set operations (UNION, INTERSECT, EXCEPT) reading sharded tables ({}) cannot be merged across several shards; filter every sharded table on its shard key so that the statement runs on one shard",
+            dedup(tables).join(", ")
+        )));
+    }
+    let groups = reads.groups();
+    if groups.len() > 1 {
+        let names: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let o = &reads.occurrences[g[0]];
+                format!("{}.{}", quoted(&o.table.name), o.table.column)
+            })
+            .collect();
+        return Err(unsupported(format!(
+            "sharded tables joined other than on their shard keys ({}) span several shards; join them on equal shard keys (e.g. a.id = b.user_id) or filter on the shard key to run on one shard",
+            dedup(names).join(", ")
+        )));
+    }
+    if reads.preserved_unsharded {
+        return Err(unsupported(
+            "an outer join keeping unmatched rows of a replicated table or subquery against a sharded table would return them once per shard; put the sharded table on the preserved side, or filter on its shard key to run on one shard",
+        ));
+    }
+    Ok(())
+}
+
+fn dedup(mut names: Vec<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    names.retain(|n| {
+        let new = !seen.contains(n);
+        seen.push(n.clone());
+        new
+    });
+    names
+}

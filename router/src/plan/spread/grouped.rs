@@ -1,0 +1,302 @@
+//! Fan-out queries whose rows are grouped after merging: GROUP BY, aggregates without
+//! GROUP BY, and DISTINCT.
+//!
+//! Shards group their own rows (keeping the rows sent back few) and the merge
+//! regroups the partial groups, combining each aggregate; HAVING, ORDER BY, LIMIT and
+//! OFFSET only make sense on the merged groups, so they are taken off the shards'
+//! statement and done by the merge.
+
+use super::super::error::{unsupported, PlanError};
+use super::super::reads::Reads;
+use super::super::spec::{Aggregate, ColumnRef, Grouping, RowMerge};
+use super::aggregate::{aggregate, check_call, first_aggregate, renamed, unmergeable, Agg};
+use super::columns::Columns;
+use super::having::predicate;
+use super::limit::Limits;
+use super::order::sort_keys;
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value,
+};
+
+/// Builds the grouping state of a select.
+struct Grouper<'r> {
+    columns: Columns,
+    keys: Vec<ColumnRef>,
+    /// GROUP BY expressions (and the items they name) and their columns.
+    group_exprs: Vec<(Expr, ColumnRef)>,
+    aggregates: Vec<Aggregate>,
+    reads: &'r Reads<'r>,
+    scope: usize,
+}
+
+/// Rewrites `out` (a copy of the client's query, whose body is `select`) for the
+/// shards and returns the merge.
+pub(super) fn rewrite(
+    out: &mut Query,
+    select: &Select,
+    reads: &Reads,
+    scope: usize,
+) -> Result<(RowMerge, Limits), PlanError> {
+    let limits = Limits::read(out)?;
+    let columns = Columns::new(&select.projection);
+    if columns.wildcard {
+        return Err(unsupported(
+            "SELECT * with GROUP BY, DISTINCT or aggregates over several shards is not supported; list the columns",
+        ));
+    }
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs,
+        _ => {
+            return Err(unsupported(
+                "GROUP BY ALL or WITH modifiers are not supported",
+            ))
+        }
+    };
+    if group_by
+        .iter()
+        .any(|g| matches!(g, Expr::GroupingSets(_) | Expr::Cube(_) | Expr::Rollup(_)))
+    {
+        return Err(unsupported(
+            "GROUPING SETS, CUBE and ROLLUP over several shards are not supported; filter on the shard key to run on one shard",
+        ));
+    }
+    let mut grouper = Grouper {
+        columns,
+        keys: Vec::new(),
+        group_exprs: Vec::new(),
+        aggregates: Vec::new(),
+        reads,
+        scope,
+    };
+    let distinct = select.distinct == Some(Distinct::Distinct);
+    let mut projection = select.projection.clone();
+    if distinct {
+        if !group_by.is_empty()
+            || select.having.is_some()
+            || first_aggregate(&select.projection).is_some()
+        {
+            return Err(unsupported(
+                "SELECT DISTINCT with GROUP BY or aggregates over several shards is not supported",
+            ));
+        }
+        grouper.keys = (0..grouper.columns.items.len())
+            .map(ColumnRef::Visible)
+            .collect();
+    } else {
+        for expr in group_by {
+            grouper.group_key(expr);
+        }
+        // No `*` here: one projection entry per item.
+        for (i, slot) in projection.iter_mut().enumerate() {
+            if let Some(item) = grouper.select_item(i)? {
+                *slot = item;
+            }
+        }
+    }
+    let having = match &select.having {
+        Some(having) => Some(predicate(having, &mut |e: &Expr| grouper.merged_column(e))?),
+        None => None,
+    };
+    let order_by = sort_keys(out.order_by.as_ref(), |e| {
+        if let Some(column) = Columns::position(e) {
+            return Ok(column);
+        }
+        if let Some(index) = grouper
+            .columns
+            .named(e)
+            .or_else(|| grouper.columns.equal(e))
+            .and_then(|item| item.index)
+        {
+            return Ok(ColumnRef::Visible(index));
+        }
+        if distinct {
+            return Err(unsupported(format!(
+                "for SELECT DISTINCT, ORDER BY expressions must appear in select list: {e}"
+            )));
+        }
+        grouper.merged_column(e)
+    })?;
+    projection.extend(grouper.columns.hidden_items());
+    let SetExpr::Select(shard_select) = out.body.as_mut() else {
+        return Err(unsupported("expected a SELECT"));
+    };
+    shard_select.projection = projection;
+    shard_select.having = None;
+    out.order_by = None;
+    out.limit_clause = None;
+    out.fetch = None;
+    let merge = RowMerge {
+        group: Some(Grouping {
+            keys: grouper.keys,
+            aggregates: grouper.aggregates,
+        }),
+        having,
+        order_by,
+        offset: 0,
+        limit: None,
+        hidden_columns: grouper.columns.hidden.len(),
+    };
+    Ok((merge, limits))
+}
+
+impl Grouper<'_> {
+    fn add_key(&mut self, column: ColumnRef) {
+        if !self.keys.contains(&column) {
+            self.keys.push(column);
+        }
+    }
+
+    /// A GROUP BY item: its column (hidden if not selected) is a key.
+    fn group_key(&mut self, expr: &Expr) {
+        let item = match Columns::position(expr) {
+            Some(ColumnRef::Visible(n)) => self.columns.items.get(n),
+            _ => self
+                .columns
+                .equal(expr)
+                .or_else(|| self.columns.named(expr)),
+        }
+        .cloned();
+        let column = match &item {
+            Some(item) => {
+                let column = self.columns.column_of(item);
+                self.group_exprs.push((item.expr.clone(), column));
+                column
+            }
+            None => self.columns.hide(expr.clone()),
+        };
+        self.group_exprs.push((expr.clone(), column));
+        self.add_key(column);
+    }
+
+    /// Reads select item `i`; returns its replacement for the shards, if any.
+    fn select_item(&mut self, i: usize) -> Result<Option<SelectItem>, PlanError> {
+        let item = self.columns.items[i].clone();
+        let column = ColumnRef::Visible(i);
+        if let Some((agg, function)) = aggregate(&item.expr) {
+            check_call(agg, function, |arg| self.is_key(arg))?;
+            if agg != Agg::Avg {
+                self.aggregates.push(Aggregate {
+                    column,
+                    kind: agg.kind(column),
+                });
+                return Ok(None);
+            }
+            let count_column = self.columns.hide_new(renamed(function, "count"));
+            self.aggregates.push(Aggregate {
+                column,
+                kind: agg.kind(count_column),
+            });
+            return Ok(Some(SelectItem::ExprWithAlias {
+                expr: renamed(function, "sum"),
+                alias: item.alias.unwrap_or_else(|| Ident::new("avg")),
+            }));
+        }
+        if let Some(name) = first_aggregate(&item.expr) {
+            return Err(unsupported(format!(
+                "an expression over {name}() ({}) cannot be merged across shards; select the aggregate by itself",
+                item.expr
+            )));
+        }
+        let grouped = self.group_exprs.iter().any(|(e, _)| *e == item.expr);
+        if grouped || is_column(&item.expr) || is_constant(&item.expr) {
+            self.add_key(column);
+            return Ok(None);
+        }
+        Err(unsupported(format!(
+            "select item {} is neither a GROUP BY expression nor an aggregate; over several shards it cannot be merged",
+            item.expr
+        )))
+    }
+
+    /// The key argument of count(DISTINCT key).
+    fn is_key(&self, expr: &Expr) -> bool {
+        self.reads.key_of(self.scope, expr).is_some()
+    }
+
+    /// The merged column of an aggregate or group key in HAVING or ORDER BY,
+    /// appending a hidden one if needed.
+    fn merged_column(&mut self, expr: &Expr) -> Result<ColumnRef, PlanError> {
+        if let Some((agg, function)) = aggregate(expr) {
+            if let Some(column) = self.existing_aggregate(expr) {
+                return Ok(column);
+            }
+            check_call(agg, function, |arg| self.is_key(arg))?;
+            let column = if agg == Agg::Avg {
+                let sum = self.columns.hide_new(renamed(function, "sum"));
+                let count = self.columns.hide_new(renamed(function, "count"));
+                self.aggregates.push(Aggregate {
+                    column: sum,
+                    kind: agg.kind(count),
+                });
+                sum
+            } else {
+                let before = self.columns.hidden.len();
+                let column = self.columns.hide(expr.clone());
+                if self.columns.hidden.len() > before {
+                    self.aggregates.push(Aggregate {
+                        column,
+                        kind: agg.kind(column),
+                    });
+                }
+                column
+            };
+            return Ok(column);
+        }
+        if let Some(name) = first_aggregate(expr) {
+            return Err(unmergeable(&name, &format!(" inside {expr}")));
+        }
+        if let Some((_, column)) = self.group_exprs.iter().find(|(e, _)| e == expr) {
+            return Ok(*column);
+        }
+        if let Some(item) = self.columns.equal(expr) {
+            let column = ColumnRef::Visible(item.index.unwrap_or_default());
+            if self.keys.contains(&column) {
+                return Ok(column);
+            }
+        }
+        Err(unsupported(format!(
+            "{expr} is neither an aggregate nor a GROUP BY expression; over several shards it cannot be evaluated after merging"
+        )))
+    }
+
+    /// A select item (or hidden column) already holding this aggregate.
+    fn existing_aggregate(&self, expr: &Expr) -> Option<ColumnRef> {
+        let visible = self
+            .columns
+            .items
+            .iter()
+            .find(|item| item.expr == *expr)
+            .and_then(|item| item.index)
+            .map(ColumnRef::Visible);
+        let hidden = self
+            .columns
+            .hidden
+            .iter()
+            .position(|e| e == expr)
+            .map(ColumnRef::Hidden);
+        visible
+            .or(hidden)
+            .filter(|column| self.aggregates.iter().any(|a| a.column == *column))
+    }
+}
+
+/// A column reference: functionally dependent on the group keys or an error on the
+/// server, so it can be a merge key.
+fn is_column(expr: &Expr) -> bool {
+    match expr {
+        Expr::Nested(inner) => is_column(inner),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+        _ => false,
+    }
+}
+
+/// A literal, equal on every shard.
+fn is_constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => is_constant(inner),
+        Expr::UnaryOp { expr: inner, .. } => is_constant(inner),
+        Expr::Value(value) => !matches!(value.value, Value::Placeholder(_)),
+        Expr::TypedString(_) => true,
+        _ => false,
+    }
+}
