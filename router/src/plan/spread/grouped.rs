@@ -7,6 +7,7 @@
 //! statement and done by the merge.
 
 use super::super::error::{unsupported, PlanError};
+use super::super::names::ident;
 use super::super::reads::Reads;
 use super::super::spec::{Aggregate, ColumnRef, Grouping, RowMerge};
 use super::aggregate::{aggregate, check_call, first_aggregate, renamed, unmergeable, Agg};
@@ -15,8 +16,9 @@ use super::having::predicate;
 use super::limit::Limits;
 use super::order::sort_keys;
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value,
+    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
 };
+use std::ops::ControlFlow;
 
 /// Builds the grouping state of a select.
 struct Grouper<'r> {
@@ -150,10 +152,13 @@ impl Grouper<'_> {
     fn group_key(&mut self, expr: &Expr) {
         let item = match Columns::position(expr) {
             Some(ColumnRef::Visible(n)) => self.columns.items.get(n),
-            _ => self
-                .columns
-                .equal(expr)
-                .or_else(|| self.columns.named(expr)),
+            // GROUP BY takes a bare name as an input column before an output alias:
+            // `lower(name) AS name … GROUP BY name` groups by the column.
+            _ => self.columns.equal(expr).or_else(|| {
+                self.columns
+                    .named(expr)
+                    .filter(|item| !mentions_column(&item.expr, expr))
+            }),
         }
         .cloned();
         let column = match &item {
@@ -277,6 +282,37 @@ impl Grouper<'_> {
         visible
             .or(hidden)
             .filter(|column| self.aggregates.iter().any(|a| a.column == *column))
+    }
+}
+
+/// Whether `expr` uses a column named like the bare name `name`.
+fn mentions_column(expr: &Expr, name: &Expr) -> bool {
+    let Expr::Identifier(name) = name else {
+        return false;
+    };
+    let name = ident(name);
+    let mut find = FindColumn { name: &name };
+    expr.visit(&mut find).is_break()
+}
+
+/// Stops at a column named `name` (bare or as a qualified name's last part).
+struct FindColumn<'a> {
+    name: &'a str,
+}
+
+impl Visitor for FindColumn<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        let column = match expr {
+            Expr::Identifier(i) => Some(i),
+            Expr::CompoundIdentifier(parts) => parts.last(),
+            _ => None,
+        };
+        if column.is_some_and(|c| ident(c) == self.name) {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -6,7 +6,10 @@ use crate::sharding::{hash_partition, KeyValue, ParamFormat};
 
 mod basics;
 mod fan_out;
+mod grouping;
 mod joins;
+mod utility;
+mod writes;
 
 /// A planner over [`schema`] with `shards` shards.
 fn planner(shards: usize) -> Planner {

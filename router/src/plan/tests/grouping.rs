@@ -1,0 +1,305 @@
+//! Aggregates, GROUP BY, HAVING and DISTINCT over several shards.
+
+use super::*;
+
+fn agg(column: ColumnRef, kind: AggregateKind) -> Aggregate {
+    Aggregate { column, kind }
+}
+
+fn grouping(merge: &RowMerge) -> &Grouping {
+    merge.group.as_ref().expect("grouped")
+}
+
+#[test]
+fn aggregates_without_group_by_make_one_row() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT count(*), count(x), sum(x), min(x), max(x), bool_and(b), bool_or(b), every(b) FROM users",
+    );
+    assert_eq!(
+        text,
+        "SELECT count(*), count(x), sum(x), min(x), max(x), bool_and(b), bool_or(b), every(b) FROM users"
+    );
+    use AggregateKind::*;
+    let kinds = [Count, Count, Sum, Min, Max, BoolAnd, BoolOr, BoolAnd];
+    let expected: Vec<Aggregate> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| agg(ColumnRef::Visible(i), *kind))
+        .collect();
+    assert_eq!(
+        merge.group,
+        Some(Grouping {
+            keys: vec![],
+            aggregates: expected
+        })
+    );
+    assert_eq!(merge.hidden_columns, 0);
+}
+
+#[test]
+fn avg_becomes_sum_and_a_hidden_count() {
+    let p = planner(2);
+    let (text, merge) = fan_out(&p, "SELECT avg(x), avg(y) AS mean FROM users");
+    assert_eq!(
+        text,
+        "SELECT sum(x) AS avg, sum(y) AS mean, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users"
+    );
+    assert_eq!(
+        grouping(&merge).aggregates,
+        [
+            agg(
+                ColumnRef::Visible(0),
+                AggregateKind::Avg {
+                    count_column: ColumnRef::Hidden(0)
+                }
+            ),
+            agg(
+                ColumnRef::Visible(1),
+                AggregateKind::Avg {
+                    count_column: ColumnRef::Hidden(1)
+                }
+            ),
+        ]
+    );
+    assert_eq!(merge.hidden_columns, 2);
+}
+
+#[test]
+fn group_by_keys_and_hidden_keys() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, count(*) AS n FROM users GROUP BY country, city ORDER BY n DESC, country LIMIT 5 OFFSET 1",
+    );
+    // The shards group too, but HAVING, ORDER BY and LIMIT are the merge's.
+    assert_eq!(
+        text,
+        "SELECT country, count(*) AS n, city AS pgshard_hidden_0 FROM users GROUP BY country, city"
+    );
+    let group = grouping(&merge);
+    assert_eq!(group.keys, [ColumnRef::Visible(0), ColumnRef::Hidden(0)]);
+    assert_eq!(
+        group.aggregates,
+        [agg(ColumnRef::Visible(1), AggregateKind::Count)]
+    );
+    assert_eq!(
+        merge.order_by,
+        [
+            SortKey {
+                column: ColumnRef::Visible(1),
+                descending: true,
+                nulls_first: true
+            },
+            SortKey {
+                column: ColumnRef::Visible(0),
+                descending: false,
+                nulls_first: false
+            },
+        ]
+    );
+    assert_eq!((merge.limit, merge.offset), (Some(5), 1));
+    assert_eq!(merge.hidden_columns, 1);
+}
+
+#[test]
+fn group_by_position_alias_and_expression() {
+    let p = planner(2);
+    let (_, merge) = fan_out(&p, "SELECT lower(name) AS l, sum(x) FROM users GROUP BY 1");
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
+    let (_, merge) = fan_out(&p, "SELECT lower(name) AS l, sum(x) FROM users GROUP BY l");
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name)",
+    );
+    assert_eq!(
+        text,
+        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name)"
+    );
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
+    // A bare name is an input column before it is an alias: `lower(name)` is then no
+    // group key.
+    refused(
+        &p,
+        "SELECT lower(name) AS name, count(*) FROM users GROUP BY name",
+    );
+    // Grouping by the shard key needs nothing special.
+    let (_, merge) = fan_out(&p, "SELECT id, count(*) FROM users GROUP BY id");
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
+    // Plain columns and constants are keys too (dependent on the group, or fixed).
+    let (_, merge) = fan_out(
+        &p,
+        "SELECT id, name, 'x' AS tag, count(*) FROM users GROUP BY id",
+    );
+    assert_eq!(
+        grouping(&merge).keys,
+        [
+            ColumnRef::Visible(0),
+            ColumnRef::Visible(1),
+            ColumnRef::Visible(2)
+        ]
+    );
+}
+
+#[test]
+fn having_becomes_a_predicate_over_merged_columns() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > 10 AND max(age) <= 30 OR country IS NULL",
+    );
+    assert_eq!(
+        text,
+        "SELECT country, count(*), max(age) AS pgshard_hidden_0 FROM users GROUP BY country"
+    );
+    assert_eq!(
+        merge.having,
+        Some(Predicate::Or(
+            Box::new(Predicate::And(
+                Box::new(Predicate::Compare {
+                    column: ColumnRef::Visible(1),
+                    op: CompareOp::Gt,
+                    value: Some("10".into())
+                }),
+                Box::new(Predicate::Compare {
+                    column: ColumnRef::Hidden(0),
+                    op: CompareOp::LtEq,
+                    value: Some("30".into())
+                })
+            )),
+            Box::new(Predicate::IsNull {
+                column: ColumnRef::Visible(0),
+                negated: false
+            })
+        ))
+    );
+    assert_eq!(
+        grouping(&merge).aggregates,
+        [
+            agg(ColumnRef::Visible(1), AggregateKind::Count),
+            agg(ColumnRef::Hidden(0), AggregateKind::Max)
+        ]
+    );
+    // HAVING without GROUP BY, and avg only in HAVING.
+    let (text, merge) = fan_out(&p, "SELECT count(*) FROM users HAVING avg(x) > 2.5");
+    assert_eq!(
+        text,
+        "SELECT count(*), sum(x) AS pgshard_hidden_0, count(x) AS pgshard_hidden_1 FROM users"
+    );
+    assert_eq!(
+        grouping(&merge).aggregates[1],
+        agg(
+            ColumnRef::Hidden(0),
+            AggregateKind::Avg {
+                count_column: ColumnRef::Hidden(1)
+            }
+        )
+    );
+}
+
+#[test]
+fn order_by_aggregates_not_selected() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country FROM users GROUP BY country ORDER BY sum(x) DESC",
+    );
+    assert_eq!(
+        text,
+        "SELECT country, sum(x) AS pgshard_hidden_0 FROM users GROUP BY country"
+    );
+    assert_eq!(merge.order_by[0].column, ColumnRef::Hidden(0));
+    assert_eq!(
+        grouping(&merge).aggregates,
+        [agg(ColumnRef::Hidden(0), AggregateKind::Sum)]
+    );
+    // A group key not selected sorts by its hidden key column.
+    let (_, merge) = fan_out(
+        &p,
+        "SELECT count(*) FROM users GROUP BY country ORDER BY country",
+    );
+    assert_eq!(merge.order_by[0].column, ColumnRef::Hidden(0));
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Hidden(0)]);
+}
+
+#[test]
+fn count_distinct_only_of_the_shard_key() {
+    let p = planner(2);
+    let (_, merge) = fan_out(&p, "SELECT count(DISTINCT id) FROM users");
+    assert_eq!(
+        grouping(&merge).aggregates,
+        [agg(ColumnRef::Visible(0), AggregateKind::Count)]
+    );
+    let (_, merge) = fan_out(
+        &p,
+        "SELECT count(DISTINCT o.user_id) FROM users u JOIN orders o ON o.user_id = u.id",
+    );
+    assert_eq!(grouping(&merge).aggregates.len(), 1);
+    let message = refused(&p, "SELECT count(DISTINCT name) FROM users");
+    assert!(message.contains("DISTINCT"), "{message}");
+    refused(&p, "SELECT sum(DISTINCT id) FROM users");
+}
+
+#[test]
+fn unmergeable_aggregates_are_refused() {
+    let p = planner(2);
+    for sql in [
+        "SELECT string_agg(name, ',') FROM users",
+        "SELECT array_agg(id) FROM users",
+        "SELECT json_agg(u) FROM users u",
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM users",
+        "SELECT stddev(x) FROM users",
+        "SELECT count(*) FILTER (WHERE x > 1) FROM users",
+        "SELECT max(x ORDER BY y) FROM users",
+        "SELECT sum(x) + 1 FROM users",
+        "SELECT count(*) * 2 FROM users",
+        "SELECT coalesce(sum(x), 0) FROM users",
+        "SELECT lower(name), count(*) FROM users GROUP BY name",
+        "SELECT now(), count(*) FROM users",
+        "SELECT *, count(*) FROM users GROUP BY id",
+        "SELECT country, count(*) FROM users GROUP BY ROLLUP (country)",
+        "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > $1",
+        "SELECT country, count(*) FROM users GROUP BY country HAVING sum(x) > count(*)",
+        "SELECT country, count(*) FROM users GROUP BY country ORDER BY count(*) * 2",
+        "SELECT country, count(*) FROM users GROUP BY country LIMIT $1",
+    ] {
+        refused(&p, sql);
+    }
+}
+
+#[test]
+fn distinct_groups_every_column() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT DISTINCT country, city FROM users ORDER BY city LIMIT 3",
+    );
+    assert_eq!(text, "SELECT DISTINCT country, city FROM users");
+    assert_eq!(
+        merge.group,
+        Some(Grouping {
+            keys: vec![ColumnRef::Visible(0), ColumnRef::Visible(1)],
+            aggregates: vec![]
+        })
+    );
+    assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
+    assert_eq!((merge.limit, merge.hidden_columns), (Some(3), 0));
+    refused(&p, "SELECT DISTINCT country FROM users ORDER BY city");
+    refused(&p, "SELECT DISTINCT * FROM users");
+    refused(&p, "SELECT DISTINCT count(*) FROM users GROUP BY country");
+}
+
+#[test]
+fn output_names_stay_those_of_postgresql() {
+    let p = planner(2);
+    let (text, _) = fan_out(
+        &p,
+        "SELECT AVG(x), pg_catalog.avg(y) FROM users u JOIN countries c ON c.id = u.country",
+    );
+    assert_eq!(
+        text,
+        "SELECT sum(x) AS avg, pg_catalog.sum(y) AS avg, count(x) AS pgshard_hidden_0, pg_catalog.count(y) AS pgshard_hidden_1 FROM users u JOIN countries c ON c.id = u.country"
+    );
+}

@@ -1,0 +1,191 @@
+//! Session statements, DDL, EXPLAIN and COPY.
+
+use super::*;
+
+fn everywhere(merge: ResultMerge) -> ShardPlan {
+    ShardPlan {
+        target: ShardTarget::All,
+        statements: ShardStatements::Original,
+        merge,
+    }
+}
+
+#[test]
+fn session_and_transaction_statements_run_on_any_shard() {
+    let p = planner(2);
+    for sql in [
+        "BEGIN",
+        "START TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT a",
+        "RELEASE SAVEPOINT a",
+        "ROLLBACK TO SAVEPOINT a",
+        "SET search_path = app",
+        "SET LOCAL statement_timeout = '1s'",
+        "RESET ALL",
+        "SHOW search_path",
+        "DISCARD ALL",
+        "DEALLOCATE p",
+        "LISTEN chan",
+        "UNLISTEN *",
+        "NOTIFY chan",
+    ] {
+        assert_eq!(plan(&p, sql), Ok(any()), "{sql}");
+    }
+}
+
+#[test]
+fn ddl_runs_everywhere() {
+    let p = planner(2);
+    for sql in [
+        "CREATE TABLE audit (id bigint)",
+        "ALTER TABLE users ADD COLUMN email text",
+        "DROP TABLE IF EXISTS audit",
+        "CREATE INDEX ON users (name)",
+        "CREATE VIEW v AS SELECT * FROM users",
+        "CREATE SCHEMA app",
+        "CREATE EXTENSION pgcrypto",
+        "CREATE SEQUENCE s",
+        "TRUNCATE users",
+        "COMMENT ON TABLE users IS 'people'",
+        "GRANT SELECT ON users TO app",
+        "VACUUM users",
+        "ANALYZE users",
+        "CREATE TABLE c2 AS SELECT * FROM countries",
+    ] {
+        assert_eq!(plan(&p, sql), Ok(everywhere(ResultMerge::Same)), "{sql}");
+    }
+    refused(&p, "CREATE TABLE u2 AS SELECT * FROM users");
+    refused(&p, "PREPARE q AS SELECT 1");
+    refused(&p, "EXECUTE q");
+    refused(&p, "DECLARE c CURSOR FOR SELECT * FROM users");
+    refused(&p, "CALL proc()");
+    refused(
+        &p,
+        "MERGE INTO users u USING countries c ON c.id = u.id WHEN MATCHED THEN DELETE",
+    );
+}
+
+#[test]
+fn explain_shows_one_servers_plan() {
+    let p = planner(2);
+    assert_eq!(
+        plan(&p, "EXPLAIN SELECT * FROM users WHERE id = 5"),
+        Ok(one(shard(5, 2)))
+    );
+    assert_eq!(plan(&p, "EXPLAIN SELECT * FROM countries"), Ok(any()));
+    assert_eq!(plan(&p, "EXPLAIN CREATE TABLE x AS SELECT 1"), Ok(any()));
+    assert_eq!(
+        plan(&p, "EXPLAIN ANALYZE INSERT INTO countries (id) VALUES (1)"),
+        Ok(everywhere(ResultMerge::Same))
+    );
+    let message = refused(&p, "EXPLAIN SELECT * FROM users");
+    assert!(message.contains("shard=N"), "{message}");
+    refused(&p, "EXPLAIN (ANALYZE, BUFFERS) DELETE FROM users");
+}
+
+#[test]
+fn copy_into_a_sharded_table_splits_rows() {
+    let p = planner(2);
+    let planned = plan(&p, "COPY users (name, id) FROM STDIN").unwrap();
+    assert_eq!(planned.target, ShardTarget::All);
+    assert_eq!(planned.statements, ShardStatements::Original);
+    let ResultMerge::Copy(split) = planned.merge else {
+        panic!("{:?}", planned.merge)
+    };
+    assert_eq!(
+        split,
+        CopySplit {
+            key_field: 1,
+            fields: 2,
+            key_type: crate::sharding::KeyType::Int8,
+            format: CopyFormat::Text,
+            delimiter: b'\t',
+            null: b"\\N".to_vec(),
+            header: false,
+            quote: b'"',
+            escape: b'"',
+            force_not_null: false,
+            force_null: false,
+        }
+    );
+    assert_eq!(
+        p.schema().copy_row_shard(b"ann\t5\n", &split),
+        Ok(shard(5, 2))
+    );
+    assert_eq!(p.schema().copy_row_shard(b"ann\t\\N\n", &split), Ok(0));
+    assert_eq!(
+        p.schema()
+            .copy_row_shard(b"ann\tx\n", &split)
+            .unwrap_err()
+            .sqlstate(),
+        "22P02"
+    );
+}
+
+#[test]
+fn copy_options() {
+    let p = planner(2);
+    let split = |sql: &str| match plan(&p, sql).unwrap().merge {
+        ResultMerge::Copy(split) => split,
+        other => panic!("{sql}: {other:?}"),
+    };
+    let csv = split("COPY events (tenant, body) FROM STDIN WITH (FORMAT csv, HEADER, DELIMITER ';', QUOTE '''', FORCE_NULL (tenant))");
+    assert_eq!(
+        (
+            csv.format,
+            csv.delimiter,
+            csv.quote,
+            csv.escape,
+            csv.header,
+            csv.null.as_slice()
+        ),
+        (CopyFormat::Csv, b';', b'\'', b'\'', true, &b""[..])
+    );
+    assert!(csv.force_null && !csv.force_not_null);
+    assert_eq!(csv.key_type, crate::sharding::KeyType::Text);
+    assert_eq!(
+        p.schema().copy_row_shard(b"'acme';x\n", &csv),
+        Ok(hash_partition(&KeyValue::Text("acme".into()), 2))
+    );
+    let legacy = split("COPY users (id) FROM STDIN WITH DELIMITER '|' NULL 'none' CSV HEADER ESCAPE '\\' FORCE NOT NULL id");
+    assert_eq!(
+        (
+            legacy.format,
+            legacy.delimiter,
+            legacy.escape,
+            legacy.null.as_slice()
+        ),
+        (CopyFormat::Csv, b'|', b'\\', &b"none"[..])
+    );
+    assert!(legacy.header && legacy.force_not_null);
+    refused(&p, "COPY users FROM STDIN");
+    refused(&p, "COPY users (name) FROM STDIN");
+    refused(&p, "COPY users (id) FROM STDIN (FORMAT binary)");
+    refused(&p, "COPY users (id) FROM STDIN BINARY");
+    refused(&p, "COPY users (id) FROM STDIN (ENCODING 'LATIN1')");
+    refused(&p, "COPY users (id) FROM '/tmp/users.csv'");
+}
+
+#[test]
+fn copy_of_replicated_tables_and_copy_to() {
+    let p = planner(2);
+    assert_eq!(
+        plan(&p, "COPY countries FROM STDIN"),
+        Ok(everywhere(ResultMerge::Same))
+    );
+    assert_eq!(plan(&p, "COPY countries TO STDOUT"), Ok(any()));
+    assert_eq!(
+        plan(
+            &p,
+            "COPY (SELECT * FROM users WHERE id = 5) TO STDOUT WITH (FORMAT csv)"
+        ),
+        Ok(one(shard(5, 2)))
+    );
+    assert_eq!(plan(&p, "COPY (SELECT 1) TO STDOUT"), Ok(any()));
+    refused(&p, "COPY users TO STDOUT");
+    refused(&p, "COPY (SELECT * FROM users) TO STDOUT");
+    refused(&p, "COPY audit FROM STDIN");
+    refused(&p, "COPY countries TO '/tmp/x'");
+}
