@@ -75,14 +75,11 @@ case "${1:-}" in
     done
     compose -f "$file" ps
     echo
-    if [ "$shards" = 1 ]; then
-      echo "demo: ready. Through pgshard: psql postgres://app:app@127.0.0.1:6432/app"
-      echo "demo: the primary directly:  psql postgres://app:app@127.0.0.1:15432/app"
-    else
-      echo "demo: ready. Shard 0's primary: psql postgres://app:app@127.0.0.1:15432/app"
-    fi
+    echo "demo: ready. Through pgshard: psql postgres://app:app@127.0.0.1:6432/app"
+    echo "demo: shard 0's primary directly: psql postgres://app:app@127.0.0.1:15432/app"
     if [ "$shards" = 2 ]; then
-      echo "demo: shard 1's primary: psql postgres://app:app@127.0.0.1:15442/app"
+      echo "demo: shard 1's primary directly: psql postgres://app:app@127.0.0.1:15442/app"
+      echo "demo: example tables are in docker/demo/pgshard-2shard.toml"
     fi
     echo "demo: stop it with: docker/demo.sh down"
     ;;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use pgshard_config::{Config, PoolMode, UserConfig};
 use pgshard_failover::ProbeCredentials;
+use pgshard_router::plan::{Planner, ShardSchema};
 use rand::RngCore;
 
 use crate::auth::ClientSecret;
@@ -64,23 +65,19 @@ impl ProxyContext {
             };
             users.insert(u.name.clone(), Arc::new(entry));
         }
-        if let Some(d) = config.databases.iter().find(|d| d.shards.len() > 1) {
-            // Serving only one shard of a sharded database would answer queries wrongly.
-            return Err(ProxyError::Config(format!(
-                "database \"{}\" has {} shards, but this version of pgshard serves one shard per \
-                 database; configure one [[databases.shards]] per database",
-                d.name,
-                d.shards.len()
-            )));
+        let mut databases = HashMap::new();
+        for d in &config.databases {
+            let planner = if d.shards.len() > 1 {
+                let schema = ShardSchema::new(d).map_err(|e| {
+                    ProxyError::Config(format!("database \"{}\": sharding: {e}", d.name))
+                })?;
+                Some(Arc::new(Planner::new(schema, d.routing.parse_cache_size)))
+            } else {
+                None
+            };
+            let route = DatabaseRoute::start(d.clone(), monitor_credentials(&config, d), planner);
+            databases.insert(d.name.clone(), Arc::new(route));
         }
-        let databases = config
-            .databases
-            .iter()
-            .map(|d| {
-                let route = DatabaseRoute::start(d.clone(), monitor_credentials(&config, d));
-                (d.name.clone(), Arc::new(route))
-            })
-            .collect();
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
         Ok(Arc::new(ProxyContext {
@@ -103,7 +100,18 @@ impl ProxyContext {
         db: &DatabaseRoute,
         node: NodeId,
     ) -> Option<ServerTarget> {
-        let shard = db.shards.first()?;
+        self.target_on(user, db, 0, node)
+    }
+
+    /// Where a session connects for `node` of shard `shard`, as `user`.
+    pub fn target_on(
+        &self,
+        user: &UserEntry,
+        db: &DatabaseRoute,
+        shard: usize,
+        node: NodeId,
+    ) -> Option<ServerTarget> {
+        let shard = db.shards.get(shard)?;
         Some(ServerTarget {
             addr: shard.slot(node).addr.clone(),
             user: user.config.server_user().to_string(),

@@ -205,6 +205,53 @@ impl ServerConnection {
         }
     }
 
+    /// Runs a simple query of the proxy's own and returns the first column of its first
+    /// row (`None` for no row or NULL); an error reply is an error.
+    pub async fn query_value(&mut self, sql: &str) -> Result<Option<String>, WireError> {
+        let run = async {
+            self.write(&crate::net::messages::query(sql)).await?;
+            self.flush().await?;
+            let mut value = None;
+            let mut failed = false;
+            loop {
+                let frame = self.read().await?;
+                match frame.tag() {
+                    tag::READY_FOR_QUERY if failed => {
+                        return Err(WireError::Malformed("the server refused a proxy query"))
+                    }
+                    tag::READY_FOR_QUERY => return Ok(value),
+                    tag::ERROR_RESPONSE => failed = true,
+                    tag::DATA_ROW if value.is_none() => {
+                        let mut r = frame.reader();
+                        if r.i16()? > 0 {
+                            let len = r.i32()?;
+                            if len >= 0 {
+                                let bytes = r.take(len as usize)?;
+                                value = Some(String::from_utf8_lossy(bytes).into_owned());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        };
+        match tokio::time::timeout(HOUSEKEEPING_TIMEOUT, run).await {
+            Ok(result) => {
+                if result.is_err() {
+                    self.broken = true;
+                }
+                result
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(WireError::Io(format!(
+                    "no answer from {} within {HOUSEKEEPING_TIMEOUT:?}",
+                    self.addr
+                )))
+            }
+        }
+    }
+
     pub fn in_transaction(&self) -> bool {
         self.status != b'I'
     }

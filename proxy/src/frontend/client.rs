@@ -7,6 +7,7 @@ use tokio::net::TcpStream;
 use super::login::{fatal, login};
 use super::session::Session;
 use super::settings::ClientSettings;
+use super::sharded::ShardedSession;
 use crate::context::ProxyContext;
 
 /// Logs the client in and serves its session.
@@ -26,16 +27,31 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
     }
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
-    let mut session = Session::new(
-        ctx.clone(),
-        logged_in.conn,
-        logged_in.user,
-        logged_in.database,
-        settings,
-        slot,
-    );
-    if session.greet(pid, key).await {
-        session.run().await;
+    if let Some(planner) = logged_in.database.planner.clone() {
+        let mut session = ShardedSession::new(
+            ctx.clone(),
+            logged_in.conn,
+            logged_in.user,
+            logged_in.database,
+            planner,
+            settings,
+            slot,
+        );
+        if session.greet(pid, key).await {
+            session.run().await;
+        }
+    } else {
+        let mut session = Session::new(
+            ctx.clone(),
+            logged_in.conn,
+            logged_in.user,
+            logged_in.database,
+            settings,
+            slot,
+        );
+        if session.greet(pid, key).await {
+            session.run().await;
+        }
     }
     ctx.cancels.unregister(pid, key);
 }

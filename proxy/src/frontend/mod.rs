@@ -11,4 +11,5 @@ pub mod route_decision;
 pub mod session;
 pub mod setting_statements;
 pub mod settings;
+pub mod sharded;
 pub mod statements;

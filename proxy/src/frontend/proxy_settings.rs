@@ -47,6 +47,16 @@ impl SessionRole {
                     command_complete("SHOW"),
                 ]
             }
+            // pgshard.shard is handled by `shard_setting` before a role is looked at.
+            ProxySetting::Set { .. } => vec![command_complete("SET")],
+            ProxySetting::Reset { local, .. } => {
+                vec![command_complete(if local { "SET" } else { "RESET" })]
+            }
+            ProxySetting::Show(key) => vec![
+                text_row_description(&format!("pgshard.{}", key.name())),
+                text_data_row("auto"),
+                command_complete("SHOW"),
+            ],
         }
     }
 
@@ -65,6 +75,47 @@ impl SessionRole {
     pub fn end_transaction(&mut self) {
         self.local = None;
     }
+}
+
+/// `SET` / `RESET` / `SHOW pgshard.shard` of a sharded session: `None` for any other
+/// key. The error is a SQLSTATE and message for a shard that does not exist.
+pub fn shard_setting(
+    setting: &ProxySetting,
+    shard: &mut Option<usize>,
+    shards: usize,
+) -> Option<Result<Vec<Frame>, (&'static str, String)>> {
+    let frames = match setting {
+        ProxySetting::Set {
+            value: ProxyValue::Shard(value),
+            ..
+        } => {
+            if let Some(n) = value.filter(|&n| n >= shards) {
+                return Some(Err((
+                    "22023",
+                    format!(
+                        "invalid value for parameter \"pgshard.shard\": \"{n}\" (the \
+                         database has {shards} shards, numbered from 0)"
+                    ),
+                )));
+            }
+            *shard = *value;
+            vec![command_complete("SET")]
+        }
+        ProxySetting::Reset {
+            key: ProxyKey::Shard,
+            local,
+        } => {
+            *shard = None;
+            vec![command_complete(if *local { "SET" } else { "RESET" })]
+        }
+        ProxySetting::Show(ProxyKey::Shard) => vec![
+            text_row_description("pgshard.shard"),
+            text_data_row(&shard.map_or("auto".to_string(), |n| n.to_string())),
+            command_complete("SHOW"),
+        ],
+        _ => return None,
+    };
+    Some(Ok(frames))
 }
 
 #[cfg(test)]

@@ -261,7 +261,9 @@ mod tests {
     #[test]
     fn averages_divide_the_sums() {
         let mut acc = Accumulator::new(
-            AggregateKind::Avg { count_column: 9 },
+            AggregateKind::Avg {
+                count_column: pgshard_router::plan::ColumnRef::Hidden(0),
+            },
             ValueType::from_oid(20),
         );
         acc.add(Some(b"3"), Some(b"1")).unwrap();
@@ -272,7 +274,9 @@ mod tests {
             Bytes::from("1.6666666666666667")
         );
         let empty = Accumulator::new(
-            AggregateKind::Avg { count_column: 9 },
+            AggregateKind::Avg {
+                count_column: pgshard_router::plan::ColumnRef::Hidden(0),
+            },
             ValueType::from_oid(20),
         );
         assert_eq!(empty.finish().unwrap(), None);

@@ -12,31 +12,54 @@ use super::aggregate::Accumulator;
 use super::compare::parse_float;
 use super::error::MergeError;
 use super::having::evaluate;
-use super::order::{Admit, RowOrder, Window};
+use super::order::{resolve, Admit, RowOrder, Window};
 use super::row::Row;
 use super::value_type::ValueType;
 
 /// The groups merged so far, in the order they were first seen.
 pub struct Groups {
-    spec: Grouping,
+    /// Key columns, as row indexes.
+    keys: Vec<usize>,
+    /// Aggregate columns: index, how they combine, and an avg's count column.
+    aggregates: Vec<(usize, AggregateKind, Option<usize>)>,
+    visible: usize,
     types: Vec<ValueType>,
     index: HashMap<Vec<Option<Vec<u8>>>, usize>,
     groups: Vec<(Row, Vec<Accumulator>)>,
 }
 
 impl Groups {
-    pub fn new(spec: Grouping, types: Vec<ValueType>) -> Result<Groups, MergeError> {
-        let columns = types.len();
-        let used = spec
-            .keys
+    /// `types` are the shard rows' column types; the client sees the first `visible`.
+    pub fn new(
+        spec: &Grouping,
+        types: Vec<ValueType>,
+        visible: usize,
+    ) -> Result<Groups, MergeError> {
+        let keys: Vec<usize> = spec.keys.iter().map(|&c| resolve(c, visible)).collect();
+        let aggregates: Vec<_> = spec
+            .aggregates
             .iter()
-            .copied()
-            .chain(spec.aggregates.iter().map(|a| a.column));
+            .map(|a| {
+                let count = match a.kind {
+                    AggregateKind::Avg { count_column } => Some(resolve(count_column, visible)),
+                    _ => None,
+                };
+                (resolve(a.column, visible), a.kind, count)
+            })
+            .collect();
+        let columns = types.len();
+        let used = keys.iter().copied().chain(
+            aggregates
+                .iter()
+                .flat_map(|a| std::iter::once(a.0).chain(a.2)),
+        );
         if used.into_iter().any(|c| c >= columns) {
             return Err(MergeError::Mismatch);
         }
         Ok(Groups {
-            spec,
+            keys,
+            aggregates,
+            visible,
             types,
             index: HashMap::new(),
             groups: Vec::new(),
@@ -46,7 +69,6 @@ impl Groups {
     /// Takes one shard row (a partial group).
     pub fn add(&mut self, row: Row) -> Result<(), MergeError> {
         let key = self
-            .spec
             .keys
             .iter()
             .map(|&c| group_key(self.types[c], row.values.get(c).and_then(|v| v.as_deref())))
@@ -54,26 +76,18 @@ impl Groups {
         let slot = match self.index.get(&key) {
             Some(&slot) => slot,
             None => {
-                let accumulators = self
-                    .spec
-                    .aggregates
-                    .iter()
-                    .map(|a| Accumulator::new(a.kind, self.types[a.column]))
-                    .collect();
+                let accumulators = self.new_accumulators();
                 self.groups.push((row.clone(), accumulators));
                 self.index.insert(key, self.groups.len() - 1);
                 self.groups.len() - 1
             }
         };
         let (_, accumulators) = &mut self.groups[slot];
-        for (aggregate, acc) in self.spec.aggregates.iter().zip(accumulators.iter_mut()) {
-            let value = row.values.get(aggregate.column).and_then(|v| v.as_deref());
-            let count = match aggregate.kind {
-                AggregateKind::Avg { count_column } => {
-                    row.values.get(count_column).and_then(|v| v.as_deref())
-                }
-                _ => None,
-            };
+        for (&(column, _, count), acc) in self.aggregates.iter().zip(accumulators.iter_mut()) {
+            let value = row.values.get(column).and_then(|v| v.as_deref());
+            let count = count
+                .and_then(|c| row.values.get(c))
+                .and_then(|v| v.as_deref());
             acc.add(value, count)?;
         }
         Ok(())
@@ -87,26 +101,21 @@ impl Groups {
         order: &RowOrder,
         mut window: Window,
     ) -> Result<Vec<Row>, MergeError> {
-        if self.groups.is_empty() && self.spec.keys.is_empty() && !self.spec.aggregates.is_empty() {
+        if self.groups.is_empty() && self.keys.is_empty() && !self.aggregates.is_empty() {
             // No shard answered a row (cannot happen for aggregates, but be exact).
             let row = Row {
                 values: vec![None; self.types.len()],
             };
-            let accumulators = self
-                .spec
-                .aggregates
-                .iter()
-                .map(|a| Accumulator::new(a.kind, self.types[a.column]))
-                .collect();
+            let accumulators = self.new_accumulators();
             self.groups.push((row, accumulators));
         }
         let mut rows = Vec::with_capacity(self.groups.len());
         for (mut row, accumulators) in self.groups {
-            for (aggregate, acc) in self.spec.aggregates.iter().zip(&accumulators) {
-                row.values[aggregate.column] = acc.finish()?;
+            for (&(column, _, _), acc) in self.aggregates.iter().zip(&accumulators) {
+                row.values[column] = acc.finish()?;
             }
             if let Some(p) = having {
-                if evaluate(p, &row, &self.types)? != Some(true) {
+                if evaluate(p, &row, &self.types, self.visible)? != Some(true) {
                     continue;
                 }
             }
@@ -133,6 +142,15 @@ impl Groups {
             }
         }
         Ok(out)
+    }
+}
+
+impl Groups {
+    fn new_accumulators(&self) -> Vec<Accumulator> {
+        self.aggregates
+            .iter()
+            .map(|&(column, kind, _)| Accumulator::new(kind, self.types[column]))
+            .collect()
     }
 }
 
@@ -190,7 +208,7 @@ pub fn text(value: &str) -> Option<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgshard_router::plan::{Aggregate, CompareOp, SortKey};
+    use pgshard_router::plan::{Aggregate, ColumnRef, CompareOp, SortKey};
 
     fn row(values: &[Option<&str>]) -> Row {
         Row {
@@ -214,14 +232,14 @@ mod tests {
         // SELECT region, count(*), sum(amount) ... GROUP BY region HAVING count(*) > 1
         // ORDER BY sum DESC
         let spec = Grouping {
-            keys: vec![0],
+            keys: vec![ColumnRef::Visible(0)],
             aggregates: vec![
                 Aggregate {
-                    column: 1,
+                    column: ColumnRef::Visible(1),
                     kind: AggregateKind::Count,
                 },
                 Aggregate {
-                    column: 2,
+                    column: ColumnRef::Visible(2),
                     kind: AggregateKind::Sum,
                 },
             ],
@@ -231,7 +249,7 @@ mod tests {
             ValueType::from_oid(20),
             ValueType::from_oid(1700),
         ];
-        let mut groups = Groups::new(spec, types.clone()).unwrap();
+        let mut groups = Groups::new(&spec, types.clone(), 3).unwrap();
         for r in [
             row(&[Some("eu"), Some("1"), Some("10.5")]),
             row(&[Some("us"), Some("1"), Some("3")]),
@@ -241,17 +259,18 @@ mod tests {
             groups.add(r).unwrap();
         }
         let having = Predicate::Compare {
-            column: 1,
+            column: ColumnRef::Visible(1),
             op: CompareOp::Gt,
             value: Some("1".into()),
         };
         let order = RowOrder::new(
             &[SortKey {
-                column: 2,
+                column: ColumnRef::Visible(2),
                 descending: true,
                 nulls_first: true,
             }],
             &types,
+            3,
         )
         .unwrap();
         let rows = groups
@@ -269,14 +288,14 @@ mod tests {
     #[test]
     fn numeric_keys_group_by_value_and_distinct_dedups() {
         let spec = Grouping {
-            keys: vec![0],
+            keys: vec![ColumnRef::Visible(0)],
             aggregates: vec![],
         };
-        let mut groups = Groups::new(spec, vec![ValueType::Numeric]).unwrap();
+        let mut groups = Groups::new(&spec, vec![ValueType::Numeric], 1).unwrap();
         for v in ["1.0", "1.00", "2"] {
             groups.add(row(&[Some(v)])).unwrap();
         }
-        let order = RowOrder::new(&[], &[]).unwrap();
+        let order = RowOrder::new(&[], &[], 0).unwrap();
         assert_eq!(
             groups
                 .finish(None, &order, Window::new(0, None))

@@ -4,6 +4,8 @@ use std::cmp::Ordering;
 
 use pgshard_router::plan::{CompareOp, Predicate};
 
+use super::order::resolve;
+
 use super::compare::{compare, NumericValue};
 use super::error::MergeError;
 use super::row::Row;
@@ -14,8 +16,10 @@ pub fn evaluate(
     predicate: &Predicate,
     row: &Row,
     types: &[ValueType],
+    visible: usize,
 ) -> Result<Option<bool>, MergeError> {
-    let value = |column: usize| -> Result<(ValueType, Option<&[u8]>), MergeError> {
+    let value = |column| -> Result<(ValueType, Option<&[u8]>), MergeError> {
+        let column = resolve(column, visible);
         let ty = types.get(column).copied().ok_or(MergeError::Mismatch)?;
         let value = row.values.get(column).ok_or(MergeError::Mismatch)?;
         Ok((ty, value.as_deref()))
@@ -33,17 +37,23 @@ pub fn evaluate(
             }
         }
         Predicate::IsNull { column, negated } => Some(value(*column)?.1.is_none() != *negated),
-        Predicate::And(a, b) => match (evaluate(a, row, types)?, evaluate(b, row, types)?) {
+        Predicate::And(a, b) => match (
+            evaluate(a, row, types, visible)?,
+            evaluate(b, row, types, visible)?,
+        ) {
             (Some(false), _) | (_, Some(false)) => Some(false),
             (Some(true), Some(true)) => Some(true),
             _ => None,
         },
-        Predicate::Or(a, b) => match (evaluate(a, row, types)?, evaluate(b, row, types)?) {
+        Predicate::Or(a, b) => match (
+            evaluate(a, row, types, visible)?,
+            evaluate(b, row, types, visible)?,
+        ) {
             (Some(true), _) | (_, Some(true)) => Some(true),
             (Some(false), Some(false)) => Some(false),
             _ => None,
         },
-        Predicate::Not(a) => evaluate(a, row, types)?.map(|b| !b),
+        Predicate::Not(a) => evaluate(a, row, types, visible)?.map(|b| !b),
     })
 }
 
@@ -78,10 +88,11 @@ fn compare_constant(ty: ValueType, value: &[u8], constant: &str) -> Result<Order
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use pgshard_router::plan::ColumnRef;
 
     fn cmp(column: usize, op: CompareOp, value: &str) -> Predicate {
         Predicate::Compare {
-            column,
+            column: ColumnRef::Visible(column),
             op,
             value: Some(value.to_string()),
         }
@@ -97,7 +108,7 @@ mod tests {
             ValueType::from_oid(20),
             ValueType::from_oid(1700),
         ];
-        let check = |p: &Predicate| evaluate(p, &row, &types).unwrap();
+        let check = |p: &Predicate| evaluate(p, &row, &types, 3).unwrap();
         assert_eq!(check(&cmp(1, CompareOp::Gt, "9")), Some(true));
         assert_eq!(check(&cmp(1, CompareOp::Lt, "12.5")), Some(true));
         assert_eq!(check(&cmp(0, CompareOp::Eq, "a")), Some(true));
@@ -114,7 +125,7 @@ mod tests {
         assert_eq!(check(&or), Some(true));
         assert_eq!(
             check(&Predicate::IsNull {
-                column: 2,
+                column: ColumnRef::Visible(2),
                 negated: false
             }),
             Some(true)

@@ -6,6 +6,7 @@
 //! on the rows, and the executor streams them.
 
 pub mod aggregate;
+pub mod binary;
 pub mod compare;
 pub mod datetime;
 pub mod error;

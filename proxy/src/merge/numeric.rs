@@ -39,8 +39,7 @@ fn division_scale(a: &BigDecimal, b: &BigDecimal) -> i64 {
     scale
         .max(display_scale(a))
         .max(display_scale(b))
-        .max(0)
-        .min(MAX_DISPLAY_SCALE)
+        .clamp(0, MAX_DISPLAY_SCALE)
 }
 
 /// The weight (power of 10000) and value of the first non-zero base-10000 digit of

@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use pgshard_router::plan::SortKey;
+use pgshard_router::plan::{ColumnRef, SortKey};
 
 use super::compare::{compare, compare_nullable};
 use super::error::MergeError;
@@ -12,19 +12,44 @@ use super::value_type::ValueType;
 /// Compares rows by a query's ORDER BY.
 #[derive(Debug, Clone)]
 pub struct RowOrder {
-    keys: Vec<(SortKey, ValueType)>,
+    keys: Vec<(ResolvedKey, ValueType)>,
+}
+
+/// A sort key with its column as an index into the row.
+#[derive(Debug, Clone, Copy)]
+struct ResolvedKey {
+    column: usize,
+    descending: bool,
+    nulls_first: bool,
+}
+
+/// The index in a row of `column`, when the client sees the first `visible` columns.
+pub fn resolve(column: ColumnRef, visible: usize) -> usize {
+    match column {
+        ColumnRef::Visible(i) => i,
+        ColumnRef::Hidden(i) => visible + i,
+    }
 }
 
 impl RowOrder {
     /// `types` are the result columns' types; a key beyond them is a mismatch between
     /// plan and result.
-    pub fn new(keys: &[SortKey], types: &[ValueType]) -> Result<RowOrder, MergeError> {
+    pub fn new(
+        keys: &[SortKey],
+        types: &[ValueType],
+        visible: usize,
+    ) -> Result<RowOrder, MergeError> {
         let keys = keys
             .iter()
             .map(|k| {
+                let key = ResolvedKey {
+                    column: resolve(k.column, visible),
+                    descending: k.descending,
+                    nulls_first: k.nulls_first,
+                };
                 types
-                    .get(k.column)
-                    .map(|t| (*k, *t))
+                    .get(key.column)
+                    .map(|t| (key, *t))
                     .ok_or(MergeError::Mismatch)
             })
             .collect::<Result<_, _>>()?;
@@ -116,17 +141,17 @@ mod tests {
         let types = [ValueType::from_oid(23), ValueType::from_oid(25)];
         let keys = [
             SortKey {
-                column: 0,
+                column: ColumnRef::Visible(0),
                 descending: true,
                 nulls_first: true,
             },
             SortKey {
-                column: 1,
+                column: ColumnRef::Visible(1),
                 descending: false,
                 nulls_first: false,
             },
         ];
-        let order = RowOrder::new(&keys, &types).unwrap();
+        let order = RowOrder::new(&keys, &types, 2).unwrap();
         let a = row(&[Some("10"), Some("x")]);
         let b = row(&[Some("9"), Some("a")]);
         let n = row(&[None, Some("a")]);
@@ -157,10 +182,10 @@ mod tests {
     #[test]
     fn a_key_outside_the_result_is_a_mismatch() {
         let keys = [SortKey {
-            column: 3,
+            column: ColumnRef::Hidden(2),
             descending: false,
             nulls_first: false,
         }];
-        assert!(RowOrder::new(&keys, &[ValueType::Text]).is_err());
+        assert!(RowOrder::new(&keys, &[ValueType::Text], 1).is_err());
     }
 }

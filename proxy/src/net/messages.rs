@@ -37,6 +37,12 @@ pub mod tag {
     pub const COPY_BOTH_RESPONSE: u8 = b'W';
     pub const ROW_DESCRIPTION: u8 = b'T';
     pub const DATA_ROW: u8 = b'D';
+    pub const BIND_COMPLETE: u8 = b'2';
+    pub const NO_DATA: u8 = b'n';
+    pub const EMPTY_QUERY_RESPONSE: u8 = b'I';
+    pub const PORTAL_SUSPENDED: u8 = b's';
+    pub const PARAMETER_DESCRIPTION: u8 = b't';
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
 }
 
 /// How bad an error the proxy reports is.
@@ -133,6 +139,23 @@ pub fn text_row_description(column: &str) -> Frame {
     body.extend_from_slice(&(-1i32).to_be_bytes());
     body.extend_from_slice(&0i16.to_be_bytes()); // text format
     Frame::new(tag::ROW_DESCRIPTION, &body)
+}
+
+/// A NoticeResponse, e.g. PostgreSQL's WARNING for a BEGIN inside a transaction.
+pub fn notice_response(severity: &str, sqlstate: &str, message: &str) -> Frame {
+    let mut body = Vec::new();
+    for (field, value) in [
+        (b'S', severity),
+        (b'V', severity),
+        (b'C', sqlstate),
+        (b'M', message),
+    ] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    Frame::new(tag::NOTICE_RESPONSE, &body)
 }
 
 /// DataRow of one text value.

@@ -8,6 +8,7 @@ use pgshard_failover::{
     FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, ReplicationLogin,
     ShardMonitor,
 };
+use pgshard_router::plan::Planner;
 use pgshard_router::Classifier;
 
 use super::shard_nodes::ShardNodes;
@@ -18,11 +19,21 @@ pub struct DatabaseRoute {
     pub config: DatabaseConfig,
     pub shards: Vec<Arc<ShardNodes>>,
     pub classifier: Classifier,
+    /// Plans statements over the shards; only for a database of several shards.
+    pub planner: Option<Arc<Planner>>,
+    /// Whether the database's collation orders text byte by byte ("C", "POSIX",
+    /// "C.UTF-8"), as the proxy compares text when it merges sorted shard results;
+    /// learnt from the first server a sharded session meets.
+    pub bytewise_text: std::sync::OnceLock<bool>,
 }
 
 impl DatabaseRoute {
     /// Starts a monitor per shard; must run inside the runtime.
-    pub fn start(config: DatabaseConfig, credentials: ProbeCredentials) -> DatabaseRoute {
+    pub fn start(
+        config: DatabaseConfig,
+        credentials: ProbeCredentials,
+        planner: Option<Arc<Planner>>,
+    ) -> DatabaseRoute {
         let routing = config.routing.clone();
         let failover = &config.failover;
         let settings = MonitorSettings {
@@ -87,6 +98,8 @@ impl DatabaseRoute {
             config,
             shards,
             classifier,
+            planner,
+            bytewise_text: std::sync::OnceLock::new(),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use pgshard_router::{mentions_proxy_settings, proxy_setting, split_statements};
 
+use crate::frontend::proxy_settings::shard_setting;
+
 use super::{Flow, Session};
 use crate::net::messages::{self, error_response};
 use crate::net::{Frame, Severity};
@@ -22,7 +24,17 @@ impl Session {
         }
         let in_transaction = self.server.as_ref().is_some_and(|s| s.in_transaction());
         let mut replies = match (statements.len(), setting) {
-            (1, Ok(setting)) => self.role.apply(setting, in_transaction),
+            (1, Ok(setting)) => {
+                // One shard: `pgshard.shard` can only name it (or be auto).
+                let mut shard = None;
+                match shard_setting(&setting, &mut shard, 1) {
+                    Some(Ok(frames)) => frames,
+                    Some(Err((code, message))) => {
+                        vec![error_response(Severity::Error, code, &message)]
+                    }
+                    None => self.role.apply(setting, in_transaction),
+                }
+            }
             (1, Err(e)) => {
                 let message = match e.hint() {
                     Some(hint) => format!("{e}; {hint}"),

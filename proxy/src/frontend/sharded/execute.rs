@@ -1,0 +1,662 @@
+//! Running one statement: the proxy's own settings and transaction control, then the
+//! router's plan — servers checked out on the shards it names, each sent its statement,
+//! and the replies merged as the plan says.
+
+use bytes::Bytes;
+use pgshard_router::plan::{
+    BoundParams, PlanInput, ResultMerge, ShardPlan, ShardStatements, ShardTarget,
+};
+use pgshard_router::{proxy_setting, session_effect, Route, SessionEffect, TxnControl};
+
+use super::bind::{bind_frame, describe_frame, execute_frame, parse_frame, sync_frame, Portal};
+use super::link::{checkout, Need};
+use super::replies::Lost;
+use super::transaction::TxnState;
+use super::{Flow, ShardedSession};
+use crate::frontend::cancel::{lock, CancelTarget};
+use crate::net::messages::{self, command_complete, error_response, tag};
+use crate::net::{Frame, Severity};
+use crate::routing::ReadNeeds;
+
+/// How a statement ended, for the message loop.
+pub(super) enum Outcome {
+    Done,
+    /// The client got an error: the rest of a simple query is skipped, an extended batch
+    /// discarded up to Sync.
+    Failed,
+    Stop,
+}
+
+/// One statement to run.
+pub(super) struct Statement<'a> {
+    pub sql: &'a str,
+    /// The bound portal (extended protocol); `None` for a simple query.
+    pub portal: Option<&'a Portal>,
+    /// The client gets the RowDescription: always for a simple query, after Describe
+    /// for a portal.
+    pub describe: bool,
+}
+
+/// What each targeted shard is sent, in order.
+pub(super) struct Dispatch {
+    pub shards: Vec<usize>,
+    pub frames: Vec<Vec<Frame>>,
+    /// Shards are asked for text results, converted for the client when it wanted binary.
+    pub text_results: bool,
+}
+
+impl ShardedSession {
+    pub(super) async fn run_statement(&mut self, stmt: Statement<'_>) -> Outcome {
+        let simple = stmt.portal.is_none();
+        if simple {
+            if let Some(setting) = proxy_setting(stmt.sql) {
+                return self.proxy_setting(setting).await;
+            }
+        }
+        let classification = self.db.classifier.classify(stmt.sql);
+        if let Some(e) = &classification.hint_error {
+            return self.statement_error(e.sqlstate(), &e.to_string()).await;
+        }
+        match classification.txn {
+            TxnControl::Begin { read_only } => return self.begin(stmt.sql, read_only).await,
+            TxnControl::Commit => return self.end_transaction(true).await,
+            TxnControl::Rollback => return self.end_transaction(false).await,
+            TxnControl::None => {}
+        }
+        if is_savepoint(stmt.sql) {
+            return self
+                .statement_error(
+                    "0A000",
+                    "pgshard: savepoints are not supported on a sharded database yet",
+                )
+                .await;
+        }
+        if self.txn.failed() {
+            return self
+                .statement_error(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                )
+                .await;
+        }
+        let effect = session_effect(stmt.sql);
+        if let SessionEffect::Pin(why) = effect {
+            if self.mode == pgshard_config::PoolMode::Transaction {
+                return self
+                    .statement_error(
+                        "0A000",
+                        &format!(
+                            "pgshard: {why} keeps state on one server connection, which a \
+                             sharded database in transaction pooling cannot do; use \
+                             pool_mode = \"session\" for this user"
+                        ),
+                    )
+                    .await;
+            }
+        }
+        let plan = {
+            let formats = stmt.portal.map(Portal::param_formats);
+            let values: Option<Vec<Option<&[u8]>>> = stmt
+                .portal
+                .map(|p| p.values.iter().map(|v| v.as_deref()).collect());
+            let input = PlanInput {
+                params: match (&values, &formats) {
+                    (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
+                    _ => None,
+                },
+                shard_override: self.shard_override,
+            };
+            self.planner.plan(stmt.sql, &input)
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                let (code, message) = Self::plan_error(&e);
+                return self.statement_error(code, &message).await;
+            }
+        };
+        let write = classification.route == Route::Write
+            || classification.hint == Some(pgshard_router::RoleHint::Primary)
+            || self.role.current() == Some(pgshard_router::RoleHint::Primary);
+        let dispatch = self.dispatch_for(&plan, &stmt);
+        let outcome = self.run_plan(&plan, dispatch, &stmt, write).await;
+        if let (
+            Outcome::Done,
+            SessionEffect::Set { .. }
+            | SessionEffect::Reset { .. }
+            | SessionEffect::ResetAll
+            | SessionEffect::DiscardAll,
+        ) = (&outcome, &effect)
+        {
+            if self.txn.is_open() {
+                self.staged.push(effect);
+            } else {
+                self.settings.apply(&effect);
+                self.mark_settings_applied();
+            }
+        }
+        outcome
+    }
+
+    /// After a SET ran on the servers held now, they hold the client's settings.
+    fn mark_settings_applied(&mut self) {
+        let fingerprint = self.settings.fingerprint();
+        for link in self.links.iter_mut().flatten() {
+            link.server.applied_settings = Some(fingerprint);
+        }
+    }
+
+    /// An error for this statement, in the protocol's shape.
+    pub(super) async fn statement_error(&mut self, code: &str, message: &str) -> Outcome {
+        tracing::debug!("refused: {message}");
+        self.txn.fail();
+        let error = error_response(Severity::Error, code, message);
+        if self.client.write_frame(&error).await.is_err() {
+            return Outcome::Stop;
+        }
+        Outcome::Failed
+    }
+
+    /// The shards a plan runs on, and what each is sent.
+    fn dispatch_for(&mut self, plan: &ShardPlan, stmt: &Statement<'_>) -> Dispatch {
+        let shards: Vec<usize> = match &plan.target {
+            ShardTarget::Shards(list) => list.clone(),
+            ShardTarget::All => (0..self.links.len()).collect(),
+            ShardTarget::AnyOne => vec![self.any_shard()],
+        };
+        let text_results = matches!(&plan.merge, ResultMerge::Rows(m)
+            if m.group.is_some() || !m.order_by.is_empty() || m.having.is_some());
+        let mut frames = Vec::with_capacity(shards.len());
+        for &shard in &shards {
+            let (sql, params): (&str, Option<&[usize]>) = match &plan.statements {
+                ShardStatements::Original => (stmt.sql, None),
+                ShardStatements::Rewritten(sql) => (sql.as_str(), None),
+                ShardStatements::PerShard(list) => match list.iter().find(|s| s.shard == shard) {
+                    Some(s) => (s.sql.as_str(), Some(s.params.as_slice())),
+                    None => (stmt.sql, None),
+                },
+            };
+            frames.push(match stmt.portal {
+                None => vec![messages::query(sql)],
+                Some(portal) => {
+                    let describe = stmt.describe || matches!(plan.merge, ResultMerge::Rows(_));
+                    extended_frames(portal, sql, params, describe, text_results)
+                }
+            });
+        }
+        Dispatch {
+            shards,
+            frames,
+            text_results,
+        }
+    }
+
+    /// A shard for a statement any shard can answer: one already held, else the next in
+    /// turn.
+    fn any_shard(&mut self) -> usize {
+        if let Some(held) = self.links.iter().position(Option::is_some) {
+            return held;
+        }
+        self.turn = self.turn.wrapping_add(1);
+        self.turn % self.links.len().max(1)
+    }
+
+    async fn run_plan(
+        &mut self,
+        plan: &ShardPlan,
+        dispatch: Dispatch,
+        stmt: &Statement<'_>,
+        write: bool,
+    ) -> Outcome {
+        let multi_write = dispatch.shards.len() > 1
+            && matches!(
+                plan.merge,
+                ResultMerge::Counts | ResultMerge::InsertReturning { .. } | ResultMerge::Copy(_)
+            );
+        // A write on several shards outside a transaction runs in one on each, so an
+        // error on one shard undoes it on all.
+        let implicit = multi_write && !self.txn.is_open();
+        let need = self.need(write);
+        for &shard in &dispatch.shards {
+            if let Err(message) = self.ensure_link(shard, need, implicit).await {
+                if implicit {
+                    self.abort_implicit(&dispatch.shards).await;
+                }
+                let outcome = self.statement_error("08006", &message).await;
+                self.release_links();
+                return outcome;
+            }
+        }
+        if let Some(link) = dispatch
+            .shards
+            .first()
+            .and_then(|&s| self.links[s].as_ref())
+        {
+            *lock(&self.cancel) = Some(CancelTarget {
+                addr: link.server.addr.clone(),
+                pid: link.server.pid,
+                key: link.server.secret_key,
+            });
+        }
+        for (i, &shard) in dispatch.shards.iter().enumerate() {
+            if let Err(lost) = self.send_to(shard, &dispatch.frames[i]).await {
+                return self.lost(lost).await;
+            }
+        }
+        let result = match &plan.merge {
+            ResultMerge::PassThrough => self.pass_through(dispatch.shards[0]).await,
+            ResultMerge::Rows(merge) => self.merge_rows(&dispatch, merge, stmt).await,
+            ResultMerge::Counts => self.write_counts(&dispatch, None, stmt, implicit).await,
+            ResultMerge::InsertReturning { row_shards } => {
+                self.write_counts(&dispatch, Some(row_shards), stmt, implicit)
+                    .await
+            }
+            ResultMerge::Same => self.same(&dispatch).await,
+            ResultMerge::Copy(split) => self.copy_in(&dispatch, Some(split), implicit).await,
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(lost) => return self.lost(lost).await,
+        };
+        if self.txn.is_open() {
+            let failed = dispatch
+                .shards
+                .iter()
+                .filter_map(|&s| self.links[s].as_ref())
+                .any(|l| l.server.status == b'E');
+            if failed || matches!(outcome, Outcome::Failed) {
+                self.txn.fail();
+            }
+        } else if write && matches!(outcome, Outcome::Done) {
+            self.written_at = Some(std::time::Instant::now());
+        }
+        self.release_links();
+        outcome
+    }
+
+    /// Where this session's next statement may run.
+    pub(super) fn need(&self, write: bool) -> Need {
+        match &self.txn {
+            TxnState::Open {
+                read_only: true, ..
+            } => Need::Read(self.read_needs()),
+            TxnState::Open { .. } => Need::Primary,
+            TxnState::Idle if write => Need::Primary,
+            TxnState::Idle => Need::Read(self.read_needs()),
+        }
+    }
+
+    fn read_needs(&self) -> ReadNeeds {
+        let own_writes = self.db.config.routing.read_your_writes
+            && self.role.current() != Some(pgshard_router::RoleHint::Replica);
+        ReadNeeds {
+            written_at: self.written_at.filter(|_| own_writes),
+        }
+    }
+
+    /// A server on `shard` fit for `need`, in the session's transaction if one is open
+    /// (or in an implicit one for a multi-shard write).
+    pub(super) async fn ensure_link(
+        &mut self,
+        shard: usize,
+        need: Need,
+        implicit: bool,
+    ) -> Result<(), String> {
+        let unfit = match (&self.links[shard], need) {
+            (None, _) => true,
+            (Some(link), Need::Primary) => !link.on_primary,
+            (Some(_), Need::Read(_)) => false,
+        };
+        if unfit {
+            if let Some(old) = self.links[shard].take() {
+                if old.in_transaction {
+                    self.links[shard] = Some(old);
+                    return Err(
+                        "pgshard: the transaction started on a replica cannot write; \
+                                begin it without READ ONLY"
+                            .to_string(),
+                    );
+                }
+            }
+            let link =
+                checkout(&self.ctx, &self.user, &self.db, shard, need, &self.settings).await?;
+            self.links[shard] = Some(link);
+        }
+        let begin = match &self.txn {
+            TxnState::Open { begin, .. } => Some(begin.clone()),
+            TxnState::Idle if implicit => Some("BEGIN".to_string()),
+            TxnState::Idle => None,
+        };
+        if let (Some(begin), Some(link)) = (begin, self.links[shard].as_mut()) {
+            if !link.in_transaction {
+                match link.server.run_quietly(&begin).await {
+                    Ok(None) => link.in_transaction = true,
+                    Ok(Some(error)) => return Err(messages::error_fields(&error).1),
+                    Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends an implicit transaction on `shards`: COMMIT when `commit`, else ROLLBACK.
+    /// Returns the first error of a commit.
+    pub(super) async fn end_implicit(&mut self, shards: &[usize], commit: bool) -> Option<Frame> {
+        let mut error = None;
+        let mut committing = commit;
+        for &shard in shards {
+            let Some(link) = self.links[shard].as_mut() else {
+                continue;
+            };
+            if !link.in_transaction {
+                continue;
+            }
+            let sql = if committing { "COMMIT" } else { "ROLLBACK" };
+            match link.server.run_quietly(sql).await {
+                Ok(None) => {}
+                Ok(Some(e)) => {
+                    // The shards after this one are rolled back instead.
+                    committing = false;
+                    error.get_or_insert(e);
+                }
+                Err(e) => {
+                    committing = false;
+                    error.get_or_insert(error_response(
+                        Severity::Error,
+                        "08006",
+                        &format!("pgshard: lost shard {shard} while ending the transaction: {e}"),
+                    ));
+                }
+            }
+            link.in_transaction = false;
+        }
+        error
+    }
+
+    async fn abort_implicit(&mut self, shards: &[usize]) {
+        self.end_implicit(shards, false).await;
+    }
+
+    /// One shard runs the statement: its replies go to the client as they come.
+    async fn pass_through(&mut self, shard: usize) -> Result<Outcome, Lost> {
+        let mut outcome = Outcome::Done;
+        loop {
+            let frame = self.reply(shard).await?;
+            match frame.tag() {
+                tag::READY_FOR_QUERY => break,
+                tag::ERROR_RESPONSE => outcome = Outcome::Failed,
+                tag::COPY_IN_RESPONSE => {
+                    self.send_client(&frame).await?;
+                    self.flush_client().await?;
+                    if !self.relay_copy_in(&[shard], None, false).await? {
+                        outcome = Outcome::Failed;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.send_client(&frame).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Every shard runs it and must succeed; the client hears the first shard once.
+    async fn same(&mut self, dispatch: &Dispatch) -> Result<Outcome, Lost> {
+        let first = dispatch.shards[0];
+        let mut replies = Vec::new();
+        let mut error = None;
+        let mut copying = false;
+        for &shard in &dispatch.shards {
+            loop {
+                let frame = self.reply(shard).await?;
+                match frame.tag() {
+                    tag::READY_FOR_QUERY => break,
+                    tag::ERROR_RESPONSE => {
+                        error.get_or_insert(frame);
+                    }
+                    tag::COPY_IN_RESPONSE => {
+                        copying = true;
+                        if shard == first {
+                            replies.push(frame);
+                        }
+                        // Every shard gets every row: read the others' CopyInResponse
+                        // before relaying the data.
+                        break;
+                    }
+                    _ if shard == first => replies.push(frame),
+                    _ => {}
+                }
+            }
+        }
+        if copying {
+            for f in &replies {
+                self.send_client(f).await?;
+            }
+            self.flush_client().await?;
+            let ok = self.relay_copy_in(&dispatch.shards, None, true).await?;
+            return Ok(if ok { Outcome::Done } else { Outcome::Failed });
+        }
+        if let Some(error) = error {
+            self.send_client(&error).await?;
+            return Ok(Outcome::Failed);
+        }
+        for f in &replies {
+            self.send_client(f).await?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    pub(super) async fn send_client(&mut self, frame: &Frame) -> Result<(), Lost> {
+        self.client.write_frame(frame).await.map_err(|_| Lost {
+            shard: usize::MAX,
+            reason: "client gone".into(),
+        })
+    }
+
+    pub(super) async fn flush_client(&mut self) -> Result<(), Lost> {
+        self.client.flush().await.map_err(|_| Lost {
+            shard: usize::MAX,
+            reason: "client gone".into(),
+        })
+    }
+
+    /// A server (or the client) connection failed mid-statement: the client's work on
+    /// it is lost, and it is told so.
+    pub(super) async fn lost(&mut self, lost: Lost) -> Outcome {
+        for slot in &mut self.links {
+            if let Some(link) = slot.as_mut() {
+                // Other shards may be mid-reply: their connections cannot be reused.
+                link.server.broken = true;
+            }
+            *slot = None;
+        }
+        self.txn = TxnState::Idle;
+        if lost.shard != usize::MAX {
+            tracing::warn!(
+                shard = lost.shard,
+                "server connection failed: {}",
+                lost.reason
+            );
+            let _ = self
+                .client
+                .send(&error_response(
+                    Severity::Fatal,
+                    "08006",
+                    &format!(
+                        "pgshard: lost the connection to shard {}: {}; the transaction, if any, is lost",
+                        lost.shard, lost.reason
+                    ),
+                ))
+                .await;
+        }
+        Outcome::Stop
+    }
+
+    /// BEGIN: the transaction opens on each shard when it is first used.
+    async fn begin(&mut self, sql: &str, read_only: bool) -> Outcome {
+        if self.txn.is_open() {
+            let warning = messages::notice_response(
+                "WARNING",
+                "25001",
+                "there is already a transaction in progress",
+            );
+            if self.client.write_frame(&warning).await.is_err() {
+                return Outcome::Stop;
+            }
+        } else {
+            self.txn = TxnState::Open {
+                begin: sql.to_string(),
+                read_only,
+                failed: false,
+            };
+        }
+        self.complete("BEGIN").await
+    }
+
+    /// COMMIT (`commit`) or ROLLBACK of every shard the transaction reached.
+    async fn end_transaction(&mut self, commit: bool) -> Outcome {
+        if !self.txn.is_open() {
+            let warning = messages::notice_response(
+                "WARNING",
+                "25P01",
+                "there is no transaction in progress",
+            );
+            if self.client.write_frame(&warning).await.is_err() {
+                return Outcome::Stop;
+            }
+            return self
+                .complete(if commit { "COMMIT" } else { "ROLLBACK" })
+                .await;
+        }
+        let commit = commit && !self.txn.failed();
+        let shards: Vec<usize> = (0..self.links.len()).collect();
+        let wrote = self
+            .links
+            .iter()
+            .flatten()
+            .any(|l| l.in_transaction && l.on_primary);
+        let error = self.end_implicit(&shards, commit).await;
+        self.txn = TxnState::Idle;
+        let staged = std::mem::take(&mut self.staged);
+        if commit && error.is_none() {
+            for effect in &staged {
+                self.settings.apply(effect);
+            }
+            if wrote {
+                self.written_at = Some(std::time::Instant::now());
+            }
+        }
+        self.release_links();
+        if let Some(error) = error {
+            if self.client.write_frame(&error).await.is_err() {
+                return Outcome::Stop;
+            }
+            return Outcome::Failed;
+        }
+        self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await
+    }
+
+    pub(super) async fn complete(&mut self, command: &str) -> Outcome {
+        match self.client.write_frame(&command_complete(command)).await {
+            Ok(()) => Outcome::Done,
+            Err(_) => Outcome::Stop,
+        }
+    }
+
+    /// `SET`/`RESET`/`SHOW pgshard.*`, answered here.
+    async fn proxy_setting(
+        &mut self,
+        setting: Result<pgshard_router::ProxySetting, pgshard_router::HintError>,
+    ) -> Outcome {
+        let setting = match setting {
+            Ok(s) => s,
+            Err(e) => return self.statement_error(e.sqlstate(), &e.to_string()).await,
+        };
+        let frames = match crate::frontend::proxy_settings::shard_setting(
+            &setting,
+            &mut self.shard_override,
+            self.links.len(),
+        ) {
+            Some(Ok(frames)) => frames,
+            Some(Err((code, message))) => return self.statement_error(code, &message).await,
+            None => self.role.apply(setting, self.txn.is_open()),
+        };
+        for f in &frames {
+            if self.client.write_frame(f).await.is_err() {
+                return Outcome::Stop;
+            }
+        }
+        Outcome::Done
+    }
+}
+
+/// The extended-protocol messages one shard is sent for a portal: its own Parse and
+/// Bind (a split statement takes some of the parameters), Describe when the proxy needs
+/// the columns, Execute and Sync.
+fn extended_frames(
+    portal: &Portal,
+    sql: &str,
+    params: Option<&[usize]>,
+    describe: bool,
+    text_results: bool,
+) -> Vec<Frame> {
+    let (types, formats, values): (Vec<u32>, Vec<i16>, Vec<Option<Bytes>>) = match params {
+        None => (
+            portal.statement.types.clone(),
+            portal.formats.clone(),
+            portal.values.clone(),
+        ),
+        Some(indexes) => (
+            indexes
+                .iter()
+                .map(|&i| portal.statement.types.get(i).copied().unwrap_or(0))
+                .collect(),
+            indexes
+                .iter()
+                .map(|&i| portal.formats.get(i).copied().unwrap_or(0))
+                .collect(),
+            indexes
+                .iter()
+                .map(|&i| portal.values.get(i).cloned().flatten())
+                .collect(),
+        ),
+    };
+    let results: Vec<i16> = if text_results {
+        Vec::new()
+    } else {
+        portal.result_formats.clone()
+    };
+    let mut frames = vec![
+        parse_frame(sql, &types),
+        bind_frame(&formats, &values, &results),
+    ];
+    if describe {
+        frames.push(describe_frame(b'P'));
+    }
+    frames.push(execute_frame());
+    frames.push(sync_frame());
+    frames
+}
+
+/// SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO [SAVEPOINT].
+fn is_savepoint(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("savepoint") | Some("release") => true,
+        Some("rollback") => words.get(1).is_some_and(|w| w == "to"),
+        _ => false,
+    }
+}
+
+#[allow(dead_code)]
+fn flow_of(outcome: Outcome) -> Flow {
+    match outcome {
+        Outcome::Stop => Flow::Stop,
+        _ => Flow::Continue,
+    }
+}

@@ -1,0 +1,227 @@
+//! The extended query protocol on a sharded database. The proxy keeps the client's
+//! statements and portals and answers Parse, Bind and Close itself; a portal is planned
+//! when it is executed, with its parameters, and each shard is sent its own unnamed
+//! Parse, Bind, Execute and Sync.
+
+use super::bind::{describe_frame, parse_frame, read_bind, read_parse, sync_frame, Portal};
+use super::execute::{Outcome, Statement};
+use super::{Flow, ShardedSession};
+use crate::net::messages::tag;
+use crate::net::Frame;
+
+impl ShardedSession {
+    pub(super) async fn on_parse(&mut self, frame: &Frame) -> Flow {
+        let (name, prepared) = match read_parse(frame) {
+            Ok(p) => p,
+            Err(_) => return self.fatal("08P01", "invalid Parse message").await,
+        };
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            let message = format!("prepared statement \"{name}\" already exists");
+            return self.error_reply("42P05", &message, false).await;
+        }
+        // Refusals (unsupported statements, unknown tables) are reported at Parse, as
+        // PostgreSQL reports what it cannot prepare.
+        let input = pgshard_router::plan::PlanInput {
+            params: None,
+            shard_override: self.shard_override,
+        };
+        if let Err(e) = self.planner.plan(&prepared.sql, &input) {
+            let (code, message) = Self::plan_error(&e);
+            return self.error_reply(code, &message, false).await;
+        }
+        self.statements.insert(name, prepared);
+        self.buffer(&Frame::new(tag::PARSE_COMPLETE, &[])).await
+    }
+
+    pub(super) async fn on_bind(&mut self, frame: &Frame) -> Flow {
+        let bind = match read_bind(frame) {
+            Ok(b) => b,
+            Err(_) => return self.fatal("08P01", "invalid Bind message").await,
+        };
+        let (portal, statement) = (bind.portal, bind.statement);
+        let Some(prepared) = self.statements.get(&statement).cloned() else {
+            let message = format!("prepared statement \"{statement}\" does not exist");
+            return self.error_reply("26000", &message, false).await;
+        };
+        self.described.remove(&portal);
+        self.portals.insert(
+            portal,
+            Portal {
+                statement: prepared,
+                formats: bind.formats,
+                values: bind.values,
+                result_formats: bind.result_formats,
+            },
+        );
+        self.buffer(&Frame::new(tag::BIND_COMPLETE, &[])).await
+    }
+
+    pub(super) async fn on_describe(&mut self, frame: &Frame) -> Flow {
+        let mut reader = frame.reader();
+        let (Ok(kind), Ok(name)) = (reader.u8(), reader.cstr_utf8()) else {
+            return self.fatal("08P01", "invalid Describe message").await;
+        };
+        let name = name.to_string();
+        match kind {
+            b'S' => self.describe_statement(&name).await,
+            b'P' => {
+                if !self.portals.contains_key(&name) {
+                    let message = format!("portal \"{name}\" does not exist");
+                    return self.error_reply("34000", &message, false).await;
+                }
+                // Answered with the Execute that normally follows.
+                self.described.insert(name);
+                Flow::Continue
+            }
+            _ => self.fatal("08P01", "invalid Describe message").await,
+        }
+    }
+
+    /// ParameterDescription and RowDescription of a prepared statement, from any shard:
+    /// every shard has the same tables.
+    async fn describe_statement(&mut self, name: &str) -> Flow {
+        let Some(prepared) = self.statements.get(name).cloned() else {
+            let message = format!("prepared statement \"{name}\" does not exist");
+            return self.error_reply("26000", &message, false).await;
+        };
+        let frames = vec![
+            parse_frame(&prepared.sql, &prepared.types),
+            describe_frame(b'S'),
+            sync_frame(),
+        ];
+        self.describe_on_a_shard(frames).await
+    }
+
+    /// Runs a describe-only batch on some shard and relays its descriptions.
+    async fn describe_on_a_shard(&mut self, frames: Vec<Frame>) -> Flow {
+        let shard = self
+            .shard_override
+            .unwrap_or(0)
+            .min(self.links.len().saturating_sub(1));
+        let write = false;
+        let need = self.need(write);
+        if let Err(message) = self.ensure_link(shard, need, false).await {
+            return self.error_reply("08006", &message, false).await;
+        }
+        if let Err(lost) = self.send_to(shard, &frames).await {
+            self.lost(lost).await;
+            return Flow::Stop;
+        }
+        let mut failed = false;
+        loop {
+            let frame = match self.reply(shard).await {
+                Ok(f) => f,
+                Err(lost) => {
+                    self.lost(lost).await;
+                    return Flow::Stop;
+                }
+            };
+            match frame.tag() {
+                tag::READY_FOR_QUERY => break,
+                tag::ERROR_RESPONSE => failed = true,
+                _ => {}
+            }
+            if self.client.write_frame(&frame).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        self.release_links();
+        if failed {
+            self.discard_until_sync = true;
+        }
+        Flow::Continue
+    }
+
+    pub(super) async fn on_execute(&mut self, frame: &Frame) -> Flow {
+        let mut reader = frame.reader();
+        let (Ok(name), Ok(max_rows)) = (reader.cstr_utf8(), reader.i32()) else {
+            return self.fatal("08P01", "invalid Execute message").await;
+        };
+        let name = name.to_string();
+        let Some(portal) = self.portals.get(&name).cloned() else {
+            let message = format!("portal \"{name}\" does not exist");
+            return self.error_reply("34000", &message, false).await;
+        };
+        if max_rows > 0 {
+            return self
+                .error_reply(
+                    "0A000",
+                    "pgshard: fetching a portal in parts (Execute with a row limit) is not \
+                     supported on a sharded database; fetch all rows at once",
+                    false,
+                )
+                .await;
+        }
+        let describe = self.described.remove(&name);
+        let sql = portal.statement.sql.clone();
+        let stmt = Statement {
+            sql: &sql,
+            portal: Some(&portal),
+            describe,
+        };
+        match self.run_statement(stmt).await {
+            Outcome::Done => Flow::Continue,
+            Outcome::Failed => {
+                self.discard_until_sync = true;
+                Flow::Continue
+            }
+            Outcome::Stop => Flow::Stop,
+        }
+    }
+
+    pub(super) async fn on_close(&mut self, frame: &Frame) -> Flow {
+        let mut reader = frame.reader();
+        let (Ok(kind), Ok(name)) = (reader.u8(), reader.cstr_utf8()) else {
+            return self.fatal("08P01", "invalid Close message").await;
+        };
+        match kind {
+            b'S' => {
+                self.statements.remove(name);
+            }
+            b'P' => {
+                self.portals.remove(name);
+                self.described.remove(name);
+            }
+            _ => return self.fatal("08P01", "invalid Close message").await,
+        }
+        self.buffer(&Frame::new(tag::CLOSE_COMPLETE, &[])).await
+    }
+
+    pub(super) async fn on_sync(&mut self) -> Flow {
+        self.discard_until_sync = false;
+        // A portal described but not executed: its description is still owed.
+        let pending: Vec<String> = self.described.drain().collect();
+        for name in pending {
+            if let Some(portal) = self.portals.get(&name).cloned() {
+                if let Flow::Stop = self.describe_portal(&portal).await {
+                    return Flow::Stop;
+                }
+            }
+        }
+        // The unnamed statement and portal last until the next Parse/Bind; named
+        // portals end with the transaction, which a Sync outside one ends.
+        if !self.txn.is_open() {
+            self.portals.retain(|name, _| name.is_empty());
+        }
+        self.reply_local(&[crate::net::messages::ready_for_query(self.txn.status())])
+            .await
+    }
+
+    async fn describe_portal(&mut self, portal: &Portal) -> Flow {
+        let frames = vec![
+            parse_frame(&portal.statement.sql, &portal.statement.types),
+            super::bind::bind_frame(&portal.formats, &portal.values, &portal.result_formats),
+            describe_frame(b'P'),
+            sync_frame(),
+        ];
+        self.describe_on_a_shard(frames).await
+    }
+
+    /// Queues a reply without flushing: the client reads it with the batch's others.
+    async fn buffer(&mut self, frame: &Frame) -> Flow {
+        match self.client.write_frame(frame).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! A client of a sharded database: each statement is planned by the router, sent to the
+//! shards it needs (each shard keeping its read/write split), and their replies are
+//! merged into the one answer a single server would give.
+//!
+//! Server connections are held per shard only while a statement or a transaction needs
+//! them (transaction pooling); in session pooling they stay for the whole session.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pgshard_config::PoolMode;
+use pgshard_router::plan::{PlanError, Planner};
+use tokio::net::TcpStream;
+
+use super::cancel::{lock, CancelSlot};
+use super::proxy_settings::SessionRole;
+use super::settings::ClientSettings;
+use crate::context::{ProxyContext, UserEntry};
+use crate::net::messages::{self, error_response, tag};
+use crate::net::{Connection, Frame, Severity, WireError};
+use crate::routing::DatabaseRoute;
+
+mod bind;
+mod copy;
+mod execute;
+mod extended;
+mod link;
+mod merge_rows;
+mod replies;
+mod simple;
+mod transaction;
+mod write_counts;
+
+use bind::{Portal, Prepared};
+use link::ShardLink;
+use transaction::TxnState;
+
+/// Whether the session goes on after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// One client's session on a sharded database; see the module doc.
+pub struct ShardedSession {
+    ctx: Arc<ProxyContext>,
+    client: Connection<TcpStream>,
+    user: Arc<UserEntry>,
+    db: Arc<DatabaseRoute>,
+    planner: Arc<Planner>,
+    mode: PoolMode,
+    settings: ClientSettings,
+    /// The server held on each shard, if any.
+    links: Vec<Option<ShardLink>>,
+    txn: TxnState,
+    /// Settings statements confirmed inside the open transaction, applied at COMMIT.
+    staged: Vec<pgshard_router::SessionEffect>,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Portal>,
+    /// Portals the client asked to describe; answered with their execution.
+    described: std::collections::HashSet<String>,
+    /// After an error in an extended-protocol batch: drop messages until Sync.
+    discard_until_sync: bool,
+    role: SessionRole,
+    /// `SET pgshard.shard`: run every statement on this shard.
+    shard_override: Option<usize>,
+    /// When the client's last write committed, for read-your-writes.
+    written_at: Option<Instant>,
+    /// Spreads statements any shard can answer.
+    turn: usize,
+    cancel: CancelSlot,
+}
+
+impl ShardedSession {
+    pub fn new(
+        ctx: Arc<ProxyContext>,
+        client: Connection<TcpStream>,
+        user: Arc<UserEntry>,
+        db: Arc<DatabaseRoute>,
+        planner: Arc<Planner>,
+        settings: ClientSettings,
+        cancel: CancelSlot,
+    ) -> ShardedSession {
+        let shards = db.shards.len();
+        ShardedSession {
+            ctx,
+            client,
+            mode: user.pool_mode,
+            user,
+            db,
+            planner,
+            settings,
+            links: (0..shards).map(|_| None).collect(),
+            txn: TxnState::Idle,
+            staged: Vec::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            described: Default::default(),
+            discard_until_sync: false,
+            role: SessionRole::default(),
+            shard_override: None,
+            written_at: None,
+            turn: rand::random::<usize>() % shards.max(1),
+            cancel,
+        }
+    }
+
+    /// Checks that a server answers (shard 0, any node) and sends the client its
+    /// ParameterStatus, BackendKeyData and ReadyForQuery. False when no server could be
+    /// had (the client was told).
+    pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
+        let needs = crate::routing::ReadNeeds { written_at: None };
+        let link = link::checkout(
+            &self.ctx,
+            &self.user,
+            &self.db,
+            0,
+            link::Need::Read(needs),
+            &self.settings,
+        )
+        .await;
+        let link = match link {
+            Ok(link) => link,
+            Err(message) => {
+                let _ = self
+                    .client
+                    .send(&error_response(Severity::Fatal, "08006", &message))
+                    .await;
+                return false;
+            }
+        };
+        let mut link = link;
+        if self.db.bytewise_text.get().is_none() {
+            let sql = "SELECT datcollate FROM pg_database WHERE datname = current_database()";
+            if let Ok(Some(collation)) = link.server.query_value(sql).await {
+                let bytewise = matches!(
+                    collation.to_ascii_lowercase().as_str(),
+                    "c" | "posix" | "c.utf-8" | "c.utf8"
+                );
+                let _ = self.db.bytewise_text.set(bytewise);
+            }
+        }
+        let mut params: Vec<_> = link.server.params.iter().collect();
+        params.sort();
+        let mut frames: Vec<Frame> = params
+            .into_iter()
+            .map(|(name, value)| messages::parameter_status(name, value))
+            .collect();
+        frames.push(messages::backend_key_data(pid, key));
+        frames.push(messages::ready_for_query(b'I'));
+        self.links[0] = Some(link);
+        self.release_links();
+        for f in &frames {
+            if self.client.write_frame(f).await.is_err() {
+                return false;
+            }
+        }
+        self.client.flush().await.is_ok()
+    }
+
+    /// Serves the client until it leaves, the proxy shuts down, or a connection fails.
+    pub async fn run(mut self) {
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            let idle = !self.txn.is_open();
+            let flow = tokio::select! {
+                frame = self.client.read_frame() => self.on_client(frame).await,
+                _ = shutdown.recv(), if idle => {
+                    let _ = self.client.send(&error_response(
+                        Severity::Fatal,
+                        "57P01",
+                        "terminating connection due to administrator command",
+                    )).await;
+                    Flow::Stop
+                }
+            };
+            if let Flow::Stop = flow {
+                break;
+            }
+        }
+        self.finish().await;
+    }
+
+    async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(WireError::Closed) => return Flow::Stop,
+            Err(e @ (WireError::TooLarge { .. } | WireError::BadLength(_))) => {
+                tracing::info!("client sent a bad message: {e}");
+                return self.fatal("08P01", "invalid message length").await;
+            }
+            Err(e) => {
+                tracing::debug!("client connection failed: {e}");
+                return Flow::Stop;
+            }
+        };
+        if self.discard_until_sync && frame.tag() != tag::SYNC {
+            return Flow::Continue;
+        }
+        match frame.tag() {
+            tag::TERMINATE => Flow::Stop,
+            tag::QUERY => self.on_query(&frame).await,
+            tag::PARSE => self.on_parse(&frame).await,
+            tag::BIND => self.on_bind(&frame).await,
+            tag::DESCRIBE => self.on_describe(&frame).await,
+            tag::EXECUTE => self.on_execute(&frame).await,
+            tag::CLOSE => self.on_close(&frame).await,
+            tag::SYNC => self.on_sync().await,
+            tag::FLUSH => match self.client.flush().await {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Stop,
+            },
+            // COPY data after the copy ended; PostgreSQL ignores it too.
+            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => Flow::Continue,
+            tag::FUNCTION_CALL => {
+                self.error_reply(
+                    "0A000",
+                    "pgshard: the function call protocol is not supported on a sharded \
+                     database; call the function with SELECT",
+                    true,
+                )
+                .await
+            }
+            other => {
+                self.fatal("08P01", &format!("invalid frontend message type {other}"))
+                    .await
+            }
+        }
+    }
+
+    /// Sends an error; `ready` adds the ReadyForQuery a simple query (or Sync) ends with,
+    /// else the extended batch is skipped up to its Sync.
+    async fn error_reply(&mut self, code: &str, message: &str, ready: bool) -> Flow {
+        tracing::debug!("refused: {message}");
+        self.txn.fail();
+        let mut frames = vec![error_response(Severity::Error, code, message)];
+        if ready {
+            frames.push(messages::ready_for_query(self.txn.status()));
+        } else {
+            self.discard_until_sync = true;
+        }
+        self.reply_local(&frames).await
+    }
+
+    /// The error for a statement the planner refused.
+    fn plan_error(e: &PlanError) -> (&'static str, String) {
+        (e.sqlstate(), e.to_string())
+    }
+
+    async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
+        for f in frames {
+            if self.client.write_frame(f).await.is_err() {
+                return Flow::Stop;
+            }
+        }
+        match self.client.flush().await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn fatal(&mut self, code: &str, message: &str) -> Flow {
+        let _ = self
+            .client
+            .send(&error_response(Severity::Fatal, code, message))
+            .await;
+        Flow::Stop
+    }
+
+    /// Gives the servers back when no transaction needs them (transaction pooling).
+    fn release_links(&mut self) {
+        if self.txn.is_open() || self.mode == PoolMode::Session {
+            return;
+        }
+        for slot in &mut self.links {
+            if let Some(link) = slot.as_ref() {
+                if link.server.in_transaction() {
+                    // Left mid-transaction by a failure: never hand it to another client.
+                    if let Some(link) = slot.as_mut() {
+                        link.server.broken = true;
+                    }
+                }
+            }
+            *slot = None;
+        }
+        *lock(&self.cancel) = None;
+    }
+
+    /// The client left: servers mid-transaction are closed, the others reset when they
+    /// carry session state.
+    async fn finish(&mut self) {
+        for slot in &mut self.links {
+            if let Some(link) = slot.as_mut() {
+                if link.server.in_transaction() {
+                    link.server.broken = true;
+                } else if self.mode == PoolMode::Session {
+                    match link.server.run_quietly("DISCARD ALL").await {
+                        Ok(None) => {
+                            link.server.statements.clear();
+                            link.server.applied_settings = None;
+                        }
+                        _ => link.server.broken = true,
+                    }
+                }
+            }
+            *slot = None;
+        }
+    }
+}

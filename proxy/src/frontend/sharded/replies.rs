@@ -1,0 +1,90 @@
+//! Reading a shard's replies: what the proxy answered itself (ParseComplete,
+//! BindComplete) is dropped, and asynchronous messages go straight to the client.
+
+use crate::net::messages::tag;
+use crate::net::Frame;
+
+use super::ShardedSession;
+
+/// The shard's connection failed; the session cannot go on.
+#[derive(Debug)]
+pub struct Lost {
+    pub shard: usize,
+    pub reason: String,
+}
+
+impl ShardedSession {
+    /// The next reply of `shard` that the statement's merge must look at.
+    pub(super) async fn reply(&mut self, shard: usize) -> Result<Frame, Lost> {
+        loop {
+            let Some(link) = self.links.get_mut(shard).and_then(Option::as_mut) else {
+                return Err(Lost {
+                    shard,
+                    reason: "no server connection".into(),
+                });
+            };
+            let frame = link.server.read().await.map_err(|e| Lost {
+                shard,
+                reason: format!("{} ({e})", link.lease.addr()),
+            })?;
+            match frame.tag() {
+                tag::PARSE_COMPLETE | tag::BIND_COMPLETE => continue,
+                tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION_RESPONSE => {
+                    if frame.tag() == tag::PARAMETER_STATUS && shard != 0 {
+                        // Every shard reports the same settings; shard 0's reports do.
+                        continue;
+                    }
+                    if self.client.write_frame(&frame).await.is_err() {
+                        return Err(Lost {
+                            shard,
+                            reason: "client gone".into(),
+                        });
+                    }
+                }
+                _ => return Ok(frame),
+            }
+        }
+    }
+
+    /// Reads `shard` up to its ReadyForQuery, dropping rows; returns its first error.
+    pub(super) async fn drain(&mut self, shard: usize) -> Result<Option<Frame>, Lost> {
+        let mut error = None;
+        loop {
+            let frame = self.reply(shard).await?;
+            match frame.tag() {
+                tag::READY_FOR_QUERY => return Ok(error),
+                tag::ERROR_RESPONSE if error.is_none() => error = Some(frame),
+                tag::COPY_IN_RESPONSE => {
+                    // Nothing to copy: fail it so the shard returns to idle.
+                    self.send_to(
+                        shard,
+                        &[Frame::new(
+                            tag::COPY_FAIL,
+                            b"pgshard: statement abandoned\0",
+                        )],
+                    )
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes and flushes frames to `shard`'s server.
+    pub(super) async fn send_to(&mut self, shard: usize, frames: &[Frame]) -> Result<(), Lost> {
+        let Some(link) = self.links.get_mut(shard).and_then(Option::as_mut) else {
+            return Err(Lost {
+                shard,
+                reason: "no server connection".into(),
+            });
+        };
+        let lost = |e: crate::net::WireError| Lost {
+            shard,
+            reason: e.to_string(),
+        };
+        for f in frames {
+            link.server.write(f).await.map_err(lost)?;
+        }
+        link.server.flush().await.map_err(lost)
+    }
+}

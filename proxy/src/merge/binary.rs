@@ -1,0 +1,198 @@
+//! Text values turned into PostgreSQL's binary format, for a client that asked for
+//! binary results of a query the proxy had to merge (shards are asked for text, which
+//! the proxy can read).
+
+use bytes::Bytes;
+
+use super::compare::parse_float;
+use super::datetime::{bad, sort_key};
+use super::error::MergeError;
+use super::value_type::ValueType;
+
+/// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's binary epoch.
+const PG_EPOCH_MICROS: i128 = 946_684_800_000_000;
+const MICROS_PER_DAY: i128 = 86_400_000_000;
+
+/// The binary form of a non-NULL text value of type `ty`.
+pub fn to_binary(ty: ValueType, text: &[u8]) -> Result<Bytes, MergeError> {
+    let s = std::str::from_utf8(text).map_err(|_| bad(ty.name(), "(not UTF-8)"))?;
+    let int = |s: &str| s.parse::<i64>().map_err(|_| bad(ty.name(), s));
+    Ok(Bytes::from(match ty {
+        ValueType::Text | ValueType::Bpchar => text.to_vec(),
+        ValueType::Bool => vec![u8::from(s == "t")],
+        ValueType::Int { oid: 21 } => (int(s)? as i16).to_be_bytes().to_vec(),
+        ValueType::Int { oid: 23 } => (int(s)? as i32).to_be_bytes().to_vec(),
+        ValueType::Int { oid: 26 } => (int(s)? as u32).to_be_bytes().to_vec(),
+        ValueType::Int { .. } => int(s)?.to_be_bytes().to_vec(),
+        ValueType::Float { single: true } => (parse_float(s)? as f32).to_be_bytes().to_vec(),
+        ValueType::Float { single: false } => parse_float(s)?.to_be_bytes().to_vec(),
+        ValueType::Uuid => uuid(s).ok_or_else(|| bad("uuid", s))?,
+        ValueType::Numeric => numeric(s).ok_or_else(|| bad("numeric", s))?,
+        ValueType::Date => {
+            let days = match s {
+                "infinity" => i32::MAX,
+                "-infinity" => i32::MIN,
+                _ => {
+                    let micros = sort_key(s, true, false).ok_or_else(|| bad("date", s))?;
+                    ((micros - PG_EPOCH_MICROS) / MICROS_PER_DAY) as i32
+                }
+            };
+            days.to_be_bytes().to_vec()
+        }
+        ValueType::Time => {
+            let micros = sort_key(s, false, false).ok_or_else(|| bad("time", s))?;
+            (micros as i64).to_be_bytes().to_vec()
+        }
+        ValueType::Timestamp | ValueType::TimestampTz => {
+            let zone = ty == ValueType::TimestampTz;
+            let micros = match s {
+                "infinity" => i64::MAX,
+                "-infinity" => i64::MIN,
+                _ => {
+                    let m = sort_key(s, true, zone).ok_or_else(|| bad(ty.name(), s))?;
+                    (m - PG_EPOCH_MICROS) as i64
+                }
+            };
+            micros.to_be_bytes().to_vec()
+        }
+        ValueType::Other { oid } => {
+            return Err(MergeError::Unsupported(format!(
+                "cannot send merged values of type OID {oid} in binary format; request \
+                 text results for this query"
+            )))
+        }
+    }))
+}
+
+fn uuid(s: &str) -> Option<Vec<u8>> {
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    hex.chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
+/// numeric's binary form: digit count, weight, sign, display scale, base-10000 digits.
+fn numeric(s: &str) -> Option<Vec<u8>> {
+    let header = |sign: u16| {
+        let mut v = Vec::with_capacity(8);
+        v.extend_from_slice(&0i16.to_be_bytes());
+        v.extend_from_slice(&0i16.to_be_bytes());
+        v.extend_from_slice(&sign.to_be_bytes());
+        v.extend_from_slice(&0i16.to_be_bytes());
+        v
+    };
+    match s {
+        "NaN" => return Some(header(0xC000)),
+        "Infinity" => return Some(header(0xD000)),
+        "-Infinity" => return Some(header(0xF000)),
+        _ => {}
+    }
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let dscale = frac_part.len();
+    let int_pad = (4 - int_part.len() % 4) % 4;
+    let frac_pad = (4 - frac_part.len() % 4) % 4;
+    let int_digits = format!("{}{}", "0".repeat(int_pad), int_part);
+    let frac_digits = format!("{}{}", frac_part, "0".repeat(frac_pad));
+    let group = |d: &str| -> Vec<i16> {
+        d.as_bytes()
+            .chunks(4)
+            .map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    let mut groups = group(&int_digits);
+    let mut weight = groups.len() as i16 - 1;
+    groups.extend(group(&frac_digits));
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(8 + groups.len() * 2);
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(
+        &(if negative && !groups.is_empty() {
+            0x4000u16
+        } else {
+            0
+        })
+        .to_be_bytes(),
+    );
+    out.extend_from_slice(&(dscale as i16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin(oid: u32, text: &str) -> Vec<u8> {
+        to_binary(ValueType::from_oid(oid), text.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn integers_floats_and_bools() {
+        assert_eq!(bin(23, "-2"), (-2i32).to_be_bytes());
+        assert_eq!(bin(20, "5000000000"), 5_000_000_000i64.to_be_bytes());
+        assert_eq!(bin(701, "1.5"), 1.5f64.to_be_bytes());
+        assert_eq!(bin(16, "t"), [1]);
+    }
+
+    #[test]
+    fn numerics_as_postgres_sends_them() {
+        // SELECT '12345.678'::numeric in binary: ndigits 3, weight 1, dscale 3,
+        // digits 1 2345 6780
+        let expected: Vec<u8> = [3i16, 1, 0, 3, 1, 2345, 6780]
+            .iter()
+            .flat_map(|d| d.to_be_bytes())
+            .collect();
+        assert_eq!(bin(1700, "12345.678"), expected);
+        let zero: Vec<u8> = [0i16, 0, 0, 2]
+            .iter()
+            .flat_map(|d| d.to_be_bytes())
+            .collect();
+        assert_eq!(bin(1700, "0.00"), zero);
+        let small: Vec<u8> = [1i16, -1, 0x4000u16 as i16, 4, 5]
+            .iter()
+            .flat_map(|d| d.to_be_bytes())
+            .collect();
+        assert_eq!(bin(1700, "-0.0005"), small);
+    }
+
+    #[test]
+    fn dates_and_uuids() {
+        assert_eq!(bin(1082, "2000-01-02"), 1i32.to_be_bytes());
+        assert_eq!(bin(1114, "2000-01-01 00:00:01"), 1_000_000i64.to_be_bytes());
+        assert_eq!(bin(2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")[0], 0xa0);
+        assert!(to_binary(ValueType::from_oid(600), b"(1,2)").is_err());
+    }
+}
