@@ -6,6 +6,7 @@ use super::error::{unsupported, PlanError};
 use super::input::BoundParams;
 use super::key::{KeySource, KeySpace};
 use super::names::{is_catalog, last, quoted};
+use super::printing::print_checked;
 use super::reads::Reads;
 use super::renumber::renumber;
 use super::schema::{ShardSchema, ShardedTable};
@@ -27,6 +28,8 @@ pub(crate) struct InsertSplit {
     returning: bool,
     /// ON CONFLICT DO NOTHING: a row may return nothing.
     do_nothing: bool,
+    /// Whether the statement prints faithfully, so that it can be split.
+    printable: Result<(), PlanError>,
 }
 
 /// The template of an INSERT.
@@ -132,6 +135,7 @@ fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError
         insert: insert.clone(),
         returning: insert.returning.is_some(),
         do_nothing,
+        printable: print_checked(&Statement::Insert(insert.clone())).map(drop),
     })
 }
 
@@ -174,6 +178,7 @@ impl InsertSplit {
         if let [shard] = shards.as_slice() {
             return Ok(on_shard(*shard));
         }
+        self.printable.clone()?;
         if self.returning && self.do_nothing {
             return Err(unsupported(
                 "INSERT … ON CONFLICT DO NOTHING RETURNING with rows for several shards is not supported: the returned rows could not be matched to the VALUES rows; insert each shard's rows separately",

@@ -20,6 +20,7 @@ mod key;
 mod modify;
 mod names;
 mod planner;
+mod printing;
 mod reads;
 mod renumber;
 mod routing;

@@ -11,8 +11,8 @@ use super::key::{KeyCond, KeySource};
 use super::names::{ident, is_catalog, last, quoted};
 use super::schema::{ShardSchema, ShardedTable};
 use sqlparser::ast::{
-    BinaryOperator, Expr, JoinConstraint, JoinOperator, Query, Select, SetExpr, TableFactor,
-    TableWithJoins, Visit, Visitor,
+    BinaryOperator, Expr, JoinConstraint, JoinOperator, Query, Select, SelectItem, SetExpr,
+    TableFactor, TableWithJoins, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -33,6 +33,19 @@ struct Scope {
     /// Columns merged by `JOIN … USING` or NATURAL JOIN (not FULL): the bare name is
     /// the left occurrence's key.
     merged: Vec<(String, usize)>,
+}
+
+/// Where a condition stands, which decides what it proves about rows.
+#[derive(Debug, Clone)]
+enum Clause {
+    /// WHERE, or an inner join's ON: every row the scope yields satisfies it.
+    Where,
+    /// An outer join's ON: it only restricts which rows of a nullable side join.
+    OuterOn {
+        kind: JoinKind,
+        left: Vec<usize>,
+        right: Vec<usize>,
+    },
 }
 
 /// How a join treats its sides.
@@ -63,6 +76,11 @@ pub(crate) struct Reads<'s> {
     /// An outer join keeps rows of a side without sharded tables while the other side
     /// has some: every shard would add that side's unmatched rows.
     pub preserved_unsharded: bool,
+    /// `key IN (subquery)` seen but not visited yet: the subquery and the outer key's
+    /// occurrence.
+    pending_in: Vec<(*const Query, usize)>,
+    /// The outer occurrence whose key the SELECT at this depth yields, for `IN`.
+    in_select: Option<(usize, usize)>,
 }
 
 impl<'s> Reads<'s> {
@@ -80,6 +98,8 @@ impl<'s> Reads<'s> {
             top_scope: None,
             replicated: false,
             preserved_unsharded: false,
+            pending_in: Vec::new(),
+            in_select: None,
         }
     }
 
@@ -201,11 +221,11 @@ impl<'s> Reads<'s> {
         for item in from {
             self.bind_joins(scope, item, &mut ons)?;
         }
-        for (on, inner) in ons {
-            self.conditions(scope, on, inner)?;
+        for (on, clause) in ons {
+            self.conditions(scope, on, &clause)?;
         }
         if let Some(selection) = selection {
-            self.conditions(scope, selection, true)?;
+            self.conditions(scope, selection, &Clause::Where)?;
         }
         Ok(())
     }
@@ -215,7 +235,7 @@ impl<'s> Reads<'s> {
         &mut self,
         scope: usize,
         item: &'a TableWithJoins,
-        ons: &mut Vec<(&'a Expr, bool)>,
+        ons: &mut Vec<(&'a Expr, Clause)>,
     ) -> Result<Vec<usize>, PlanError> {
         let mut left = self.bind_factor(scope, &item.relation, ons)?;
         for join in &item.joins {
@@ -229,7 +249,17 @@ impl<'s> Reads<'s> {
             };
             self.preserved_unsharded |= preserved_unsharded;
             match constraint {
-                Some(JoinConstraint::On(on)) => ons.push((on, kind == JoinKind::Inner)),
+                Some(JoinConstraint::On(on)) => {
+                    let clause = match kind {
+                        JoinKind::Inner => Clause::Where,
+                        _ => Clause::OuterOn {
+                            kind,
+                            left: left.clone(),
+                            right: right.clone(),
+                        },
+                    };
+                    ons.push((on, clause));
+                }
                 Some(JoinConstraint::Using(columns)) => {
                     for column in columns {
                         self.merge_by_name(scope, kind, &left, &right, &last(column));
@@ -290,7 +320,7 @@ impl<'s> Reads<'s> {
         &mut self,
         scope: usize,
         factor: &'a TableFactor,
-        ons: &mut Vec<(&'a Expr, bool)>,
+        ons: &mut Vec<(&'a Expr, Clause)>,
     ) -> Result<Vec<usize>, PlanError> {
         let (name, occurrences) = match factor {
             TableFactor::Table {
@@ -349,21 +379,38 @@ impl<'s> Reads<'s> {
         self.ctes.iter().flatten().any(|cte| cte == name)
     }
 
-    /// Reads a condition's conjuncts for links and, when `restricts` (WHERE and
-    /// inner-join ON), key conditions of the scope's occurrences.
-    fn conditions(&mut self, scope: usize, expr: &Expr, restricts: bool) -> Result<(), PlanError> {
+    /// Reads a condition's conjuncts for links and, in a WHERE (or inner-join ON),
+    /// key conditions of the scope's occurrences.
+    fn conditions(&mut self, scope: usize, expr: &Expr, clause: &Clause) -> Result<(), PlanError> {
         for conjunct in conjuncts(expr) {
-            if let Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } = conjunct
-            {
-                if let (Some(a), Some(b)) = (self.key_of(scope, left), self.key_of(scope, right)) {
-                    self.link(a, b);
+            match conjunct {
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => {
+                    if let (Some(a), Some(b)) =
+                        (self.key_of(scope, left), self.key_of(scope, right))
+                    {
+                        if proves_link(clause, a, b) {
+                            self.link(a, b);
+                        }
+                    }
                 }
+                // `key IN (SELECT other_key FROM …)`: a semi-join on keys, exact per
+                // shard when the subquery yields its rows one by one.
+                Expr::InSubquery {
+                    expr,
+                    subquery,
+                    negated: false,
+                } if matches!(clause, Clause::Where) && row_by_row(subquery) => {
+                    if let Some(outer) = self.key_of(scope, expr) {
+                        self.pending_in.push((&**subquery as *const Query, outer));
+                    }
+                }
+                _ => {}
             }
-            if restricts {
+            if matches!(clause, Clause::Where) {
                 for occurrence in self.in_scope(scope) {
                     if let Some(cond) = self.key_cond(scope, occurrence, conjunct)? {
                         self.occurrences[occurrence].conds.push(cond);
@@ -434,6 +481,62 @@ impl<'s> Reads<'s> {
     }
 }
 
+/// Whether `a = b` in `clause` means the rows that matter of `a` and `b` have equal
+/// keys: an outer join's ON only says so for a nullable side's rows.
+fn proves_link(clause: &Clause, a: usize, b: usize) -> bool {
+    match clause {
+        Clause::Where => true,
+        Clause::OuterOn { kind, left, right } => {
+            let (in_left, in_right) = (|o| left.contains(&o), |o| right.contains(&o));
+            match kind {
+                JoinKind::Left => in_right(a) || in_right(b),
+                JoinKind::Right => in_left(a) || in_left(b),
+                _ => (in_left(a) && in_right(b)) || (in_right(a) && in_left(b)),
+            }
+        }
+    }
+}
+
+/// A subquery that yields each row of its FROM on its own (no grouping, aggregates,
+/// window functions or limits), so its rows on a shard are exactly those the shard
+/// holds.
+fn row_by_row(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && select.projection.len() == 1
+        && !matches!(select.distinct, Some(sqlparser::ast::Distinct::On(_)))
+        && matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty())
+        && select.having.is_none()
+        && !has_calls(&select.projection)
+}
+
+/// Whether any function is called outside subqueries (aggregates and window
+/// functions among them).
+fn has_calls<V: Visit>(node: &V) -> bool {
+    struct Find(usize);
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.0 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match (self.0, expr) {
+                (0, Expr::Function(_)) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    node.visit(&mut Find(0)).is_break()
+}
+
 /// The operands of a top-level AND chain.
 pub(crate) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     match expr {
@@ -488,6 +591,15 @@ impl Visitor for Reads<'_> {
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<PlanError> {
         self.depth += 1;
+        let this = query as *const Query;
+        if let Some(i) = self
+            .pending_in
+            .iter()
+            .position(|(q, _)| std::ptr::eq(*q, this))
+        {
+            let (_, outer) = self.pending_in.swap_remove(i);
+            self.in_select = Some((self.depth, outer));
+        }
         if self.depth == 1 && self.expect_top {
             self.top_is_select = matches!(*query.body, SetExpr::Select(_));
         }
@@ -518,6 +630,18 @@ impl Visitor for Reads<'_> {
         }
         if let Err(error) = self.bind_from(scope, select.from.iter(), select.selection.as_ref()) {
             return ControlFlow::Break(error);
+        }
+        if let Some((depth, outer)) = self.in_select {
+            if depth == self.depth {
+                self.in_select = None;
+                if let [SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }] =
+                    select.projection.as_slice()
+                {
+                    if let Some(inner) = self.key_of(scope, expr) {
+                        self.link(outer, inner);
+                    }
+                }
+            }
         }
         self.stack.push(scope);
         ControlFlow::Continue(())

@@ -34,22 +34,31 @@ pub(crate) fn routed(reads: &Reads, spread: Result<Spread, PlanError>) -> Templa
     })
 }
 
-/// Checks that the statement's sharded tables can be answered shard by shard: all in
-/// its top-level FROM (`scope`), linked on their keys, and no outer join keeping the
-/// unmatched rows of an unsharded side.
+/// Checks that the statement's sharded tables can be answered shard by shard: linked
+/// on their keys into one group that includes a table of its top-level FROM
+/// (`scope`); subqueries may read sharded tables only through such links (a
+/// correlation `o.user_id = u.id`, or `u.id IN (SELECT o.user_id …)`). No outer join
+/// may keep the unmatched rows of an unsharded side.
 pub(crate) fn spread_shape(reads: &Reads, scope: Option<usize>) -> Result<(), PlanError> {
-    if reads.occurrences.iter().any(|o| Some(o.scope) != scope) {
+    let groups = reads.groups();
+    let linked_to_top = |group: &[usize]| {
+        group
+            .iter()
+            .any(|&o| Some(reads.occurrences[o].scope) == scope)
+    };
+    let nested = reads.occurrences.iter().any(|o| Some(o.scope) != scope);
+    if nested && (groups.len() > 1 || !groups.iter().all(|g| linked_to_top(g))) {
         let tables = reads
             .occurrences
             .iter()
+            .filter(|o| Some(o.scope) != scope)
             .map(|o| quoted(&o.table.name))
             .collect::<Vec<_>>();
         return Err(unsupported(format!(
-            "subqueries, CTEs and set operations (UNION, INTERSECT, EXCEPT) reading sharded tables ({}) cannot be merged across several shards; filter every sharded table on its shard key so that the statement runs on one shard",
+            "subqueries, CTEs and set operations (UNION, INTERSECT, EXCEPT) reading sharded tables ({}) cannot be merged across several shards unless correlated on the shard key (o.user_id = u.id); filter every sharded table on its shard key so that the statement runs on one shard",
             dedup(tables).join(", ")
         )));
     }
-    let groups = reads.groups();
     if groups.len() > 1 {
         let names: Vec<String> = groups
             .iter()

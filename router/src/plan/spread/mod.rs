@@ -10,6 +10,7 @@ mod order;
 pub(crate) mod params;
 
 use super::error::{unsupported, PlanError};
+use super::printing::print_checked;
 use super::reads::Reads;
 use super::spec::{RowMerge, ShardStatements};
 use super::template::{Spread, SpreadMerge};
@@ -17,7 +18,7 @@ use aggregate::{first_aggregate, has_window_function};
 use columns::Columns;
 use limit::Limits;
 use order::sort_keys;
-use sqlparser::ast::{Distinct, GroupByExpr, Query, Select, SetExpr};
+use sqlparser::ast::{Distinct, GroupByExpr, Query, Select, SetExpr, Statement};
 
 /// Plans a SELECT whose sharded tables all occur in its top-level FROM (`scope`),
 /// linked on their keys, for running on several shards.
@@ -49,7 +50,7 @@ pub(crate) fn select(query: &Query, reads: &Reads, scope: usize) -> Result<Sprea
     let statements = if out == *query {
         ShardStatements::Original
     } else {
-        ShardStatements::Rewritten(out.to_string())
+        ShardStatements::Rewritten(print_checked(&Statement::Query(Box::new(out)))?)
     };
     Ok(Spread {
         statements,

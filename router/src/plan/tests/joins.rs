@@ -84,9 +84,33 @@ fn fan_out_refuses_what_would_repeat_or_miss_rows() {
     );
     let message = refused(
         &p,
-        "SELECT * FROM users WHERE id IN (SELECT user_id FROM orders)",
+        "SELECT * FROM users WHERE x IN (SELECT user_id FROM orders)",
     );
     assert!(message.contains("subqueries"), "{message}");
+    refused(
+        &p,
+        "SELECT * FROM users WHERE id NOT IN (SELECT user_id FROM orders)",
+    );
+    refused(
+        &p,
+        "SELECT * FROM users WHERE id IN (SELECT max(user_id) FROM orders)",
+    );
+    refused(
+        &p,
+        "SELECT * FROM users WHERE id IN (SELECT user_id FROM orders LIMIT 5)",
+    );
+    refused(
+        &p,
+        "SELECT * FROM users WHERE id IN (SELECT user_id FROM orders GROUP BY user_id)",
+    );
+    refused(
+        &p,
+        "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.x = u.x)",
+    );
+    refused(
+        &p,
+        "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id OR o.x)",
+    );
     refused(&p, "SELECT * FROM users UNION SELECT * FROM users");
     refused(&p, "WITH o AS (SELECT * FROM orders) SELECT * FROM o");
     refused(&p, "SELECT * FROM (SELECT * FROM users) s");
@@ -94,6 +118,53 @@ fn fan_out_refuses_what_would_repeat_or_miss_rows() {
     refused(
         &p,
         "SELECT * FROM countries WHERE id IN (SELECT country FROM users)",
+    );
+}
+
+#[test]
+fn subqueries_correlated_on_the_key_fan_out() {
+    let p = planner(2);
+    for sql in [
+        "SELECT * FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.total > 10)",
+        "SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE u.id = o.user_id)",
+        "SELECT u.id, (SELECT count(*) FROM orders o WHERE o.user_id = u.id) FROM users u",
+        "SELECT * FROM users WHERE id IN (SELECT user_id FROM orders WHERE total > 10)",
+        "SELECT * FROM users u, LATERAL (SELECT * FROM orders o WHERE o.user_id = u.id ORDER BY o.total DESC LIMIT 3) top",
+        "SELECT count(*) FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)",
+    ] {
+        let planned = plan(&p, sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(planned.target, ShardTarget::All, "{sql}");
+    }
+    // Pinned through the link.
+    assert_eq!(
+        plan(
+            &p,
+            "SELECT * FROM users WHERE id = 5 AND id IN (SELECT user_id FROM orders)"
+        ),
+        Ok(one(shard(5, 2)))
+    );
+}
+
+#[test]
+fn outer_join_conditions_only_link_the_nullable_side() {
+    let p = planner(3);
+    // The preserved side's rows are not restricted by ON: orders here is every order.
+    refused(
+        &p,
+        "SELECT * FROM users u WHERE u.id = 5 AND EXISTS (SELECT 1 FROM orders o LEFT JOIN countries c ON o.user_id = u.id)",
+    );
+    assert_eq!(
+        plan(&p, "SELECT * FROM users u WHERE u.id = 5 AND EXISTS (SELECT 1 FROM countries c LEFT JOIN orders o ON o.user_id = u.id)"),
+        Ok(one(shard(5, 3)))
+    );
+    // Key predicates in an outer join's ON restrict nothing.
+    assert_eq!(
+        plan(
+            &p,
+            "SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id AND u.id = 5"
+        )
+        .map(|p| p.target),
+        Ok(ShardTarget::All)
     );
 }
 

@@ -201,7 +201,15 @@ fn update_and_delete_refusals() {
     refused(&p, "UPDATE users u SET x = 1 FROM orders o WHERE o.x = u.x");
     refused(
         &p,
-        "DELETE FROM users WHERE id IN (SELECT user_id FROM orders)",
+        "DELETE FROM users WHERE x IN (SELECT user_id FROM orders)",
+    );
+    assert_eq!(
+        plan(
+            &p,
+            "DELETE FROM users WHERE id IN (SELECT user_id FROM orders WHERE total = 0)"
+        )
+        .map(|p| p.merge),
+        Ok(ResultMerge::Counts)
     );
     refused(
         &p,
