@@ -79,6 +79,10 @@ impl PlanError {
     }
 }
 
+/// The advice that ends refusals of fan-out queries; the planner names the keys in
+/// it (see [`super::routing::name_keys`]).
+pub(crate) const FILTER_ON_KEY: &str = "filter on the shard key to run on one shard";
+
 /// A refusal: `message` without the `pgshard: ` prefix.
 pub(crate) fn unsupported(message: impl std::fmt::Display) -> PlanError {
     PlanError::Unsupported(format!("pgshard: {message}"))

@@ -34,6 +34,7 @@ mod template_cache;
 #[cfg(test)]
 mod tests;
 
+pub use crate::sharding::ParamFormat;
 pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker};
 pub use error::{PlanError, RowCountError};
 pub use input::{BoundParams, PlanInput};

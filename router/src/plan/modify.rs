@@ -4,7 +4,7 @@
 use super::error::{unsupported, PlanError};
 use super::names::{is_catalog, last, quoted};
 use super::reads::Reads;
-use super::routing::{routed, spread_shape};
+use super::routing::{name_keys, routed, spread_shape};
 use super::schema::ShardSchema;
 use super::spec::{ResultMerge, ShardPlan, ShardStatements, ShardTarget};
 use super::template::{Spread, SpreadMerge, Template};
@@ -96,9 +96,11 @@ fn changes(reads: &Reads, scope: usize, target: &TableWithJoins) -> Result<Templ
             merge: ResultMerge::Same,
         }));
     }
-    let spread = spread_shape(reads, Some(scope)).map(|()| Spread {
-        statements: ShardStatements::Original,
-        merge: SpreadMerge::Counts,
-    });
+    let spread = spread_shape(reads, Some(scope))
+        .map(|()| Spread {
+            statements: ShardStatements::Original,
+            merge: SpreadMerge::Counts,
+        })
+        .map_err(|error| name_keys(error, reads));
     Ok(routed(reads, spread))
 }

@@ -462,6 +462,23 @@ impl<'s> Reads<'s> {
                 },
                 _ => None,
             },
+            // `key = ANY (ARRAY[…])` is an IN list.
+            Expr::AnyOp {
+                left,
+                compare_op: BinaryOperator::Eq,
+                right,
+                ..
+            } if is_key(left) => match right.as_ref() {
+                Expr::Array(array) => {
+                    let list = Expr::InList {
+                        expr: left.clone(),
+                        list: array.elem.clone(),
+                        negated: false,
+                    };
+                    self.key_cond(scope, occurrence, &list)?
+                }
+                _ => None,
+            },
             Expr::InList {
                 expr,
                 list,

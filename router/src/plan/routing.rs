@@ -1,7 +1,7 @@
 //! From the sharded tables a statement reads to a routed template: the groups whose
 //! keys decide the shards, and whether the statement may span several shards.
 
-use super::error::{unsupported, PlanError};
+use super::error::{unsupported, PlanError, FILTER_ON_KEY};
 use super::names::quoted;
 use super::reads::Reads;
 use super::template::{Group, Member, Routed, Spread, Template};
@@ -78,6 +78,33 @@ pub(crate) fn spread_shape(reads: &Reads, scope: Option<usize>) -> Result<(), Pl
         ));
     }
     Ok(())
+}
+
+/// Names the statement's shard keys in a refusal's advice: `filter on the shard key
+/// "id" to run on one shard`.
+pub(crate) fn name_keys(error: PlanError, reads: &Reads) -> PlanError {
+    let PlanError::Unsupported(message) = error else {
+        return error;
+    };
+    let keys = dedup(
+        reads
+            .occurrences
+            .iter()
+            .map(|o| format!("\"{}\" of {}", o.table.column, quoted(&o.table.name)))
+            .collect(),
+    );
+    let advice = match keys.as_slice() {
+        [] => FILTER_ON_KEY.to_string(),
+        [_] => format!(
+            "filter on the shard key \"{}\" to run on one shard",
+            reads.occurrences[0].table.column
+        ),
+        _ => format!(
+            "filter on the shard keys ({}) to run on one shard",
+            keys.join(", ")
+        ),
+    };
+    PlanError::Unsupported(message.replace(FILTER_ON_KEY, &advice))
 }
 
 fn dedup(mut names: Vec<String>) -> Vec<String> {

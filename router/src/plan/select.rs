@@ -3,7 +3,7 @@
 
 use super::error::PlanError;
 use super::reads::Reads;
-use super::routing::{routed, spread_shape};
+use super::routing::{name_keys, routed, spread_shape};
 use super::schema::ShardSchema;
 use super::spread;
 use super::template::{any_one, Template};
@@ -17,9 +17,11 @@ pub(crate) fn plan(schema: &ShardSchema, query: &Query) -> Result<Template, Plan
         // Replicated tables, catalogs or no table at all: every shard has it all.
         return Ok(Template::Fixed(any_one()));
     }
-    let spread = spread_shape(&reads, reads.top_scope).and_then(|()| {
-        let scope = reads.top_scope.unwrap_or_default();
-        spread::select(query, &reads, scope)
-    });
+    let spread = spread_shape(&reads, reads.top_scope)
+        .and_then(|()| {
+            let scope = reads.top_scope.unwrap_or_default();
+            spread::select(query, &reads, scope)
+        })
+        .map_err(|error| name_keys(error, &reads));
     Ok(routed(&reads, spread))
 }

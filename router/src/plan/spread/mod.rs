@@ -27,7 +27,7 @@ pub(crate) fn select(query: &Query, reads: &Reads, scope: usize) -> Result<Sprea
         return Err(unsupported("expected a SELECT"));
     };
     check(query, select)?;
-    let grouped = select.distinct.is_some()
+    let grouped = select.distinct == Some(Distinct::Distinct)
         || select.having.is_some()
         || !matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty())
         || first_aggregate(&select.projection).is_some();

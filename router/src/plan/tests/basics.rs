@@ -54,6 +54,11 @@ fn in_lists_and_or_select_shard_sets() {
     assert_eq!(planned.target, ShardTarget::Shards(both.clone()));
     assert_eq!(planned.statements, ShardStatements::Original);
     assert_eq!(planned.merge, ResultMerge::Rows(RowMerge::default()));
+    let sql = format!("SELECT * FROM users WHERE id = ANY (ARRAY[{a}, {b}])");
+    assert_eq!(
+        plan(&p, &sql).unwrap().target,
+        ShardTarget::Shards(both.clone())
+    );
     let sql = format!("SELECT * FROM users WHERE id = {a} OR id = {b}");
     assert_eq!(plan(&p, &sql).unwrap().target, ShardTarget::Shards(both));
     // Both keys on one shard: that shard alone.

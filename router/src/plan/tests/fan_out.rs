@@ -22,6 +22,10 @@ fn plain_union_is_sent_unchanged() {
             merge: ResultMerge::Rows(RowMerge::default()),
         }
     );
+    assert_eq!(
+        plan(&p, "SELECT ALL lower(name) FROM users").unwrap().merge,
+        ResultMerge::Rows(RowMerge::default())
+    );
     // FOR UPDATE merges as a plain union.
     assert_eq!(
         plan(&p, "SELECT * FROM users FOR UPDATE")
@@ -181,6 +185,7 @@ fn single_shard_queries_keep_everything() {
 fn window_functions_distinct_on_and_select_into_are_refused() {
     let p = planner(2);
     let message = refused(&p, "SELECT id, row_number() OVER (ORDER BY id) FROM users");
+    assert_eq!(message, "pgshard: window functions over a sharded table spanning several shards cannot be merged exactly; filter on the shard key \"id\" to run on one shard");
     assert!(
         message.starts_with("pgshard: window functions"),
         "{message}"
