@@ -10,6 +10,9 @@
 //! to it with tokio-postgres, the PostgreSQL command-line tools, or a [`wire::RawConnection`]
 //! when they need to send what no driver sends.
 //!
+//! Differential tests run each statement on a plain server and through the proxy, and put
+//! the two [`answer::Outcome`]s side by side with [`answer::difference`].
+//!
 //! ```no_run
 //! # async fn example() -> pgshard_tests::Result<()> {
 //! let cluster = pgshard_tests::Cluster::start(1, 2).await?;
@@ -18,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod answer;
 mod client;
 mod cluster;
 mod docker;

@@ -1,0 +1,1476 @@
+//! Sharding checked against a single PostgreSQL server: one schema and one generated
+//! data set go straight into a plain server (the reference) and through the proxy into
+//! clusters of two and of three shards. Every query then runs on both, over the simple
+//! and the extended protocol, and the proxy must answer what the reference answers: the
+//! same rows in the same order when the query orders them totally, the same rows in any
+//! order otherwise, the same columns and the same command-tag counts.
+//!
+//! Besides: what the proxy cannot merge exactly is refused with 0A000 and the connection
+//! goes on; every row sits on the shard PostgreSQL's hash partitioning picks for its key;
+//! writes count and change what the reference's do; transactions across shards commit or
+//! roll back on every shard; and shard overrides reach only the shard they name.
+//!
+//! Differences do not stop a run: they are gathered, and the test fails at the end with
+//! all of them, each naming the statement and showing both answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
+use futures::{pin_mut, SinkExt};
+use pgshard_proxy::ProxyHandle;
+use pgshard_tests::answer::{self, Order, Outcome, SqlError};
+use pgshard_tests::wire::{self, RawConnection};
+use pgshard_tests::{connect, Cluster, User};
+use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+/// Users 1..=USERS are loaded; user `i` has `i % 4` orders.
+const USERS: i64 = 600;
+
+/// Rows per multi-row INSERT while loading.
+const INSERT_BATCH: usize = 50;
+
+/// COPY data goes in CopyData messages of this many bytes, cutting rows in two, as a
+/// client streaming a file does.
+const COPY_CHUNK: usize = 777;
+
+/// How long one statement may take through the proxy before it counts as hung.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `date '2023-01-01'` as days after 2000-01-01.
+const DAY_2023_01_01: i32 = 8401;
+
+const REGIONS: [&str; 6] = ["north", "south", "east", "west", "central", "islands"];
+const STATUSES: [&str; 4] = ["new", "paid", "shipped", "cancelled"];
+/// The replicated table; users live in the first seven, nobody in the last.
+const COUNTRIES: [(&str, &str); 8] = [
+    ("at", "Austria"),
+    ("br", "Brazil"),
+    ("ca", "Canada"),
+    ("de", "Germany"),
+    ("fr", "France"),
+    ("jp", "Japan"),
+    ("ke", "Kenya"),
+    ("us", "United States"),
+];
+
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE users (id bigint PRIMARY KEY, name text, region text, score int, \
+     balance numeric(12,2), active bool, created date, country text)",
+    "CREATE TABLE orders (id bigint NOT NULL, user_id bigint NOT NULL, \
+     amount numeric(10,2), status text, PRIMARY KEY (user_id, id))",
+    "CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL)",
+    "CREATE INDEX orders_status ON orders (status)",
+];
+
+/// Each cluster size starts a reference server and its shards; one size at a time keeps
+/// the number of containers (and the load on the machine) low.
+static ONE_SIZE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_answer_like_one_postgresql() -> Result<()> {
+    differential(2).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_shards_answer_like_one_postgresql() -> Result<()> {
+    differential(3).await
+}
+
+/// The whole comparison for a cluster of `shards` shards.
+async fn differential(shards: usize) -> Result<()> {
+    let _turn = ONE_SIZE_AT_A_TIME.lock().await;
+    let started = Instant::now();
+    let (reference, cluster) = tokio::join!(Cluster::start(1, 0), Cluster::start(shards, 0));
+    let (reference, cluster) = (reference?, cluster?);
+    let proxy = start_proxy(&cluster).await?;
+    let reference_client = reference.shard(0).primary().client(&User::app()).await?;
+    let mut run = Run::new(reference_client, proxy.addr, shards).await?;
+    let nodes = shard_clients(&cluster).await?;
+
+    load(&mut run).await?;
+    check_placement(&mut run, &nodes).await?;
+    compare_reads(&mut run, "after loading").await?;
+    check_refusals(&mut run, &nodes).await?;
+    check_overrides(&mut run, &nodes).await?;
+    compare_writes(&mut run).await?;
+    compare_tables(&mut run, &nodes, "after the writes").await?;
+    check_transactions(&mut run, &nodes).await?;
+    compare_tables(&mut run, &nodes, "after the transactions").await?;
+
+    let elapsed = started.elapsed();
+    proxy.shutdown().await;
+    run.finish(elapsed)
+}
+
+/// Starts the proxy in front of every shard's primary (through its relay), with `users`
+/// and `orders` sharded and co-located by user id and `countries` replicated.
+async fn start_proxy(cluster: &Cluster) -> Result<ProxyHandle> {
+    let mut toml = String::from(
+        r#"
+[proxy]
+listen = "127.0.0.1:0"
+pool_size = 4
+log_level = "warn"
+
+[[users]]
+name = "app"
+password = "app"
+
+[[databases]]
+name = "app"
+sharding_function = "hash"
+replicated_tables = ["countries"]
+
+[[databases.sharded_tables]]
+table = "users"
+column = "id"
+type = "bigint"
+
+[[databases.sharded_tables]]
+table = "orders"
+column = "user_id"
+type = "bigint"
+"#,
+    );
+    for shard in cluster.shards() {
+        toml.push_str(&format!(
+            "\n[[databases.shards]]\nprimary = \"{}\"\n",
+            shard.primary().proxy_addr()
+        ));
+    }
+    let config = pgshard_config::parse(&toml, "sharding_differential.toml")
+        .map_err(|errors| anyhow::anyhow!("{errors}\n--- configuration ---\n{toml}"))?;
+    Ok(pgshard_proxy::start(config).await?)
+}
+
+/// A direct connection to each shard's primary, by shard index, for looking behind the
+/// proxy's back.
+async fn shard_clients(cluster: &Cluster) -> Result<Vec<Client>> {
+    let mut clients = Vec::new();
+    for shard in cluster.shards() {
+        clients.push(shard.primary().client(&User::app()).await?);
+    }
+    Ok(clients)
+}
+
+// ---------------------------------------------------------------------------------------
+// Running statements on both sides
+// ---------------------------------------------------------------------------------------
+
+/// Which protocol a statement is sent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Simple,
+    Extended,
+}
+
+/// A statement's parameter: bound over the extended protocol, written into the SQL as a
+/// literal for the simple one.
+#[derive(Clone, Debug)]
+enum Param {
+    Int(i32),
+    Bigint(i64),
+    Text(String),
+    Bigints(Vec<i64>),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Int(value) => value,
+            Param::Bigint(value) => value,
+            Param::Text(value) => value,
+            Param::Bigints(value) => value,
+        }
+    }
+
+    fn literal(&self) -> String {
+        match self {
+            Param::Int(value) => value.to_string(),
+            Param::Bigint(value) => value.to_string(),
+            Param::Text(value) => quote(value),
+            Param::Bigints(values) => {
+                let values: Vec<String> = values.iter().map(i64::to_string).collect();
+                format!("ARRAY[{}]::bigint[]", values.join(", "))
+            }
+        }
+    }
+}
+
+/// A statement to compare, how its rows are compared, and its parameters.
+#[derive(Clone, Debug)]
+struct Case {
+    sql: String,
+    order: Order,
+    params: Vec<Param>,
+}
+
+/// A statement whose rows must come in the reference's order (it orders them totally).
+fn exact(sql: &str) -> Case {
+    Case {
+        sql: sql.to_string(),
+        order: Order::Exact,
+        params: Vec::new(),
+    }
+}
+
+/// A statement whose rows may come in any order.
+fn any(sql: &str) -> Case {
+    Case {
+        order: Order::Any,
+        ..exact(sql)
+    }
+}
+
+impl Case {
+    fn with(mut self, params: Vec<Param>) -> Case {
+        self.params = params;
+        self
+    }
+
+    /// The SQL sent with `protocol`: parameters inlined for the simple protocol.
+    fn sql_for(&self, protocol: Protocol) -> String {
+        match protocol {
+            Protocol::Extended => self.sql.clone(),
+            Protocol::Simple => inline(&self.sql, &self.params),
+        }
+    }
+}
+
+/// `sql` with `$n` replaced by the literal of parameter n, from the last one down so that
+/// `$1` does not eat the start of `$12`.
+fn inline(sql: &str, params: &[Param]) -> String {
+    let mut sql = sql.to_string();
+    for (index, param) in params.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", index + 1), &param.literal());
+    }
+    sql
+}
+
+/// Runs `case` on `client` with `protocol`.
+async fn outcome(client: &Client, case: &Case, protocol: Protocol) -> Outcome {
+    match protocol {
+        Protocol::Simple => answer::simple_query(client, &case.sql_for(protocol)).await,
+        Protocol::Extended => {
+            let params: Vec<&(dyn ToSql + Sync)> = case.params.iter().map(Param::as_sql).collect();
+            answer::extended_query(client, &case.sql, &params).await
+        }
+    }
+}
+
+/// The reference and the proxy side by side, and the differences found so far.
+struct Run {
+    reference: Client,
+    proxy: Client,
+    proxy_addr: SocketAddr,
+    shards: usize,
+    checks: usize,
+    differences: Vec<String>,
+}
+
+impl Run {
+    async fn new(reference: Client, proxy_addr: SocketAddr, shards: usize) -> Result<Run> {
+        let proxy = connect(proxy_addr, &User::app())
+            .await
+            .context("connecting to the proxy")?;
+        Ok(Run {
+            reference,
+            proxy,
+            proxy_addr,
+            shards,
+            checks: 0,
+            differences: Vec::new(),
+        })
+    }
+
+    /// Counts a check, and records `difference` when there is one.
+    fn check(&mut self, what: impl FnOnce() -> String, difference: Option<String>) {
+        self.checks += 1;
+        if let Some(difference) = difference {
+            self.differences.push(format!("{}: {difference}", what()));
+        }
+    }
+
+    /// Records a failed expectation about the proxy.
+    fn expect(&mut self, holds: bool, what: impl FnOnce() -> String) {
+        self.checks += 1;
+        if !holds {
+            self.differences.push(what());
+        }
+    }
+
+    /// Runs `case` through the proxy, giving up after [`STATEMENT_TIMEOUT`]. After a hang
+    /// or a lost connection the next statements get a new connection (the failure is in
+    /// the outcome); a proxy that takes no new connection ends the run.
+    async fn on_proxy(&mut self, case: &Case, protocol: Protocol) -> Result<Outcome> {
+        let result =
+            tokio::time::timeout(STATEMENT_TIMEOUT, outcome(&self.proxy, case, protocol)).await;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(_) => Err(SqlError::other(format!(
+                "no answer within {STATEMENT_TIMEOUT:?} (hung)"
+            ))),
+        };
+        if result_is_hang_or_loss(&outcome) || self.proxy.is_closed() {
+            self.proxy = connect(self.proxy_addr, &User::app())
+                .await
+                .with_context(|| format!("the proxy takes no connection after {}", case.sql))?;
+        }
+        Ok(outcome)
+    }
+
+    /// Runs `case` on the reference, where it must succeed unless `may_fail`: the
+    /// reference is the truth, so an error there is the test's mistake.
+    async fn on_reference(&self, case: &Case, protocol: Protocol) -> Result<Outcome> {
+        let outcome = outcome(&self.reference, case, protocol).await;
+        if let Err(error) = &outcome {
+            if error.code.is_none() {
+                bail!("the reference failed on {}: {}", case.sql, error.message);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Runs `case` on both sides with `protocol` and records any difference.
+    async fn compare(&mut self, case: &Case, protocol: Protocol) -> Result<()> {
+        let reference = self.on_reference(case, protocol).await?;
+        let proxy = self.on_proxy(case, protocol).await?;
+        let difference = answer::difference(case.order, &proxy, &reference);
+        self.check(|| describe(case, protocol), difference);
+        Ok(())
+    }
+
+    /// Runs `case` on both sides with both protocols.
+    async fn compare_both(&mut self, case: &Case) -> Result<()> {
+        self.compare(case, Protocol::Simple).await?;
+        self.compare(case, Protocol::Extended).await
+    }
+
+    /// Ends the run: fails with every difference found, or reports how long it took.
+    fn finish(self, elapsed: Duration) -> Result<()> {
+        eprintln!(
+            "{} shards: {} checks, {} differences, {:.1}s",
+            self.shards,
+            self.checks,
+            self.differences.len(),
+            elapsed.as_secs_f64()
+        );
+        ensure!(
+            self.differences.is_empty(),
+            "{} of {} checks went wrong through the proxy with {} shards:\n\n{}",
+            self.differences.len(),
+            self.checks,
+            self.shards,
+            self.differences.join("\n\n")
+        );
+        Ok(())
+    }
+}
+
+/// Whether an outcome says the proxy hung or the connection broke (no SQLSTATE, and not
+/// a value that failed to decode).
+fn result_is_hang_or_loss(outcome: &Outcome) -> bool {
+    matches!(outcome, Err(error) if error.code.is_none() && !error.message.contains("deserializ"))
+}
+
+/// How a statement is named in a failure.
+fn describe(case: &Case, protocol: Protocol) -> String {
+    let mut text = format!("[{protocol:?}] {}", case.sql_for(protocol));
+    if protocol == Protocol::Extended && !case.params.is_empty() {
+        text.push_str(&format!("  params {:?}", case.params));
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------
+// The data set
+// ---------------------------------------------------------------------------------------
+
+/// One generated `users` row; every column is a function of the id.
+struct UserRow {
+    id: i64,
+    name: String,
+    region: Option<&'static str>,
+    score: Option<i32>,
+    balance: String,
+    active: bool,
+    created: String,
+    country: &'static str,
+}
+
+/// The user with id `i`: a few names need quoting or escaping in SQL, COPY text and CSV;
+/// one region in seven and one score in eleven is NULL.
+fn user(i: i64) -> UserRow {
+    let name = if i % 50 == 0 {
+        format!("O'Brien, \"Jr\" {i}")
+    } else if i % 45 == 0 {
+        format!("back\\slash {i}")
+    } else if i % 70 == 0 {
+        format!("tab\there {i}")
+    } else if i % 60 == 0 {
+        format!("Zoë {i}")
+    } else {
+        format!("user{i:04}")
+    };
+    UserRow {
+        id: i,
+        name,
+        region: (i % 7 != 6).then(|| REGIONS[(i % 7) as usize]),
+        score: (i % 11 != 0).then(|| ((i * 37) % 101 - 20) as i32),
+        balance: cents((i * 7919) % 100_000 - 20_000),
+        active: i % 3 != 0,
+        created: answer::date_text(DAY_2023_01_01 + ((i * 13) % 365) as i32),
+        country: COUNTRIES[(i / 3 % 7) as usize].0,
+    }
+}
+
+/// One generated `orders` row.
+struct OrderRow {
+    id: i64,
+    user_id: i64,
+    amount: String,
+    status: &'static str,
+}
+
+/// The orders of user `user_id`: `user_id % 4` of them.
+fn orders_of(user_id: i64) -> impl Iterator<Item = OrderRow> {
+    (0..user_id % 4).map(move |j| OrderRow {
+        id: user_id * 10 + j,
+        user_id,
+        amount: cents(((user_id * 7 + j * 13) * 97) % 250_000 + 50),
+        status: STATUSES[((user_id + j) % 4) as usize],
+    })
+}
+
+/// A number of cents as a decimal with two places.
+fn cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+}
+
+/// A SQL string literal.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A SQL literal for an optional value.
+fn or_null<T: ToString>(value: Option<T>) -> String {
+    value.map_or("NULL".to_string(), |v| v.to_string())
+}
+
+impl UserRow {
+    /// The row as a VALUES tuple.
+    fn values(&self) -> String {
+        format!(
+            "({}, {}, {}, {}, {}, {}, {}, {})",
+            self.id,
+            quote(&self.name),
+            or_null(self.region.map(quote)),
+            or_null(self.score),
+            self.balance,
+            self.active,
+            quote(&self.created),
+            quote(self.country)
+        )
+    }
+
+    /// The row's fields, `None` for NULL, in column order.
+    fn fields(&self) -> Vec<Option<String>> {
+        vec![
+            Some(self.id.to_string()),
+            Some(self.name.clone()),
+            self.region.map(str::to_string),
+            self.score.map(|s| s.to_string()),
+            Some(self.balance.clone()),
+            Some(self.active.to_string()),
+            Some(self.created.clone()),
+            Some(self.country.to_string()),
+        ]
+    }
+}
+
+impl OrderRow {
+    fn values(&self) -> String {
+        format!(
+            "({}, {}, {}, {})",
+            self.id,
+            self.user_id,
+            self.amount,
+            quote(self.status)
+        )
+    }
+
+    fn fields(&self) -> Vec<Option<String>> {
+        vec![
+            Some(self.id.to_string()),
+            Some(self.user_id.to_string()),
+            Some(self.amount.clone()),
+            Some(self.status.to_string()),
+        ]
+    }
+}
+
+/// A line of COPY's text format.
+fn copy_text_line(fields: &[Option<String>]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|field| match field {
+            None => "\\N".to_string(),
+            Some(text) => text
+                .replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r"),
+        })
+        .collect();
+    fields.join("\t") + "\n"
+}
+
+/// A line of COPY's CSV format: NULL unquoted and empty, quotes where needed.
+fn csv_line(fields: &[Option<String>]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|field| match field {
+            None => String::new(),
+            Some(text) if text.contains([',', '"', '\n', '\r']) || text.is_empty() => {
+                format!("\"{}\"", text.replace('"', "\"\""))
+            }
+            Some(text) => text.clone(),
+        })
+        .collect();
+    fields.join(",") + "\n"
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------
+
+/// How a chunk of rows is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    /// Multi-row INSERTs with literals, over the simple protocol.
+    Insert,
+    /// Multi-row INSERTs with bound parameters.
+    InsertBound,
+    /// COPY FROM STDIN, text format.
+    CopyText,
+    /// COPY FROM STDIN, CSV format with a header line.
+    CopyCsv,
+}
+
+/// Which table a load step fills, and for which users.
+#[derive(Clone, Debug)]
+enum Rows {
+    Users(RangeInclusive<i64>),
+    Orders(RangeInclusive<i64>),
+}
+
+/// How the data set is loaded: every way of writing rows, for both sharded tables.
+fn load_plan() -> Vec<(Rows, Load)> {
+    vec![
+        (Rows::Users(1..=150), Load::Insert),
+        (Rows::Users(151..=300), Load::InsertBound),
+        (Rows::Users(301..=450), Load::CopyText),
+        (Rows::Users(451..=USERS), Load::CopyCsv),
+        (Rows::Orders(1..=200), Load::Insert),
+        (Rows::Orders(201..=300), Load::InsertBound),
+        (Rows::Orders(301..=450), Load::CopyCsv),
+        (Rows::Orders(451..=USERS), Load::CopyText),
+    ]
+}
+
+/// Creates the schema and loads the data set on the reference directly and through the
+/// proxy, the same statements on both. A step that fails through the proxy is recorded
+/// and its rows are loaded again with plain INSERTs, so the queries still have data.
+async fn load(run: &mut Run) -> Result<()> {
+    for ddl in SCHEMA {
+        let case = exact(ddl);
+        let protocol = if ddl.starts_with("CREATE INDEX") {
+            Protocol::Extended
+        } else {
+            Protocol::Simple
+        };
+        let reference = run.on_reference(&case, protocol).await?;
+        ensure!(reference.is_ok(), "{ddl}: {}", answer::summary(&reference));
+        run.compare_outcome(&case, protocol, reference).await?;
+    }
+    for (rows, how) in load_plan() {
+        let expected = write_rows(&run.reference, &rows, how)
+            .await
+            .with_context(|| format!("loading {rows:?} by {how:?} into the reference"))?;
+        let through_proxy =
+            tokio::time::timeout(STATEMENT_TIMEOUT, write_rows(&run.proxy, &rows, how))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {STATEMENT_TIMEOUT:?}")));
+        match through_proxy {
+            Ok(count) => run.expect(count == expected, || {
+                format!(
+                    "loading {rows:?} by {how:?}: the proxy counted {count} rows, not {expected}"
+                )
+            }),
+            Err(error) => {
+                run.expect(false, || format!("loading {rows:?} by {how:?}: {error:#}"));
+                if run.proxy.is_closed() {
+                    run.proxy = connect(run.proxy_addr, &User::app()).await?;
+                }
+                write_rows(&run.proxy, &rows, Load::Insert)
+                    .await
+                    .with_context(|| format!("loading {rows:?} again with INSERTs"))?;
+            }
+        }
+    }
+    let countries: Vec<String> = COUNTRIES
+        .iter()
+        .map(|(code, name)| format!("({}, {})", quote(code), quote(name)))
+        .collect();
+    let insert = exact(&format!(
+        "INSERT INTO countries (code, name) VALUES {}",
+        countries.join(", ")
+    ));
+    let reference = run.on_reference(&insert, Protocol::Simple).await?;
+    run.compare_outcome(&insert, Protocol::Simple, reference)
+        .await
+}
+
+impl Run {
+    /// Runs `case` through the proxy and compares with the reference's `reference`
+    /// outcome, for statements that must run once per side.
+    async fn compare_outcome(
+        &mut self,
+        case: &Case,
+        protocol: Protocol,
+        reference: Outcome,
+    ) -> Result<()> {
+        let proxy = self.on_proxy(case, protocol).await?;
+        let difference = answer::difference(case.order, &proxy, &reference);
+        self.check(|| describe(case, protocol), difference);
+        Ok(())
+    }
+}
+
+/// Writes `rows` into `client`'s database the `how` way; returns the rows the server
+/// said it wrote.
+async fn write_rows(client: &Client, rows: &Rows, how: Load) -> Result<u64> {
+    let (table, columns, records) = match rows {
+        Rows::Users(ids) => (
+            "users",
+            "id, name, region, score, balance, active, created, country",
+            ids.clone()
+                .map(user)
+                .map(|u| (u.values(), u.fields()))
+                .collect(),
+        ),
+        Rows::Orders(ids) => (
+            "orders",
+            "id, user_id, amount, status",
+            ids.clone()
+                .flat_map(orders_of)
+                .map(|o| (o.values(), o.fields()))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    match how {
+        Load::Insert => insert_literals(client, table, columns, &records).await,
+        Load::InsertBound => insert_bound(client, rows).await,
+        Load::CopyText => {
+            let data: String = records.iter().map(|(_, f)| copy_text_line(f)).collect();
+            let copy = format!("COPY {table} ({columns}) FROM STDIN");
+            copy_in(client, &copy, data).await
+        }
+        Load::CopyCsv => {
+            let mut data = format!("{columns}\n").replace(", ", ",");
+            data.extend(records.iter().map(|(_, f)| csv_line(f)));
+            let copy = format!("COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)");
+            copy_in(client, &copy, data).await
+        }
+    }
+}
+
+/// Multi-row INSERTs of VALUES tuples, [`INSERT_BATCH`] rows each, simple protocol.
+async fn insert_literals(
+    client: &Client,
+    table: &str,
+    columns: &str,
+    records: &[(String, Vec<Option<String>>)],
+) -> Result<u64> {
+    let mut written = 0;
+    for batch in records.chunks(INSERT_BATCH) {
+        let values: Vec<&str> = batch.iter().map(|(v, _)| v.as_str()).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({columns}) VALUES {}",
+            values.join(", ")
+        );
+        let outcome = answer::simple_query(client, &sql).await;
+        written += outcome
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.unwrap_or_default(), e.message))?
+            .count
+            .unwrap_or(0);
+    }
+    Ok(written)
+}
+
+/// Multi-row INSERTs with every value bound as a parameter, [`INSERT_BATCH`] rows each.
+/// Numeric and date values go as text and are cast, since the driver has no such types.
+async fn insert_bound(client: &Client, rows: &Rows) -> Result<u64> {
+    let mut written = 0;
+    match rows {
+        Rows::Users(ids) => {
+            let users: Vec<UserRow> = ids.clone().map(user).collect();
+            for batch in users.chunks(INSERT_BATCH) {
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                let mut tuples = Vec::new();
+                for u in batch {
+                    let n = params.len();
+                    tuples.push(format!(
+                        "(${}, ${}, ${}, ${}, ${}::text::numeric, ${}, ${}::text::date, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7,
+                        n + 8
+                    ));
+                    params.extend([
+                        &u.id as &(dyn ToSql + Sync),
+                        &u.name,
+                        &u.region,
+                        &u.score,
+                        &u.balance,
+                        &u.active,
+                        &u.created,
+                        &u.country,
+                    ]);
+                }
+                let sql = format!(
+                    "INSERT INTO users (id, name, region, score, balance, active, created, country) \
+                     VALUES {}",
+                    tuples.join(", ")
+                );
+                written += client.execute(&sql, &params).await?;
+            }
+        }
+        Rows::Orders(ids) => {
+            let orders: Vec<OrderRow> = ids.clone().flat_map(orders_of).collect();
+            for batch in orders.chunks(INSERT_BATCH) {
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                let mut tuples = Vec::new();
+                for o in batch {
+                    let n = params.len();
+                    tuples.push(format!(
+                        "(${}, ${}, ${}::text::numeric, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4
+                    ));
+                    params.extend([
+                        &o.id as &(dyn ToSql + Sync),
+                        &o.user_id,
+                        &o.amount,
+                        &o.status,
+                    ]);
+                }
+                let sql = format!(
+                    "INSERT INTO orders (id, user_id, amount, status) VALUES {}",
+                    tuples.join(", ")
+                );
+                written += client.execute(&sql, &params).await?;
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Runs a COPY FROM STDIN with `data`, sent in [`COPY_CHUNK`]-byte pieces; returns the
+/// rows the server counted.
+async fn copy_in(client: &Client, statement: &str, data: String) -> Result<u64> {
+    let sink = client.copy_in::<_, Bytes>(statement).await?;
+    pin_mut!(sink);
+    for chunk in data.as_bytes().chunks(COPY_CHUNK) {
+        sink.send(Bytes::copy_from_slice(chunk)).await?;
+    }
+    Ok(sink.finish().await?)
+}
+
+// ---------------------------------------------------------------------------------------
+// Placement
+// ---------------------------------------------------------------------------------------
+
+/// Checks, on the shards directly, that every user is on exactly the shard whose index is
+/// the remainder PostgreSQL's `PARTITION BY HASH (id)` with `MODULUS shards` gives its id,
+/// that every order is on its user's shard, and that every shard has all countries.
+async fn check_placement(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    let holders = users_by_shard(nodes).await?;
+    let partitions = hash_partitions(&run.reference, nodes.len()).await?;
+    let mut misplaced = Vec::new();
+    for (id, remainder) in &partitions {
+        match holders.get(id).map(Vec::as_slice) {
+            Some([shard]) if shard == remainder => {}
+            other => misplaced.push(format!("{id}: on shards {other:?}, partition {remainder}")),
+        }
+    }
+    let stray: Vec<&i64> = holders
+        .keys()
+        .filter(|id| !partitions.contains_key(id))
+        .collect();
+    let per_shard: Vec<usize> = (0..nodes.len())
+        .map(|s| holders.values().filter(|h| h.contains(&s)).count())
+        .collect();
+    run.expect(misplaced.is_empty() && stray.is_empty(), || {
+        format!(
+            "placement: {} of {} users not on exactly their hash partition's shard, e.g. {:?}; \
+             {} ids on the shards that the reference does not have; users per shard {per_shard:?}",
+            misplaced.len(),
+            partitions.len(),
+            &misplaced[..misplaced.len().min(5)],
+            stray.len()
+        )
+    });
+
+    for (index, node) in nodes.iter().enumerate() {
+        let orphans: i64 = node
+            .query_one(
+                "SELECT count(*) FROM orders o WHERE NOT EXISTS \
+                 (SELECT 1 FROM users u WHERE u.id = o.user_id)",
+                &[],
+            )
+            .await?
+            .get(0);
+        run.expect(orphans == 0, || {
+            format!("placement: shard {index} holds {orphans} orders whose user is elsewhere")
+        });
+    }
+    compare_countries_on_every_shard(run, nodes, "after loading").await
+}
+
+/// Every user id on the shards, with the shards that hold it (one, if all is well).
+async fn users_by_shard(nodes: &[Client]) -> Result<BTreeMap<i64, Vec<usize>>> {
+    let mut holders: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for row in node.query("SELECT id FROM users", &[]).await? {
+            holders.entry(row.get(0)).or_default().push(index);
+        }
+    }
+    Ok(holders)
+}
+
+/// The hash-partition remainder of every user id of the reference, found by putting the
+/// ids into a table `PARTITION BY HASH (id)` with `modulus` partitions and reading each
+/// row's `tableoid`.
+async fn hash_partitions(reference: &Client, modulus: usize) -> Result<BTreeMap<i64, usize>> {
+    let mut ddl = String::from(
+        "DROP TABLE IF EXISTS placement; \
+         CREATE TABLE placement (id bigint) PARTITION BY HASH (id);",
+    );
+    for remainder in 0..modulus {
+        ddl.push_str(&format!(
+            "CREATE TABLE placement_p{remainder} PARTITION OF placement \
+             FOR VALUES WITH (MODULUS {modulus}, REMAINDER {remainder});"
+        ));
+    }
+    ddl.push_str("INSERT INTO placement SELECT id FROM users;");
+    reference.batch_execute(&ddl).await?;
+    let rows = reference
+        .query("SELECT id, tableoid::regclass::text FROM placement", &[])
+        .await?;
+    let mut partitions = BTreeMap::new();
+    for row in rows {
+        let partition: String = row.get(1);
+        let remainder = partition
+            .rsplit_once("_p")
+            .and_then(|(_, r)| r.parse::<usize>().ok())
+            .with_context(|| format!("unexpected partition {partition}"))?;
+        partitions.insert(row.get::<_, i64>(0), remainder);
+    }
+    reference.batch_execute("DROP TABLE placement").await?;
+    Ok(partitions)
+}
+
+/// Checks that every shard holds the reference's `countries` in full.
+async fn compare_countries_on_every_shard(
+    run: &mut Run,
+    nodes: &[Client],
+    when: &str,
+) -> Result<()> {
+    let case = exact("SELECT code, name FROM countries ORDER BY code");
+    let reference = run.on_reference(&case, Protocol::Simple).await?;
+    for (index, node) in nodes.iter().enumerate() {
+        let on_shard = answer::simple_query(node, &case.sql).await;
+        let difference = answer::difference(Order::Exact, &on_shard, &reference);
+        run.check(
+            || format!("replicated table on shard {index} {when} (shard vs reference)"),
+            difference,
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------
+
+/// The queries compared, over both protocols.
+fn read_cases() -> Vec<Case> {
+    use Param::{Bigint, Bigints, Int, Text};
+    let all_users = "SELECT id, name, region, score, balance, active, created, country FROM users";
+    vec![
+        // Point lookups by key.
+        exact("SELECT id, name, region, score, balance, active, created, country FROM users WHERE id = 42"),
+        exact("SELECT * FROM users WHERE id = $1").with(vec![Bigint(137)]),
+        exact("SELECT name, balance FROM users WHERE id = CAST('77' AS bigint)"),
+        exact("SELECT name, created FROM users WHERE id = 78::bigint"),
+        exact("SELECT id, name FROM users WHERE id IN (3, 250, 401, 599) ORDER BY id"),
+        exact("SELECT id, score FROM users WHERE id = 5 OR id = 305 ORDER BY id"),
+        exact("SELECT u.name, u.balance FROM users u WHERE u.id = 12"),
+        exact("SELECT users.name FROM users WHERE users.id = 13"),
+        exact("SELECT * FROM users WHERE id = 100000"),
+        exact("SELECT id, amount, status FROM orders WHERE user_id = $1 ORDER BY id")
+            .with(vec![Bigint(123)]),
+        exact("SELECT id FROM users WHERE id = ANY($1) ORDER BY id")
+            .with(vec![Bigints(vec![10, 20, 30, 444, 555])]),
+        exact("SELECT name FROM users WHERE id = $1 AND active").with(vec![Bigint(301)]),
+        exact("SELECT id, balance, created, active, score FROM users WHERE id BETWEEN 1 AND 12 ORDER BY id"),
+        // Scans of every shard.
+        any(all_users),
+        any("SELECT * FROM orders"),
+        any("SELECT id, name FROM users WHERE region = 'north'"),
+        any("SELECT id FROM users WHERE score > 50 AND active"),
+        any("SELECT id, balance FROM users WHERE balance < $1::text::numeric")
+            .with(vec![Text("-100.50".to_string())]),
+        any("SELECT id FROM users WHERE region IS NULL"),
+        any("SELECT id, name FROM users WHERE name LIKE $1").with(vec![Text("user01%".to_string())]),
+        any("SELECT id, user_id FROM orders WHERE status = $1").with(vec![Text("paid".to_string())]),
+        // Aggregates.
+        exact("SELECT count(*) FROM users"),
+        exact("SELECT count(*), count(region), count(score) FROM users"),
+        exact("SELECT sum(score), min(score), max(score) FROM users"),
+        exact("SELECT sum(id), min(id), max(id), avg(id) FROM users"),
+        exact("SELECT sum(balance), min(balance), max(balance), avg(balance) FROM users"),
+        exact("SELECT avg(score) FROM users"),
+        exact("SELECT sum(amount), count(*), avg(amount) FROM orders"),
+        exact("SELECT min(name), max(name) FROM users"),
+        exact("SELECT min(created), max(created) FROM users"),
+        exact("SELECT bool_and(active), bool_or(active), bool_and(score > -30) FROM users"),
+        exact("SELECT count(*) FROM users WHERE false"),
+        exact("SELECT sum(score), max(name), avg(balance), count(*), bool_or(active) FROM users WHERE false"),
+        exact("SELECT count(*), sum(amount) FROM orders WHERE user_id = 77"),
+        exact("SELECT count(*) FROM users WHERE score > $1").with(vec![Int(40)]),
+        exact("SELECT max(score) - min(score) FROM users"),
+        // GROUP BY and HAVING.
+        exact("SELECT region, count(*), sum(score), avg(balance) FROM users GROUP BY region ORDER BY region NULLS FIRST"),
+        any("SELECT region, count(*) FROM users GROUP BY region"),
+        exact("SELECT active, region, count(*), min(score), max(score) FROM users GROUP BY active, region ORDER BY active, region"),
+        exact("SELECT region, count(*) AS n FROM users GROUP BY region HAVING count(*) > 85 ORDER BY region"),
+        exact("SELECT region, sum(balance) FROM users GROUP BY region HAVING sum(balance) > 0 ORDER BY 2 DESC, 1"),
+        exact("SELECT status, count(*), sum(amount), avg(amount), min(amount), max(amount) FROM orders GROUP BY status ORDER BY status"),
+        exact("SELECT user_id, count(*) FROM orders GROUP BY user_id HAVING count(*) = 3 ORDER BY user_id LIMIT 10"),
+        exact("SELECT created, count(*) FROM users GROUP BY created ORDER BY count(*) DESC, created LIMIT 5"),
+        exact("SELECT region FROM users GROUP BY region HAVING max(score) > 70 ORDER BY region"),
+        exact("SELECT country, count(*) FROM users GROUP BY 1 ORDER BY 1"),
+        exact("SELECT region, count(*) FROM users WHERE score >= $1 GROUP BY region ORDER BY region")
+            .with(vec![Int(10)]),
+        // ORDER BY, LIMIT, OFFSET.
+        exact("SELECT id, score FROM users ORDER BY score NULLS FIRST, id"),
+        exact("SELECT id, score FROM users ORDER BY score DESC, id"),
+        exact("SELECT id, score FROM users ORDER BY score DESC NULLS LAST, id DESC"),
+        exact("SELECT id, region FROM users ORDER BY region, id"),
+        exact("SELECT id AS k, balance AS b FROM users ORDER BY b DESC, k LIMIT 20"),
+        exact("SELECT name, id FROM users ORDER BY 2 DESC LIMIT 15"),
+        exact("SELECT id, score FROM users WHERE score IS NOT NULL ORDER BY score % 7, id DESC LIMIT 30"),
+        exact("SELECT name FROM users ORDER BY created, id LIMIT 25"),
+        exact("SELECT id FROM users ORDER BY balance DESC, id LIMIT 10"),
+        exact("SELECT id, name FROM users ORDER BY name"),
+        exact("SELECT id, balance FROM users ORDER BY balance, id OFFSET 590"),
+        exact("SELECT id FROM users ORDER BY id LIMIT 10 OFFSET 100"),
+        exact("SELECT id FROM users ORDER BY id DESC LIMIT $1 OFFSET $2")
+            .with(vec![Bigint(8), Bigint(37)]),
+        exact("SELECT id, created FROM users ORDER BY created DESC, id LIMIT 7"),
+        exact("SELECT * FROM orders ORDER BY amount DESC, id LIMIT 12"),
+        exact("SELECT id, score::float8 / 3 AS third FROM users WHERE score IS NOT NULL ORDER BY third, id LIMIT 10"),
+        exact("SELECT id, name FROM users ORDER BY id LIMIT 0"),
+        // DISTINCT.
+        any("SELECT DISTINCT region FROM users"),
+        exact("SELECT DISTINCT region, active FROM users ORDER BY region, active"),
+        exact("SELECT DISTINCT status FROM orders ORDER BY status"),
+        exact("SELECT DISTINCT score FROM users ORDER BY score NULLS FIRST LIMIT 10"),
+        exact("SELECT count(DISTINCT id) FROM users"),
+        // Joins of co-located sharded tables.
+        exact("SELECT u.id, u.name, o.id, o.amount FROM users u JOIN orders o ON u.id = o.user_id WHERE u.id = 42 ORDER BY o.id"),
+        any("SELECT u.id, o.id, o.amount FROM users u JOIN orders o ON u.id = o.user_id"),
+        exact("SELECT u.region, count(o.id), sum(o.amount) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.region ORDER BY u.region"),
+        exact("SELECT u.id, count(o.id) FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id ORDER BY count(o.id) DESC, u.id LIMIT 20"),
+        exact("SELECT u.name, o.status FROM users u, orders o WHERE u.id = o.user_id AND o.status = 'paid' AND u.active ORDER BY o.id LIMIT 50"),
+        exact("SELECT o.id, u.name FROM orders o JOIN users u ON u.id = o.user_id WHERE o.user_id = $1 ORDER BY o.id")
+            .with(vec![Bigint(207)]),
+        exact("SELECT name FROM users WHERE id = 7 AND id IN (SELECT user_id FROM orders WHERE user_id = 7)"),
+        // The replicated table, alone and joined.
+        exact("SELECT code, name FROM countries ORDER BY code"),
+        exact("SELECT count(*) FROM countries"),
+        exact("SELECT * FROM countries WHERE code = $1").with(vec![Text("de".to_string())]),
+        exact("SELECT c.name, count(*) FROM users u JOIN countries c ON c.code = u.country GROUP BY c.name ORDER BY c.name"),
+        exact("SELECT u.id, c.name FROM users u JOIN countries c ON c.code = u.country WHERE u.id = 99"),
+        any("SELECT u.id, c.name FROM users u JOIN countries c ON c.code = u.country WHERE u.score > 70"),
+        exact("SELECT c.code, count(u.id) FROM countries c LEFT JOIN users u ON u.country = c.code GROUP BY c.code ORDER BY c.code"),
+        // No table, or only the catalog.
+        exact("SELECT 1"),
+        exact("SELECT now() IS NOT NULL"),
+        exact("SELECT count(*) FROM pg_catalog.pg_class WHERE relname IN ('users', 'orders', 'countries')"),
+    ]
+}
+
+/// Compares every read query over both protocols.
+async fn compare_reads(run: &mut Run, when: &str) -> Result<()> {
+    let before = run.differences.len();
+    for case in read_cases() {
+        run.compare_both(&case).await?;
+    }
+    eprintln!(
+        "{} shards: reads {when}: {} differences",
+        run.shards,
+        run.differences.len() - before
+    );
+    Ok(())
+}
+
+/// Compares the three tables in full through the proxy, then checks that the shards
+/// together hold each user and order once and each country on every shard.
+async fn compare_tables(run: &mut Run, nodes: &[Client], when: &str) -> Result<()> {
+    for sql in [
+        "SELECT id, name, region, score, balance, active, created, country FROM users ORDER BY id",
+        "SELECT user_id, id, amount, status FROM orders ORDER BY user_id, id",
+        "SELECT code, name FROM countries ORDER BY code",
+    ] {
+        run.compare_both(&exact(sql)).await?;
+    }
+    for (table, key) in [("users", "id"), ("orders", "user_id, id")] {
+        let reference: i64 = run
+            .reference
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await?
+            .get(0);
+        let mut on_shards = 0;
+        let mut keys = BTreeSet::new();
+        for node in nodes {
+            for row in node
+                .simple_query(&format!("SELECT ({key})::text FROM {table}"))
+                .await?
+            {
+                if let tokio_postgres::SimpleQueryMessage::Row(row) = row {
+                    on_shards += 1;
+                    keys.insert(row.get(0).unwrap_or_default().to_string());
+                }
+            }
+        }
+        run.expect(
+            on_shards == reference && keys.len() == on_shards as usize,
+            || {
+                format!(
+                    "{table} {when}: {on_shards} rows on the shards ({} distinct keys), \
+                 {reference} on the reference",
+                    keys.len()
+                )
+            },
+        );
+    }
+    compare_countries_on_every_shard(run, nodes, when).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals
+// ---------------------------------------------------------------------------------------
+
+/// Queries no merge of shard results answers exactly; valid SQL for PostgreSQL.
+const REFUSED: [&str; 9] = [
+    "SELECT id, rank() OVER (ORDER BY score) FROM users",
+    "SELECT a.id, b.id FROM users a JOIN users b ON a.region = b.region WHERE a.id < 5",
+    "SELECT u.id, o.id FROM users u JOIN orders o ON u.id = o.id",
+    "SELECT count(DISTINCT region) FROM users",
+    "SELECT DISTINCT ON (region) region, id FROM users ORDER BY region, id",
+    "SELECT string_agg(name, ',') FROM users",
+    "SELECT id FROM users WHERE score > (SELECT avg(score) FROM users)",
+    "SELECT * FROM unlisted",
+    "INSERT INTO unlisted VALUES (1)",
+];
+
+/// Checks that each [`REFUSED`] query gets 0A000 through the proxy over both protocols,
+/// and that the connection answers the next query. A table in neither list (`unlisted`)
+/// is created on every shard and on the reference behind the proxy's back.
+async fn check_refusals(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    let create = "CREATE TABLE unlisted (id int)";
+    run.reference.batch_execute(create).await?;
+    for node in nodes {
+        node.batch_execute(create).await?;
+    }
+    for sql in REFUSED {
+        let case = any(sql);
+        let reference = run.on_reference(&case, Protocol::Simple).await?;
+        ensure!(
+            reference.is_ok(),
+            "{sql} fails on the reference: {}",
+            answer::summary(&reference)
+        );
+        for protocol in [Protocol::Simple, Protocol::Extended] {
+            let proxy = run.on_proxy(&case, protocol).await?;
+            let refused = matches!(&proxy, Err(e) if e.code.as_deref() == Some(SqlState::FEATURE_NOT_SUPPORTED.code()));
+            run.expect(refused, || {
+                format!(
+                    "{}: expected 0A000, got {}",
+                    describe(&case, protocol),
+                    answer::summary(&proxy)
+                )
+            });
+            let after = run.on_proxy(&exact("SELECT 1"), protocol).await?;
+            run.expect(
+                matches!(&after, Ok(a) if a.rows == [[Some("1".to_string())]]),
+                || {
+                    format!(
+                        "{}: the next SELECT 1 got {}",
+                        describe(&case, protocol),
+                        answer::summary(&after)
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Overrides
+// ---------------------------------------------------------------------------------------
+
+/// Checks that `SET pgshard.shard = 1` and `/* pgshard: shard=0 */` send a scan to that
+/// shard only (its own count, as read on the node), and that `RESET pgshard.shard`
+/// brings back the count of all shards.
+async fn check_overrides(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    let count = "SELECT count(*) FROM users";
+    let direct = |index: usize| {
+        let node = &nodes[index];
+        async move { Ok::<i64, anyhow::Error>(node.query_one(count, &[]).await?.get(0)) }
+    };
+    let total: i64 = run.reference.query_one(count, &[]).await?.get(0);
+    let (on_1, on_0) = (direct(1).await?, direct(0).await?);
+
+    let set = run
+        .on_proxy(&exact("SET pgshard.shard = 1"), Protocol::Simple)
+        .await?;
+    run.expect(set.is_ok(), || {
+        format!("SET pgshard.shard = 1: {}", answer::summary(&set))
+    });
+    run.expect_count(count, on_1, "after SET pgshard.shard = 1")
+        .await?;
+    let reset = run
+        .on_proxy(&exact("RESET pgshard.shard"), Protocol::Simple)
+        .await?;
+    run.expect(reset.is_ok(), || {
+        format!("RESET pgshard.shard: {}", answer::summary(&reset))
+    });
+    run.expect_count(count, total, "after RESET pgshard.shard")
+        .await?;
+    let hinted = format!("/* pgshard: shard=0 */ {count}");
+    run.expect_count(&hinted, on_0, "with the hint").await?;
+    run.expect_count(count, total, "after the hinted statement")
+        .await
+}
+
+impl Run {
+    /// Checks that `sql` (one bigint) gives `expected` through the proxy over both
+    /// protocols.
+    async fn expect_count(&mut self, sql: &str, expected: i64, when: &str) -> Result<()> {
+        let case = exact(sql);
+        for protocol in [Protocol::Simple, Protocol::Extended] {
+            let proxy = self.on_proxy(&case, protocol).await?;
+            let got = proxy
+                .as_ref()
+                .ok()
+                .and_then(|a| a.rows.first())
+                .and_then(|row| row.first().cloned().flatten());
+            self.expect(got == Some(expected.to_string()), || {
+                format!(
+                    "{} {when}: expected {expected}, got {}",
+                    describe(&case, protocol),
+                    answer::summary(&proxy)
+                )
+            });
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes
+// ---------------------------------------------------------------------------------------
+
+/// Writes compared once each (counts, RETURNING rows), with the protocol they go by.
+fn write_cases() -> Vec<(Protocol, Case)> {
+    use Param::{Bigint, Int, Text};
+    use Protocol::{Extended, Simple};
+    let new_users: Vec<String> = [1007, 1001, 1010, 1003, 1002, 1009]
+        .into_iter()
+        .map(|id| user(id).values())
+        .collect();
+    vec![
+        (
+            Simple,
+            exact(&format!(
+                "INSERT INTO users (id, name, region, score, balance, active, created, country) \
+                 VALUES {} RETURNING id, name, balance",
+                new_users.join(", ")
+            )),
+        ),
+        (
+            Extended,
+            exact(
+                "INSERT INTO orders (id, user_id, amount, status) VALUES \
+                 ($1, $2, $3::text::numeric, 'new'), ($4, $5, $6::text::numeric, 'new'), \
+                 ($7, $8, $9::text::numeric, 'paid') RETURNING user_id, id, amount, status",
+            )
+            .with(vec![
+                Bigint(10090),
+                Bigint(1009),
+                Text("12.50".into()),
+                Bigint(10010),
+                Bigint(1001),
+                Text("7.25".into()),
+                Bigint(10030),
+                Bigint(1003),
+                Text("99.99".into()),
+            ]),
+        ),
+        (
+            Extended,
+            exact("INSERT INTO users (id, name) VALUES ($1, $2) RETURNING *")
+                .with(vec![Bigint(1020), Text("bound".into())]),
+        ),
+        (
+            Simple,
+            exact("INSERT INTO countries (code, name) VALUES ('nz', 'New Zealand') RETURNING code, name"),
+        ),
+        (Simple, any("UPDATE users SET score = score + 1 WHERE region = 'north'")),
+        (
+            Extended,
+            any("UPDATE users SET active = NOT active WHERE score < $1").with(vec![Int(-10)]),
+        ),
+        (Simple, any("UPDATE users SET balance = balance + 10.5 WHERE id = 17")),
+        (Extended, any("UPDATE orders SET status = 'archived' WHERE amount < 100")),
+        (Simple, any("UPDATE countries SET name = upper(name) WHERE code IN ('de', 'fr')")),
+        (
+            Simple,
+            any("UPDATE users SET score = 0 WHERE id IN (2, 3, 4, 5, 1001) RETURNING id, score"),
+        ),
+        (Simple, any("UPDATE users SET score = NULL WHERE false")),
+        (
+            Simple,
+            any("DELETE FROM orders WHERE status = 'cancelled' AND user_id % 5 = 0"),
+        ),
+        (Extended, any("DELETE FROM users WHERE id = $1").with(vec![Bigint(600)])),
+        (Simple, any("DELETE FROM users WHERE id > 1005 RETURNING id, name")),
+        (Extended, any("DELETE FROM countries WHERE code = $1").with(vec![Text("nz".into())])),
+    ]
+}
+
+/// Runs every write once on each side and compares what they answered.
+async fn compare_writes(run: &mut Run) -> Result<()> {
+    for (protocol, case) in write_cases() {
+        let reference = run.on_reference(&case, protocol).await?;
+        ensure!(
+            reference.is_ok(),
+            "{} fails on the reference: {}",
+            case.sql,
+            answer::summary(&reference)
+        );
+        run.compare_outcome(&case, protocol, reference).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Transactions across shards
+// ---------------------------------------------------------------------------------------
+
+/// Ids for the transaction checks; ten consecutive ids always span several shards.
+fn txn_ids(first: i64) -> Vec<i64> {
+    (first..first + 10).collect()
+}
+
+/// Checks that a transaction writing on several shards rolls back and commits on all of
+/// them, and that one whose statement fails on one shard leaves nothing anywhere.
+async fn check_transactions(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    let rolled_back = txn_ids(2001);
+    insert_in_transaction(run, &rolled_back, "ROLLBACK").await?;
+    let (found, _) = rows_on_shards(nodes, &rolled_back).await?;
+    run.expect(found.is_empty(), || {
+        format!("after ROLLBACK, rows {found:?} remain on the shards")
+    });
+
+    let committed = txn_ids(2101);
+    insert_in_transaction(run, &committed, "COMMIT").await?;
+    let (found, shards) = rows_on_shards(nodes, &committed).await?;
+    run.expect(found == committed, || {
+        format!("after COMMIT, the shards hold {found:?} of {committed:?}")
+    });
+    run.expect(shards.len() > 1, || {
+        format!("the committed rows are all on shards {shards:?}: not a multi-shard check")
+    });
+    for id in &committed {
+        run.reference
+            .execute("INSERT INTO users (id, name) VALUES ($1, 'txn')", &[id])
+            .await?;
+    }
+
+    failing_transaction(run, nodes).await
+}
+
+/// Through the proxy: BEGIN, one INSERT per id, a count inside the transaction (it must
+/// see all of them), then `end` (COMMIT or ROLLBACK).
+async fn insert_in_transaction(run: &mut Run, ids: &[i64], end: &str) -> Result<()> {
+    let steps = async {
+        let proxy = &run.proxy;
+        proxy.batch_execute("BEGIN").await?;
+        for id in ids {
+            proxy
+                .execute("INSERT INTO users (id, name) VALUES ($1, 'txn')", &[id])
+                .await?;
+        }
+        let seen: i64 = proxy
+            .query_one(
+                "SELECT count(*) FROM users WHERE id BETWEEN $1 AND $2",
+                &[&ids[0], &ids[ids.len() - 1]],
+            )
+            .await?
+            .get(0);
+        proxy.batch_execute(end).await?;
+        Ok::<i64, tokio_postgres::Error>(seen)
+    };
+    let outcome = tokio::time::timeout(STATEMENT_TIMEOUT, steps).await;
+    let what = format!("transaction ending in {end}");
+    let went_through = matches!(outcome, Ok(Ok(_)));
+    match outcome {
+        Ok(Ok(seen)) => run.expect(seen == ids.len() as i64, || {
+            format!(
+                "{what}: a count inside it saw {seen} of its {} rows",
+                ids.len()
+            )
+        }),
+        Ok(Err(error)) => run.expect(false, || {
+            let error = SqlError::from(error);
+            format!("{what}: {:?} {}", error.code, error.message)
+        }),
+        Err(_) => run.expect(false, || format!("{what}: hung")),
+    }
+    if run.proxy.is_closed() || !went_through {
+        run.proxy = connect(run.proxy_addr, &User::app()).await?;
+    }
+    Ok(())
+}
+
+/// The given ids found on the shards (sorted), and the shards they were found on.
+async fn rows_on_shards(nodes: &[Client], ids: &[i64]) -> Result<(Vec<i64>, BTreeSet<usize>)> {
+    let mut found = Vec::new();
+    let mut shards = BTreeSet::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for row in node
+            .query("SELECT id FROM users WHERE id = ANY($1)", &[&ids])
+            .await?
+        {
+            found.push(row.get::<_, i64>(0));
+            shards.insert(index);
+        }
+    }
+    found.sort();
+    Ok((found, shards))
+}
+
+/// Over a raw connection, to see the command tags: BEGIN; INSERT rows on several
+/// shards; an INSERT that fails with a duplicate key on one shard only (the error must
+/// reach the client); a statement in the failed transaction (25P02); COMMIT, which must
+/// answer ROLLBACK; and nothing of it may remain on any shard. Then a SAVEPOINT, which
+/// the proxy refuses, in a transaction that then rolls back.
+async fn failing_transaction(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    let ids = txn_ids(3001);
+    let first: Vec<String> = ids[..9].iter().map(|id| format!("({id}, 'txn')")).collect();
+    let failing = [
+        ("BEGIN".to_string(), Expect::Tag("BEGIN")),
+        (
+            format!("INSERT INTO users (id, name) VALUES {}", first.join(", ")),
+            Expect::Tag("INSERT 0 9"),
+        ),
+        (
+            format!(
+                "INSERT INTO users (id, name) VALUES ({}, 'txn'), (1, 'duplicate')",
+                ids[9]
+            ),
+            Expect::Error("23505"),
+        ),
+        ("SELECT 1".to_string(), Expect::Error("25P02")),
+        ("COMMIT".to_string(), Expect::Tag("ROLLBACK")),
+        ("SELECT 1".to_string(), Expect::Tag("SELECT 1")),
+    ];
+    raw_session(run, "failing transaction", &failing).await?;
+    let (found, _) = rows_on_shards(nodes, &ids).await?;
+    run.expect(found.is_empty(), || {
+        format!("failing transaction: rows {found:?} remain on the shards")
+    });
+
+    let savepoint = [
+        ("BEGIN".to_string(), Expect::Tag("BEGIN")),
+        (
+            "SAVEPOINT before_anything".to_string(),
+            Expect::Error("0A000"),
+        ),
+        ("ROLLBACK".to_string(), Expect::Tag("ROLLBACK")),
+        ("SELECT 1".to_string(), Expect::Tag("SELECT 1")),
+    ];
+    raw_session(run, "savepoint", &savepoint).await
+}
+
+/// Sends each statement as a simple Query on a new raw connection to the proxy and
+/// records each whose first result (command tag or SQLSTATE) is not the expected one.
+async fn raw_session(run: &mut Run, what: &str, steps: &[(String, Expect)]) -> Result<()> {
+    let (mut raw, _) = RawConnection::login(run.proxy_addr, &User::app()).await?;
+    for (sql, expect) in steps {
+        raw.send_bytes(&wire::query(sql)).await?;
+        let got = match raw.read_until_ready().await {
+            Ok(replies) => replies
+                .iter()
+                .find_map(|m| match m.tag {
+                    b'C' => Some(format!("tag {}", command_tag(&m.body))),
+                    b'E' => Some(format!("error {}", m.sqlstate().unwrap_or_default())),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("{} messages, none a result", replies.len())),
+            Err(error) => format!("no answer: {error}"),
+        };
+        let wanted = match expect {
+            Expect::Tag(tag) => format!("tag {tag}"),
+            Expect::Error(code) => format!("error {code}"),
+        };
+        run.expect(got == wanted, || {
+            format!("{what}, {sql}: expected {wanted}, got {got}")
+        });
+        if got.starts_with("no answer") {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// What a statement of [`failing_transaction`] must get.
+enum Expect {
+    Tag(&'static str),
+    Error(&'static str),
+}
+
+/// A CommandComplete body as text, without its terminating NUL.
+fn command_tag(body: &[u8]) -> String {
+    String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned()
+}
