@@ -30,7 +30,9 @@ pub(crate) fn select(query: &Query, reads: &Reads, scope: usize) -> Result<Sprea
     let grouped = select.distinct == Some(Distinct::Distinct)
         || select.having.is_some()
         || !matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty())
-        || first_aggregate(&select.projection).is_some();
+        || first_aggregate(&select.projection).is_some()
+        // An aggregate in ORDER BY alone makes it an aggregate query too.
+        || first_aggregate(&query.order_by).is_some();
     let mut out = query.clone();
     let (merge, limits) = if grouped {
         grouped::rewrite(&mut out, select, reads, scope)?

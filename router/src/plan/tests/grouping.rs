@@ -215,6 +215,10 @@ fn order_by_aggregates_not_selected() {
         grouping(&merge).aggregates,
         [agg(ColumnRef::Hidden(0), AggregateKind::Sum)]
     );
+    // An aggregate in ORDER BY alone makes one group.
+    let (text, merge) = fan_out(&p, "SELECT 1 FROM users ORDER BY count(*)");
+    assert_eq!(text, "SELECT 1, count(*) AS pgshard_hidden_0 FROM users");
+    assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
     // A group key not selected sorts by its hidden key column.
     let (_, merge) = fan_out(
         &p,
