@@ -3,7 +3,6 @@
 use super::error::{unsupported, PlanError};
 use super::reads::Reads;
 use super::schema::ShardSchema;
-use super::spec::{ResultMerge, ShardStatements, ShardTarget};
 use super::statement_kind::utility_plan;
 use super::template::{any_one, Template};
 use super::{copy, insert, modify, select};
@@ -75,7 +74,10 @@ fn template(schema: &ShardSchema, statement: &Statement) -> Result<Template, Pla
                             )
                         })
                 });
-            explain(template(schema, inner)?, analyze)
+            Ok(Template::Explain {
+                inner: Box::new(template(schema, inner)?),
+                analyze,
+            })
         }
         Statement::CreateTable(create) => {
             if let Some(query) = &create.query {
@@ -91,35 +93,6 @@ fn template(schema: &ShardSchema, statement: &Statement) -> Result<Template, Pla
         }
         _ => Ok(Template::Fixed(utility_plan(statement)?)),
     }
-}
-
-/// EXPLAIN shows one server's plan: the plan of the one shard the statement runs on,
-/// or any shard's for statements every shard runs alike.
-fn explain(inner: Template, analyze: bool) -> Result<Template, PlanError> {
-    let refusal = || {
-        unsupported(
-            "EXPLAIN of a statement spanning several shards has no single plan; filter on the shard key, or explain it on one shard with /* pgshard: shard=N */",
-        )
-    };
-    Ok(match inner {
-        Template::Fixed(mut plan) => {
-            if plan.target == ShardTarget::All && !analyze {
-                return Ok(Template::Fixed(any_one()));
-            }
-            plan.statements = ShardStatements::Original;
-            plan.merge = match plan.target {
-                ShardTarget::All => ResultMerge::Same,
-                _ => ResultMerge::PassThrough,
-            };
-            Template::Fixed(plan)
-        }
-        Template::Routed(mut routed) => {
-            routed.spread = Err(refusal());
-            Template::Routed(routed)
-        }
-        Template::Insert(_) => return Err(refusal()),
-        Template::Refused(error) => return Err(error),
-    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The cached analysis of a statement text, and its resolution into a plan once the
 //! parameters are known.
 
-use super::error::{PlanError, RowCountError};
+use super::error::{unsupported, PlanError, RowCountError};
 use super::input::BoundParams;
 use super::insert::InsertSplit;
 use super::key::{KeyCond, KeySpace, ShardSet};
@@ -20,6 +20,8 @@ pub(crate) enum Template {
     Routed(Routed),
     /// An INSERT into a sharded table, split by the rows' keys.
     Insert(Box<InsertSplit>),
+    /// EXPLAIN [ANALYZE] of a statement: one server's plan.
+    Explain { inner: Box<Template>, analyze: bool },
 }
 
 /// A statement over sharded tables (see [`Template::Routed`]).
@@ -85,7 +87,28 @@ impl Template {
             Template::Refused(error) => Err(error.clone()),
             Template::Routed(routed) => routed.resolve(schema, params),
             Template::Insert(split) => split.resolve(schema, params),
+            Template::Explain { inner, analyze } => {
+                explain(inner.resolve(schema, params)?, *analyze)
+            }
         }
+    }
+}
+
+/// EXPLAIN shows one server's plan: that of the one shard the statement runs on, or
+/// any shard's for statements every shard runs alike (with ANALYZE, which runs the
+/// statement, every shard runs it).
+fn explain(plan: ShardPlan, analyze: bool) -> Result<ShardPlan, PlanError> {
+    match (&plan.target, &plan.merge) {
+        (ShardTarget::Shards(shards), _) if shards.len() == 1 => Ok(on_shard(shards[0])),
+        (ShardTarget::AnyOne, _) => Ok(any_one()),
+        (ShardTarget::All, ResultMerge::Same) if !analyze => Ok(any_one()),
+        (ShardTarget::All, ResultMerge::Same) => Ok(ShardPlan {
+            statements: ShardStatements::Original,
+            ..plan
+        }),
+        _ => Err(unsupported(
+            "EXPLAIN of a statement spanning several shards has no single plan; filter on the shard key, or explain it on one shard with /* pgshard: shard=N */",
+        )),
     }
 }
 

@@ -80,6 +80,18 @@ fn explain_shows_one_servers_plan() {
         plan(&p, "EXPLAIN ANALYZE INSERT INTO countries (id) VALUES (1)"),
         Ok(everywhere(ResultMerge::Same))
     );
+    assert_eq!(
+        plan(&p, "EXPLAIN INSERT INTO users (id) VALUES (5)"),
+        Ok(one(shard(5, 2)))
+    );
+    assert_eq!(
+        plan_with(
+            &p,
+            "EXPLAIN ANALYZE SELECT * FROM users WHERE id = $1",
+            &[Some("5")]
+        ),
+        Ok(one(shard(5, 2)))
+    );
     let message = refused(&p, "EXPLAIN SELECT * FROM users");
     assert!(message.contains("shard=N"), "{message}");
     refused(&p, "EXPLAIN (ANALYZE, BUFFERS) DELETE FROM users");
