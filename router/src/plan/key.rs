@@ -1,6 +1,7 @@
 //! Shard keys a statement names, as literals or parameters, and the shards they
 //! select once the parameters are known.
 
+use super::array_param::array_elements;
 use super::error::PlanError;
 use super::input::BoundParams;
 use crate::sharding::literal::target_type;
@@ -26,6 +27,8 @@ pub(crate) enum KeyCond {
     And(Vec<KeyCond>),
     /// One of the conditions holds.
     Or(Vec<KeyCond>),
+    /// `key = ANY ($n)`: the key is an element of array parameter `$n + 1`.
+    AnyOf(usize),
 }
 
 /// The 0-based index of a `$n` placeholder.
@@ -116,6 +119,7 @@ impl KeyCond {
         match self {
             KeyCond::Values(sources) => sources.iter().any(|s| matches!(s, KeySource::Param(_))),
             KeyCond::And(conds) | KeyCond::Or(conds) => conds.iter().any(KeyCond::has_params),
+            KeyCond::AnyOf(_) => true,
         }
     }
 
@@ -152,6 +156,29 @@ impl KeyCond {
                     }
                 }
                 Ok(result)
+            }
+            KeyCond::AnyOf(index) => {
+                let Some(params) = params else {
+                    return Ok(None);
+                };
+                let (format, bytes) = params.get(*index)?;
+                // `key = ANY (NULL)` is never true.
+                let Some(bytes) = bytes else {
+                    return Ok(Some(ShardSet::new()));
+                };
+                let Some(elements) = array_elements(format, bytes) else {
+                    return Ok(None);
+                };
+                let mut set = ShardSet::new();
+                for element in elements {
+                    match KeyValue::from_parameter(space.key_type, format, element.as_deref())? {
+                        KeyValue::Null => {}
+                        value => {
+                            set.insert(space.shard_of(&value)?);
+                        }
+                    }
+                }
+                Ok(Some(set))
             }
             KeyCond::Or(conds) => {
                 let mut result = ShardSet::new();

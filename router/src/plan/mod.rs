@@ -11,6 +11,7 @@
 //! or parameter numbers; each execution only resolves the parameters.
 
 mod analyze;
+mod array_param;
 mod copy;
 mod copy_row;
 mod error;

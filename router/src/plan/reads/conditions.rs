@@ -3,7 +3,7 @@
 use super::bind::JoinKind;
 use super::Reads;
 use crate::plan::error::PlanError;
-use crate::plan::key::{KeyCond, KeySource};
+use crate::plan::key::{placeholder_index, KeyCond, KeySource};
 use sqlparser::ast::{BinaryOperator, Distinct, Expr, GroupByExpr, Query, SetExpr, Visit, Visitor};
 use std::ops::ControlFlow;
 
@@ -116,6 +116,12 @@ impl Reads<'_> {
                 right,
                 ..
             } if is_key(left) => match right.as_ref() {
+                Expr::Cast { expr: inner, .. } if placeholder_index(inner).is_some() => {
+                    placeholder_index(inner).map(KeyCond::AnyOf)
+                }
+                param if placeholder_index(param).is_some() => {
+                    placeholder_index(param).map(KeyCond::AnyOf)
+                }
                 Expr::Array(array) => {
                     let list = Expr::InList {
                         expr: left.clone(),

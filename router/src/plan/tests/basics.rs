@@ -108,6 +108,29 @@ fn parameters_are_resolved_per_execution() {
         shard_override: None,
     };
     assert_eq!(p.plan(sql, &input), Ok(one(shard(9, 3))));
+    // An array parameter of keys.
+    let any = "SELECT * FROM users WHERE id = ANY ($1)";
+    let (a, b, c) = keys_apart(3);
+    let mut both = vec![shard(a, 3), shard(b, 3)];
+    both.sort_unstable();
+    let array = format!("{{{a}, {b},NULL, {c}}}");
+    assert_eq!(
+        plan_with(&p, any, &[Some(&array)]).map(|p| p.target),
+        Ok(ShardTarget::Shards(both))
+    );
+    assert_eq!(
+        plan_with(
+            &p,
+            "SELECT * FROM users WHERE id = ANY ($1::int8[])",
+            &[Some(&format!("{{{a}}}"))]
+        ),
+        Ok(one(shard(a, 3)))
+    );
+    assert_eq!(
+        plan_with(&p, any, &[Some("{{1},{2}}")]).map(|p| p.target),
+        Ok(ShardTarget::All)
+    );
+    assert_eq!(plan(&p, any).map(|p| p.target), Ok(ShardTarget::All));
     // Describe, before Bind: correct for any key.
     assert_eq!(plan(&p, sql).unwrap().target, ShardTarget::All);
     // A NULL key matches no row: any shard answers.
