@@ -14,7 +14,9 @@ pub enum ShardTarget {
     /// writes to replicated tables).
     All,
     /// Any single shard gives the right answer: a read of replicated tables or of the
-    /// catalog, or a statement that reads no table at all.
+    /// catalog, or a statement that reads no table at all. Also transaction and
+    /// session statements (BEGIN, SET, SHOW, LISTEN, …), which the data plane handles
+    /// itself, and the Describe of a statement whose keys are still parameters.
     AnyOne,
 }
 
