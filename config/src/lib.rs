@@ -40,7 +40,7 @@ pub use failover::FailoverConfig;
 pub use lag::{parse_lag, LagLimit};
 pub use load::{load, parse};
 pub use password::PasswordKind;
-pub use proxy::{AuthMethod, PoolMode, ProxyConfig};
+pub use proxy::{AuthMethod, PoolMode, ProxyConfig, ADMIN_DATABASE};
 pub use replica::ReplicaConfig;
 pub use routing::{LoadBalance, PrimaryReads, RoutingConfig};
 pub use shard_mapping::{ShardList, ShardRange};

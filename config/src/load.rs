@@ -129,6 +129,7 @@ primary = \"db1:5432\"
         assert_eq!(proxy.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(proxy.prepared_statements_limit, 500);
         assert_eq!(proxy.log_level, None);
+        assert!(proxy.admin_users.is_empty());
 
         let user = &config.users[0];
         assert_eq!(
@@ -441,7 +442,7 @@ primary = \"db1:5432\"
     fn unknown_keys() {
         assert_eq!(
             errors(&format!("[proxy]\npool_size = 5\npool_sise = 6\n{MINIMAL}")),
-            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_message_size`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`"]
+            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_message_size`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`"]
         );
         assert_eq!(
             errors(&format!("{MINIMAL}replica = [\"db2\"]\n")),

@@ -4,6 +4,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The virtual database clients of the admin console connect to.
+pub const ADMIN_DATABASE: &str = "pgshard";
+
 /// Process-wide settings; every field has a default, so `[proxy]` may be
 /// left out entirely.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,6 +52,9 @@ pub struct ProxyConfig {
     /// A tracing filter such as `"info"` or `"pgshard=debug"`; `RUST_LOG`
     /// overrides it.
     pub log_level: Option<String>,
+    /// `[[users]]` names that may open the admin console (the virtual database
+    /// `pgshard`); default none.
+    pub admin_users: Vec<String>,
 }
 
 impl Default for ProxyConfig {
@@ -68,6 +74,7 @@ impl Default for ProxyConfig {
             shutdown_timeout: Duration::from_secs(30),
             prepared_statements_limit: 500,
             log_level: None,
+            admin_users: Vec::new(),
         }
     }
 }

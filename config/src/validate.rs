@@ -5,7 +5,7 @@ use crate::address::NodeAddress;
 use crate::failover::FailoverConfig;
 use crate::lag::LagLimit;
 use crate::password::{check_verifier, PasswordKind};
-use crate::proxy::{AuthMethod, ProxyConfig};
+use crate::proxy::{AuthMethod, ProxyConfig, ADMIN_DATABASE};
 use crate::routing::{PrimaryReads, RoutingConfig};
 use crate::{Config, DatabaseConfig, UserConfig};
 use std::collections::HashMap;
@@ -22,6 +22,7 @@ pub(crate) fn validate(config: &Config) -> Vec<Problem> {
     proxy(&config.proxy, &mut problems);
     users(&config.users, &config.proxy, &mut problems);
     databases(&config.databases, &mut problems);
+    admin_users(config, &mut problems);
     problems.0
 }
 
@@ -116,6 +117,34 @@ fn users(users: &[UserConfig], proxy: &ProxyConfig, problems: &mut Problems) {
                 );
             }
         }
+    }
+}
+
+/// Admin users must be configured users, and the admin console's database name must be
+/// free while anyone may use it.
+fn admin_users(config: &Config, problems: &mut Problems) {
+    for (i, name) in config.proxy.admin_users.iter().enumerate() {
+        if !config.users.iter().any(|u| &u.name == name) {
+            problems.add(
+                format!("proxy.admin_users[{i}]"),
+                format!("user {name:?} is not defined in [[users]]"),
+            );
+        }
+    }
+    if config.proxy.admin_users.is_empty() {
+        return;
+    }
+    if let Some(i) = config
+        .databases
+        .iter()
+        .position(|d| d.name == ADMIN_DATABASE)
+    {
+        problems.add(
+            format!("databases[{i}].name"),
+            format!(
+                "{ADMIN_DATABASE:?} is the admin console's database while proxy.admin_users is set"
+            ),
+        );
     }
 }
 
@@ -449,6 +478,22 @@ mod tests {
                 "pgshard.toml:12:1: databases[1].server_database: must not be empty",
                 "pgshard.toml:17:1: databases[2].name: must not be empty",
             ]
+        );
+    }
+
+    #[test]
+    fn admin_users_must_exist_and_own_the_pgshard_database() {
+        assert_eq!(with_proxy("admin_users = []"), Vec::<String>::new());
+        assert_eq!(
+            with_proxy("admin_users = [\"app\", \"root\"]"),
+            ["pgshard.toml:2:23: proxy.admin_users[1]: user \"root\" is not defined in [[users]]"]
+        );
+        let text = format!(
+            "[proxy]\nadmin_users = [\"app\"]\n{MINIMAL}\n[[databases]]\nname = \"pgshard\"\n[[databases.shards]]\nprimary = \"db2\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:13:1: databases[1].name: \"pgshard\" is the admin console's database while proxy.admin_users is set"]
         );
     }
 
