@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::candidate::{choose_candidate, PromotionRules};
 use crate::control::ProbeCredentials;
 use crate::detector::{judge, PrimaryVerdict};
+use crate::error::ProbeError;
 use crate::fencing::resolve_primary;
+use crate::node_status::NodeRole;
 use crate::promotion::{drop_synchronous, promote, repoint, ReplicationLogin};
 use crate::topology::{ShardPhase, ShardTopology, TopologyPublisher};
 
@@ -22,13 +24,16 @@ pub struct FailoverSettings {
     pub timeout: Duration,
     /// Zero: never turn synchronous replication off.
     pub synchronous_fallback: Duration,
+    /// How long the data plane holds a write waiting for a primary; a switchover must
+    /// release writes well within it.
+    pub hold_timeout: Duration,
 }
 
 /// Decides and acts for one shard; the monitor calls it after every round.
 pub struct FailoverController {
-    settings: FailoverSettings,
+    pub(crate) settings: FailoverSettings,
     /// When the primary first failed a check in the current outage.
-    outage_since: Option<Instant>,
+    pub(crate) outage_since: Option<Instant>,
     reported_partition: bool,
 }
 
@@ -100,36 +105,79 @@ impl FailoverController {
                 return;
             }
         };
+        tracing::warn!(dead = %next.nodes[dead].addr, candidate = %next.nodes[candidate].addr, ?detected, "primary is dead; promoting the most advanced replica");
+        if let Err(e) = self
+            .replace_dead(next, shared, dead, candidate, since)
+            .await
+        {
+            let addr = &next.nodes[candidate].addr;
+            next.phase = ShardPhase::NoPrimary(format!("promoting {addr} failed: {e}"));
+        }
+    }
+
+    /// Promotes `candidate` in place of the dead primary `dead`: writes wait from the
+    /// moment it starts until the promoted node is published; then the other replicas
+    /// are repointed. `since` is when the outage began, for the logged timings. On
+    /// failure `dead` stays the primary of `next`.
+    pub(crate) async fn replace_dead(
+        &mut self,
+        next: &mut ShardTopology,
+        shared: &TopologyPublisher,
+        dead: usize,
+        candidate: usize,
+        since: Instant,
+    ) -> Result<Vec<Repointed>, ProbeError> {
         let addr = next.nodes[candidate].addr.clone();
-        tracing::warn!(dead = %next.nodes[dead].addr, candidate = %addr, ?detected, "primary is dead; promoting the most advanced replica");
         // Writes wait from here until the new primary is published.
         next.primary = None;
         next.phase = ShardPhase::FailingOver;
         shared.publish(next.clone());
-        let s = &self.settings;
-        if let Err(e) = promote(
-            &addr,
-            &s.credentials,
-            s.timeout.max(Duration::from_secs(30)),
-        )
-        .await
-        {
+        if let Err(e) = promote(&addr, &self.settings.credentials, self.promote_timeout()).await {
             tracing::error!(candidate = %addr, "promotion failed: {e}");
             next.primary = Some(dead);
-            next.phase = ShardPhase::NoPrimary(format!("promoting {addr} failed: {e}"));
-            return;
+            return Err(e);
         }
-        let promoted = since.elapsed();
-        next.primary = Some(candidate);
-        next.nodes[dead].fenced = true;
-        next.nodes[candidate].role = Some(crate::node_status::NodeRole::Primary);
+        self.publish_promoted(next, shared, dead, candidate);
+        tracing::warn!(primary = %addr, promoted = ?since.elapsed(), "replica promoted; writes go to it now");
+        self.outage_since = None;
+        let repointed = self.after_promotion(next, shared, dead, candidate).await;
+        tracing::warn!(primary = %addr, repointed = ?since.elapsed(), "failover complete");
+        Ok(repointed)
+    }
+
+    /// How long `pg_promote` may take.
+    pub(crate) fn promote_timeout(&self) -> Duration {
+        self.settings.timeout.max(Duration::from_secs(30))
+    }
+
+    /// Publishes `promoted` as the primary, with the node it replaces fenced.
+    pub(crate) fn publish_promoted(
+        &self,
+        next: &mut ShardTopology,
+        shared: &TopologyPublisher,
+        old: usize,
+        promoted: usize,
+    ) {
+        next.primary = Some(promoted);
+        next.nodes[old].fenced = true;
+        next.nodes[promoted].role = Some(NodeRole::Primary);
         next.phase = ShardPhase::Healthy;
         shared.publish(next.clone());
-        tracing::warn!(primary = %addr, ?promoted, "replica promoted; writes go to it now");
-        self.outage_since = None;
-        self.repoint_others(next, dead, candidate).await;
-        tracing::warn!(primary = %addr, repointed = ?since.elapsed(), "failover complete");
-        if next.nodes[dead].synchronous && !s.synchronous_fallback.is_zero() {
+    }
+
+    /// After a promotion: repoints the other replicas, and when `old` ran synchronous
+    /// replication, watches that the new primary gets a synchronous standby.
+    pub(crate) async fn after_promotion(
+        &self,
+        next: &ShardTopology,
+        shared: &TopologyPublisher,
+        old: usize,
+        promoted: usize,
+    ) -> Vec<Repointed> {
+        let s = &self.settings;
+        let repointed = self.repoint_others(next, old, promoted).await;
+        if next.nodes[old].synchronous && !s.synchronous_fallback.is_zero() {
+            let addr = next.nodes[promoted].addr.clone();
             let credentials = s.credentials.clone();
             let (wait, timeout) = (s.synchronous_fallback, s.timeout);
             let shared = shared.topology.clone();
@@ -137,7 +185,7 @@ impl FailoverController {
                 tokio::time::sleep(wait).await;
                 let t = shared.load();
                 let has_standby =
-                    t.primary == Some(candidate) && !t.nodes[candidate].sync_standbys.is_empty();
+                    t.primary == Some(promoted) && !t.nodes[promoted].sync_standbys.is_empty();
                 if !has_standby {
                     tracing::warn!(primary = %addr, ?wait, "no synchronous standby came: turning synchronous replication off so writes do not hang");
                     if let Err(e) = drop_synchronous(&addr, &credentials, timeout).await {
@@ -146,19 +194,32 @@ impl FailoverController {
                 }
             });
         }
+        repointed
     }
 
-    async fn repoint_others(&self, t: &ShardTopology, dead: usize, primary: usize) {
+    /// Points every reachable replica but `old` and `primary` at `primary`.
+    async fn repoint_others(
+        &self,
+        t: &ShardTopology,
+        old: usize,
+        primary: usize,
+    ) -> Vec<Repointed> {
         let s = &self.settings;
+        let others =
+            (0..t.nodes.len()).filter(|&i| i != old && i != primary && t.nodes[i].reachable);
         let Some(peer) = t.nodes[primary].peer_addr.clone() else {
             tracing::error!(primary = %t.nodes[primary].addr, "the new primary's peer address is unknown; repoint the replicas by hand");
-            return;
+            return others
+                .map(|i| Repointed {
+                    addr: t.nodes[i].addr.clone(),
+                    error: Some("the new primary's peer address is unknown".to_string()),
+                })
+                .collect();
         };
-        for (i, node) in t.nodes.iter().enumerate() {
-            if i == dead || i == primary || !node.reachable {
-                continue;
-            }
-            match repoint(
+        let mut repointed = Vec::new();
+        for i in others {
+            let node = &t.nodes[i];
+            let result = repoint(
                 &node.addr,
                 &t.nodes[primary].addr,
                 &peer,
@@ -166,13 +227,54 @@ impl FailoverController {
                 &s.replication,
                 s.timeout,
             )
-            .await
-            {
+            .await;
+            match &result {
                 Ok(()) => {
                     tracing::info!(replica = %node.addr, primary = %peer, "replica repointed")
                 }
                 Err(e) => tracing::error!(replica = %node.addr, "repointing failed: {e}"),
             }
+            repointed.push(Repointed {
+                addr: node.addr.clone(),
+                error: result.err().map(|e| e.to_string()),
+            });
         }
+        repointed
+    }
+}
+
+/// A replica pointed at a new primary after a promotion, or why it could not be.
+#[derive(Debug, Clone)]
+pub struct Repointed {
+    pub addr: String,
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Failover on, default rules, a control login that is never used.
+    pub fn controller() -> FailoverController {
+        FailoverController::new(FailoverSettings {
+            enabled: true,
+            failure_threshold: 3,
+            rules: PromotionRules {
+                max_lag: Some(pgshard_config::LagLimit::Bytes(1_000)),
+                ..PromotionRules::default()
+            },
+            credentials: ProbeCredentials {
+                user: "postgres".into(),
+                password: None,
+                database: "postgres".into(),
+            },
+            replication: ReplicationLogin {
+                user: "replicator".into(),
+                password: None,
+            },
+            timeout: Duration::from_secs(1),
+            synchronous_fallback: Duration::ZERO,
+            hold_timeout: Duration::from_secs(30),
+        })
     }
 }

@@ -1,23 +1,29 @@
 //! pgshard's control plane: it checks every node's reachability, role, timeline and WAL
 //! positions over control connections, publishes per-shard topologies that the data
-//! plane reads when it routes, and promotes a replica when a primary dies.
+//! plane reads when it routes, promotes a replica when a primary dies, and switches the
+//! primary over to a chosen replica when an administrator asks.
 
 pub mod candidate;
+pub mod command;
 pub mod control;
 pub mod controller;
 pub mod detector;
 pub mod error;
 pub mod fencing;
+mod forced;
 pub mod lsn;
 pub mod monitor;
 pub mod node_status;
 pub mod probe;
 pub mod promotion;
+pub mod quiesce;
+mod switchover;
 pub mod topology;
 
 pub use candidate::PromotionRules;
+pub use command::{CommandError, CommandReport, ShardControl};
 pub use control::ProbeCredentials;
-pub use controller::{FailoverController, FailoverSettings};
+pub use controller::{FailoverController, FailoverSettings, Repointed};
 pub use error::ProbeError;
 pub use lsn::Lsn;
 pub use monitor::{MonitorSettings, ShardMonitor};

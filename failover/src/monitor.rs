@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::command::{find_node, ShardCommand, ShardControl};
 use crate::control::ProbeCredentials;
 use crate::controller::{FailoverController, FailoverSettings};
 use crate::node_status::NodeRole;
@@ -19,10 +21,11 @@ pub struct MonitorSettings {
 }
 
 /// Checks every node of one shard each interval, all at once, lets the failover
-/// controller act on the result, and swaps in a new [`ShardTopology`]. It stops by itself
-/// once nobody else holds the topology.
+/// controller act on the result, and swaps in a new [`ShardTopology`]. Between rounds it
+/// runs administrators' commands. It stops by itself once nobody else holds the topology.
 pub struct ShardMonitor {
     probes: Vec<NodeProbe>,
+    commands: mpsc::Receiver<ShardCommand>,
     publisher: TopologyPublisher,
     settings: MonitorSettings,
     controller: FailoverController,
@@ -36,19 +39,21 @@ impl ShardMonitor {
         credentials: ProbeCredentials,
         settings: MonitorSettings,
         failover: FailoverSettings,
-    ) -> (TopologyPublisher, JoinHandle<()>) {
+    ) -> (TopologyPublisher, ShardControl, JoinHandle<()>) {
         let publisher = TopologyPublisher::new(ShardTopology::new(primary, replicas));
         let probes = std::iter::once(primary)
             .chain(replicas.iter().map(String::as_str))
             .map(|addr| NodeProbe::new(addr, credentials.clone(), settings.timeout))
             .collect();
+        let (control, commands) = ShardControl::channel();
         let monitor = ShardMonitor {
             probes,
+            commands,
             publisher: publisher.clone(),
             settings,
             controller: FailoverController::new(failover),
         };
-        (publisher, tokio::spawn(monitor.run()))
+        (publisher, control, tokio::spawn(monitor.run()))
     }
 
     async fn run(mut self) {
@@ -56,9 +61,29 @@ impl ShardMonitor {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The data plane holds the other reference; once it is gone, so is the monitor.
         while Arc::strong_count(&self.publisher.topology) > 1 {
-            ticker.tick().await;
-            self.round().await;
+            tokio::select! {
+                _ = ticker.tick() => self.round().await,
+                Some(command) = self.commands.recv() => self.command(command).await,
+            }
         }
+    }
+
+    /// Runs an administrator's command on the current topology and answers it.
+    async fn command(&mut self, command: ShardCommand) {
+        let mut next = ShardTopology::clone(&self.publisher.topology.load());
+        let shared = &self.publisher;
+        let (target, reply, switchover) = match command {
+            ShardCommand::Switchover { target, reply } => (target, reply, true),
+            ShardCommand::ForcePromote { target, reply } => (target, reply, false),
+        };
+        let result = match find_node(&next, &target) {
+            Ok(i) if switchover => self.controller.switchover(&mut next, shared, i).await,
+            Ok(i) => self.controller.force_promote(&mut next, shared, i).await,
+            Err(e) => Err(e),
+        };
+        self.publisher.publish(next);
+        // The administrator may have left; the command is done all the same.
+        let _ = reply.send(result);
     }
 
     /// One check of every node, the controller's decision, then one swap.

@@ -13,7 +13,7 @@ pub struct ReplicationLogin {
     pub password: Option<String>,
 }
 
-fn query_error(addr: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
+pub(crate) fn query_error(addr: &str) -> impl Fn(tokio_postgres::Error) -> ProbeError + '_ {
     move |source| ProbeError::Query {
         addr: addr.to_string(),
         source,

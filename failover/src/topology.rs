@@ -26,6 +26,9 @@ pub enum ShardPhase {
     Partitioned,
     /// A replica is being promoted; writes wait.
     FailingOver,
+    /// A switchover an administrator asked for: the primary still answers, but new writes
+    /// wait while it is made read-only and a chosen replica catches up and is promoted.
+    SwitchingOver,
     /// The primary is dead and no replica may be promoted (or failover is off); the
     /// reason is given.
     NoPrimary(String),
@@ -93,6 +96,19 @@ impl ShardTopology {
             phase: ShardPhase::Healthy,
             primary_positions: Vec::new(),
         }
+    }
+
+    /// The node new writes may go to: the primary, except while a switchover holds them.
+    pub fn writable_primary(&self) -> Option<usize> {
+        self.primary
+            .filter(|_| self.phase != ShardPhase::SwitchingOver)
+    }
+
+    /// The node of address `addr`, as the configuration spells it.
+    pub fn node_at(&self, addr: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.addr.eq_ignore_ascii_case(addr))
     }
 
     /// The last WAL position the primary reported.

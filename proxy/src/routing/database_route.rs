@@ -6,7 +6,7 @@ use std::time::Duration;
 use pgshard_config::DatabaseConfig;
 use pgshard_failover::{
     FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, ReplicationLogin,
-    ShardMonitor,
+    ShardControl, ShardMonitor,
 };
 use pgshard_router::plan::Planner;
 use pgshard_router::Classifier;
@@ -18,6 +18,8 @@ use super::shard_nodes::ShardNodes;
 pub struct DatabaseRoute {
     pub config: DatabaseConfig,
     pub shards: Vec<Arc<ShardNodes>>,
+    /// Each shard's monitor, for the admin console's switchover and forced promotion.
+    pub controls: Vec<ShardControl>,
     pub classifier: Classifier,
     /// Plans statements over the shards; only for a database of several shards.
     pub planner: Option<Arc<Planner>>,
@@ -40,6 +42,7 @@ impl DatabaseRoute {
             interval: routing.health_check_interval,
             timeout: failover.check_timeout,
         };
+        let mut controls = Vec::new();
         let shards = config
             .shards
             .iter()
@@ -69,14 +72,16 @@ impl DatabaseRoute {
                     },
                     timeout: failover.check_timeout.max(Duration::from_secs(5)),
                     synchronous_fallback: failover.synchronous_fallback,
+                    hold_timeout: failover.hold_timeout,
                 };
-                let (publisher, _task) = ShardMonitor::spawn(
+                let (publisher, control, _task) = ShardMonitor::spawn(
                     &shard.primary.to_string(),
                     &replicas,
                     credentials.clone(),
                     settings,
                     failover_settings,
                 );
+                controls.push(control);
                 let nodes = std::iter::once((shard.primary.to_string(), 1))
                     .chain(
                         shard
@@ -97,6 +102,7 @@ impl DatabaseRoute {
         DatabaseRoute {
             config,
             shards,
+            controls,
             classifier,
             planner,
             bytewise_text: std::sync::OnceLock::new(),

@@ -80,10 +80,10 @@ impl ShardNodes {
         &self.nodes[node.0.min(self.nodes.len() - 1)]
     }
 
-    /// The node that takes writes now; `None` during a failover or while no primary is
-    /// known.
+    /// The node that takes writes now; `None` during a failover or a switchover, or while
+    /// no primary is known.
     pub fn primary(&self) -> Option<NodeId> {
-        self.topology.load().primary.map(NodeId)
+        self.topology.load().writable_primary().map(NodeId)
     }
 
     /// Whether the last health checks of `node` failed (not merely: not checked yet), so a
@@ -152,6 +152,11 @@ impl ShardNodes {
             tracing::warn!(replica = %slot.addr, ban = ?self.routing.replica_ban_time, "replica banned from reads");
             *slot.banned_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
+    }
+
+    /// Whether `node` gets no reads now because it failed a connection or a read.
+    pub fn is_banned(&self, node: NodeId) -> bool {
+        node.0 < self.nodes.len() && self.banned(node.0, Instant::now())
     }
 
     fn banned(&self, i: usize, now: Instant) -> bool {
