@@ -1,5 +1,6 @@
 //! pgshard's data plane: the client listener, sessions, server pools and the wire protocol.
 
+pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod context;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::login::{fatal, login};
+use super::login::{fatal, login, Destination};
 use super::session::Session;
 use super::settings::ClientSettings;
 use super::sharded::ShardedSession;
@@ -25,14 +25,22 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
         .await;
         return;
     }
+    let database = match logged_in.destination {
+        Destination::Database(database) => database,
+        Destination::Admin => {
+            tracing::info!(user = %logged_in.user.config.name, "admin console session");
+            crate::admin::serve_admin(&ctx, logged_in.conn).await;
+            return;
+        }
+    };
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
-    if let Some(planner) = logged_in.database.planner.clone() {
+    if let Some(planner) = database.planner.clone() {
         let mut session = ShardedSession::new(
             ctx.clone(),
             logged_in.conn,
             logged_in.user,
-            logged_in.database,
+            database,
             planner,
             settings,
             slot,
@@ -45,7 +53,7 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
             ctx.clone(),
             logged_in.conn,
             logged_in.user,
-            logged_in.database,
+            database,
             settings,
             slot,
         );

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pgshard_config::AuthMethod;
+use pgshard_config::{AuthMethod, ADMIN_DATABASE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,8 +24,16 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct LoggedIn {
     pub conn: Connection<TcpStream>,
     pub user: Arc<UserEntry>,
-    pub database: Arc<DatabaseRoute>,
+    pub destination: Destination,
     pub params: Vec<(String, String)>,
+}
+
+/// What a client logged in to.
+pub enum Destination {
+    /// A configured database, served by its servers.
+    Database(Arc<DatabaseRoute>),
+    /// The admin console (the virtual database `pgshard`).
+    Admin,
 }
 
 /// Runs startup and authentication; `None` when the client left, was refused (it was told
@@ -109,6 +117,26 @@ async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<Logged
         return None;
     }
     let user = user?;
+    let admin_console = db_name == ADMIN_DATABASE && !ctx.config.proxy.admin_users.is_empty();
+    if admin_console {
+        if !ctx.config.proxy.admin_users.contains(&user_name) {
+            tracing::warn!(user = %user_name, "refused the admin console: not in proxy.admin_users");
+            fatal(
+                &mut conn,
+                "42501",
+                &format!("user \"{user_name}\" may not use the admin console"),
+            )
+            .await;
+            return None;
+        }
+        conn.write_frame(&authentication(0, &[])).await.ok()?;
+        return Some(LoggedIn {
+            conn,
+            user,
+            destination: Destination::Admin,
+            params,
+        });
+    }
     let Some(database) = ctx.databases.get(&db_name).cloned() else {
         fatal(
             &mut conn,
@@ -122,7 +150,7 @@ async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<Logged
     Some(LoggedIn {
         conn,
         user,
-        database,
+        destination: Destination::Database(database),
         params,
     })
 }

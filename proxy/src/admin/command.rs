@@ -1,0 +1,114 @@
+//! Parsing what an administrator typed into a command.
+
+use super::error::AdminError;
+
+/// One admin console command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    ShowNodes,
+    ShowDatabases,
+    Switchover(ShardNode),
+    /// `PROMOTE … FORCE`.
+    ForcePromote(ShardNode),
+}
+
+/// A node of one shard of a database, as an administrator names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardNode {
+    pub database: String,
+    pub shard: usize,
+    pub address: String,
+}
+
+/// Parses one command: keywords in any case, words separated by blanks, an optional
+/// trailing semicolon, names and addresses optionally quoted.
+pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
+    let text = text.trim().trim_end_matches(';').trim_end();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let keywords: Vec<&str> = upper.iter().map(String::as_str).collect();
+    match keywords.as_slice() {
+        ["SHOW", "NODES"] => Ok(AdminCommand::ShowNodes),
+        ["SHOW", "DATABASES"] => Ok(AdminCommand::ShowDatabases),
+        ["SWITCHOVER", ..] => match words.as_slice() {
+            [_, database, shard, address] => Ok(AdminCommand::Switchover(shard_node(
+                database, shard, address,
+            )?)),
+            _ => Err(AdminError::Syntax(
+                "SWITCHOVER takes a database, a shard number and a replica address".into(),
+            )),
+        },
+        ["PROMOTE", .., "FORCE"] if words.len() == 5 => Ok(AdminCommand::ForcePromote(shard_node(
+            words[1], words[2], words[3],
+        )?)),
+        ["PROMOTE", ..] => Err(AdminError::Syntax(
+            "PROMOTE takes a database, a shard number, a replica address and FORCE (it \
+             overrides the failover safety rules, so it must be asked for)"
+                .into(),
+        )),
+        _ => Err(AdminError::Unknown(text.to_string())),
+    }
+}
+
+fn shard_node(database: &str, shard: &str, address: &str) -> Result<ShardNode, AdminError> {
+    let shard = shard
+        .parse()
+        .map_err(|_| AdminError::Syntax(format!("shard \"{shard}\" is not a shard number")))?;
+    Ok(ShardNode {
+        database: unquote(database).to_string(),
+        shard,
+        address: unquote(address).to_string(),
+    })
+}
+
+fn unquote(word: &str) -> &str {
+    for quote in ['\'', '"'] {
+        if let Some(inner) = word.strip_prefix(quote).and_then(|w| w.strip_suffix(quote)) {
+            return inner;
+        }
+    }
+    word
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<AdminCommand> {
+        super::parse(text).ok()
+    }
+
+    #[test]
+    fn keywords_in_any_case_with_an_optional_semicolon() {
+        assert_eq!(parse("show nodes"), Some(AdminCommand::ShowNodes));
+        assert_eq!(
+            parse(" SHOW  Databases ; "),
+            Some(AdminCommand::ShowDatabases)
+        );
+        let node = ShardNode {
+            database: "app".into(),
+            shard: 0,
+            address: "10.0.0.2:5432".into(),
+        };
+        assert_eq!(
+            parse("switchover app 0 '10.0.0.2:5432';"),
+            Some(AdminCommand::Switchover(node.clone()))
+        );
+        assert_eq!(
+            parse("PROMOTE \"app\" 0 10.0.0.2:5432 force"),
+            Some(AdminCommand::ForcePromote(node))
+        );
+    }
+
+    #[test]
+    fn mistakes_are_syntax_errors_naming_the_commands() {
+        let code = |text: &str| super::parse(text).map_err(|e| (e.sqlstate(), e.to_string()));
+        let (state, message) = code("SHOW POOLS").unwrap_err();
+        assert_eq!(state, "42601");
+        assert!(message.contains("SHOW NODES"), "{message}");
+        assert!(code("PROMOTE app 0 db2:5432").is_err());
+        assert!(code("SWITCHOVER app db2:5432").is_err());
+        assert!(code("SWITCHOVER app x db2:5432").is_err());
+        assert!(code("").is_err());
+    }
+}

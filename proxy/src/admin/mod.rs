@@ -1,0 +1,134 @@
+//! The admin console: clients that log in to the virtual database `pgshard` (as one of
+//! `proxy.admin_users`) talk to the proxy itself, in the simple query protocol, to see
+//! its nodes and databases and to switch a shard's primary over or force a promotion.
+
+mod command;
+mod error;
+mod promote;
+mod reply;
+mod show_databases;
+mod show_nodes;
+mod switchover;
+
+use pgshard_failover::ShardControl;
+use tokio::net::TcpStream;
+
+use crate::context::ProxyContext;
+use crate::net::messages::{self, error_response, tag};
+use crate::net::{Connection, Frame, Severity, WireError};
+
+pub use command::{parse, AdminCommand, ShardNode};
+pub use error::AdminError;
+
+/// Serves a logged-in admin client until it leaves.
+pub async fn serve_admin(ctx: &ProxyContext, mut conn: Connection<TcpStream>) {
+    if greet(&mut conn).await.is_err() {
+        return;
+    }
+    // After an extended-protocol message: the error is sent, the rest skipped until Sync.
+    let mut skipping = false;
+    loop {
+        let frame = match conn.read_frame().await {
+            Ok(frame) => frame,
+            Err(WireError::Closed) => return,
+            Err(e) => {
+                tracing::debug!("admin client connection failed: {e}");
+                return;
+            }
+        };
+        let frames = match frame.tag() {
+            tag::TERMINATE => return,
+            tag::QUERY => {
+                let mut frames = answer(ctx, &frame).await;
+                frames.push(messages::ready_for_query(b'I'));
+                frames
+            }
+            tag::SYNC => {
+                skipping = false;
+                vec![messages::ready_for_query(b'I')]
+            }
+            _ if skipping => continue,
+            _ => {
+                skipping = true;
+                vec![error_frame(&AdminError::ExtendedProtocol)]
+            }
+        };
+        for frame in &frames {
+            if conn.write_frame(frame).await.is_err() {
+                return;
+            }
+        }
+        if conn.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What a client expects after authentication; there is no server behind the console,
+/// so the parameters are the proxy's own.
+async fn greet(conn: &mut Connection<TcpStream>) -> Result<(), WireError> {
+    let version = format!("{} (pgshard admin console)", env!("CARGO_PKG_VERSION"));
+    for (name, value) in [
+        ("server_version", version.as_str()),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+    ] {
+        conn.write_frame(&messages::parameter_status(name, value))
+            .await?;
+    }
+    conn.send(&messages::ready_for_query(b'I')).await
+}
+
+/// The reply to one simple query, up to (not including) ReadyForQuery.
+async fn answer(ctx: &ProxyContext, frame: &Frame) -> Vec<Frame> {
+    let text = match frame.reader().cstr_utf8() {
+        Ok(text) => text.to_string(),
+        Err(_) => return vec![error_frame(&AdminError::Unknown(String::new()))],
+    };
+    if text.trim().trim_end_matches(';').trim().is_empty() {
+        return vec![Frame::new(tag::EMPTY_QUERY_RESPONSE, &[])];
+    }
+    let result = match parse(&text) {
+        Ok(command) => run(ctx, &command).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(reply) => reply.frames(),
+        Err(e) => {
+            tracing::info!(command = %text.trim(), "admin command failed: {e}");
+            vec![error_frame(&e)]
+        }
+    }
+}
+
+async fn run(ctx: &ProxyContext, command: &AdminCommand) -> Result<reply::Reply, AdminError> {
+    match command {
+        AdminCommand::ShowNodes => Ok(show_nodes::show_nodes(ctx)),
+        AdminCommand::ShowDatabases => Ok(show_databases::show_databases(ctx)),
+        AdminCommand::Switchover(node) => switchover::switchover(ctx, node).await,
+        AdminCommand::ForcePromote(node) => promote::force_promote(ctx, node).await,
+    }
+}
+
+/// The monitor of the shard an administrator named.
+fn shard_control<'a>(
+    ctx: &'a ProxyContext,
+    node: &ShardNode,
+) -> Result<&'a ShardControl, AdminError> {
+    let db = ctx
+        .databases
+        .get(&node.database)
+        .ok_or_else(|| AdminError::NoDatabase(node.database.clone()))?;
+    db.controls.get(node.shard).ok_or(AdminError::NoShard {
+        database: node.database.clone(),
+        shard: node.shard,
+        count: db.controls.len(),
+    })
+}
+
+fn error_frame(e: &AdminError) -> Frame {
+    error_response(Severity::Error, e.sqlstate(), &e.to_string())
+}
