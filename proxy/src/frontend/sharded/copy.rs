@@ -61,7 +61,7 @@ impl ShardedSession {
             (None, Some(response)) => response,
             (error, _) => {
                 for shard in copying {
-                    self.send_to(shard, &[copy_fail("another shard refused the COPY")])
+                    self.end_copy(shard, copy_fail("another shard refused the COPY"))
                         .await?;
                     self.drain(shard).await?;
                 }
@@ -101,7 +101,11 @@ impl ShardedSession {
                     tag::READY_FOR_QUERY => break,
                     tag::COMMAND_COMPLETE => {
                         if let Some((_, n)) = split_tag(&frame) {
-                            total += n;
+                            // A split COPY's rows add up; a replicated table's are the
+                            // same rows on every shard.
+                            if split.is_some() || shard == dispatch.shards[0] {
+                                total += n;
+                            }
                         }
                     }
                     tag::ERROR_RESPONSE => {
@@ -143,7 +147,7 @@ impl ShardedSession {
                 Ok(f) => f,
                 Err(_) => {
                     for &shard in shards {
-                        self.send_to(shard, &[copy_fail("client connection lost")])
+                        self.end_copy(shard, copy_fail("client connection lost"))
                             .await?;
                     }
                     return Err(Lost {
@@ -160,20 +164,20 @@ impl ShardedSession {
                 }
                 tag::COPY_DONE => {
                     for &shard in shards {
-                        self.send_to(shard, std::slice::from_ref(&frame)).await?;
+                        self.end_copy(shard, frame.clone()).await?;
                     }
                     return Ok(true);
                 }
                 tag::COPY_FAIL => {
                     for &shard in shards {
-                        self.send_to(shard, std::slice::from_ref(&frame)).await?;
+                        self.end_copy(shard, frame.clone()).await?;
                     }
                     return Ok(false);
                 }
                 tag::FLUSH | tag::SYNC => {}
                 _ => {
                     for &shard in shards {
-                        self.send_to(shard, &[copy_fail("unexpected message during COPY")])
+                        self.end_copy(shard, copy_fail("unexpected message during COPY"))
                             .await?;
                     }
                     return Ok(false);
@@ -210,7 +214,7 @@ impl ShardedSession {
                 Ok(f) => f,
                 Err(_) => {
                     for &shard in shards {
-                        self.send_to(shard, &[copy_fail("client connection lost")])
+                        self.end_copy(shard, copy_fail("client connection lost"))
                             .await?;
                     }
                     return Err(Lost {
@@ -237,14 +241,14 @@ impl ShardedSession {
                     }
                     self.send_batches(shards, &mut router, 0).await?;
                     for &shard in shards {
-                        self.send_to(shard, &[Frame::new(tag::COPY_DONE, &[])])
+                        self.end_copy(shard, Frame::new(tag::COPY_DONE, &[]))
                             .await?;
                     }
                     return Ok(Ok(()));
                 }
                 tag::COPY_FAIL => {
                     for &shard in shards {
-                        self.send_to(shard, std::slice::from_ref(&frame)).await?;
+                        self.end_copy(shard, frame.clone()).await?;
                     }
                     return Ok(Err(None));
                 }
@@ -265,7 +269,7 @@ impl ShardedSession {
         code: &str,
     ) -> Result<Result<(), Option<Frame>>, Lost> {
         for &shard in shards {
-            self.send_to(shard, &[copy_fail(message)]).await?;
+            self.end_copy(shard, copy_fail(message)).await?;
         }
         Ok(Err(Some(error_response(Severity::Error, code, message))))
     }
@@ -284,6 +288,18 @@ impl ShardedSession {
             }
         }
         Ok(())
+    }
+
+    /// Ends the COPY on `shard` with `frame` (CopyDone or CopyFail). In the extended
+    /// protocol the shard ignored the Sync sent with the Execute while copying, so it gets
+    /// another, or it would never report ReadyForQuery.
+    pub(super) async fn end_copy(&mut self, shard: usize, frame: Frame) -> Result<(), Lost> {
+        if self.copy_needs_sync {
+            self.send_to(shard, &[frame, super::bind::sync_frame()])
+                .await
+        } else {
+            self.send_to(shard, &[frame]).await
+        }
     }
 
     /// Writes without flushing (the connection flushes once its buffer is large).

@@ -119,6 +119,7 @@ impl ShardedSession {
             || classification.hint == Some(pgshard_router::RoleHint::Primary)
             || self.role.current() == Some(pgshard_router::RoleHint::Primary);
         let dispatch = self.dispatch_for(&plan, &stmt);
+        self.copy_needs_sync = stmt.portal.is_some();
         let outcome = self.run_plan(&plan, dispatch, &stmt, write).await;
         if let (
             Outcome::Done,
@@ -208,11 +209,16 @@ impl ShardedSession {
         stmt: &Statement<'_>,
         write: bool,
     ) -> Outcome {
+        // COPY FROM STDIN into a replicated table: every shard gets every row.
+        let broadcast_copy = matches!(plan.merge, ResultMerge::Same) && is_copy_from(stmt.sql);
         let multi_write = dispatch.shards.len() > 1
-            && matches!(
-                plan.merge,
-                ResultMerge::Counts | ResultMerge::InsertReturning { .. } | ResultMerge::Copy(_)
-            );
+            && (broadcast_copy
+                || matches!(
+                    plan.merge,
+                    ResultMerge::Counts
+                        | ResultMerge::InsertReturning { .. }
+                        | ResultMerge::Copy(_)
+                ));
         // A write on several shards outside a transaction runs in one on each, so an
         // error on one shard undoes it on all.
         let implicit = multi_write && !self.txn.is_open();
@@ -251,6 +257,7 @@ impl ShardedSession {
                 self.write_counts(&dispatch, Some(row_shards), stmt, implicit)
                     .await
             }
+            ResultMerge::Same if broadcast_copy => self.copy_in(&dispatch, None, implicit).await,
             ResultMerge::Same => self.same(&dispatch).await,
             ResultMerge::Copy(split) => self.copy_in(&dispatch, Some(split), implicit).await,
         };
@@ -405,7 +412,6 @@ impl ShardedSession {
         let first = dispatch.shards[0];
         let mut replies = Vec::new();
         let mut error = None;
-        let mut copying = false;
         for &shard in &dispatch.shards {
             loop {
                 let frame = self.reply(shard).await?;
@@ -415,26 +421,14 @@ impl ShardedSession {
                         error.get_or_insert(frame);
                     }
                     tag::COPY_IN_RESPONSE => {
-                        copying = true;
-                        if shard == first {
-                            replies.push(frame);
-                        }
-                        // Every shard gets every row: read the others' CopyInResponse
-                        // before relaying the data.
-                        break;
+                        // COPY FROM is planned apart; anything else copying is refused.
+                        let fail = Frame::new(tag::COPY_FAIL, b"pgshard: unexpected COPY\0");
+                        self.end_copy(shard, fail).await?;
                     }
                     _ if shard == first => replies.push(frame),
                     _ => {}
                 }
             }
-        }
-        if copying {
-            for f in &replies {
-                self.send_client(f).await?;
-            }
-            self.flush_client().await?;
-            let ok = self.relay_copy_in(&dispatch.shards, None, true).await?;
-            return Ok(if ok { Outcome::Done } else { Outcome::Failed });
         }
         if let Some(error) = error {
             self.send_client(&error).await?;
@@ -637,6 +631,16 @@ fn extended_frames(
     frames.push(execute_frame());
     frames.push(sync_frame());
     frames
+}
+
+/// `COPY … FROM`: the only COPY a plan sends to several shards.
+fn is_copy_from(sql: &str) -> bool {
+    let lower = sql.trim_start().to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("copy") else {
+        return false;
+    };
+    // `COPY (SELECT … FROM …) TO …` reads.
+    !rest.trim_start().starts_with('(') && rest.contains(" from ")
 }
 
 /// SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO [SAVEPOINT].

@@ -67,6 +67,9 @@ pub struct ShardedSession {
     shard_override: Option<usize>,
     /// When the client's last write committed, for read-your-writes.
     written_at: Option<Instant>,
+    /// The statement running now came through the extended protocol: a COPY it starts
+    /// must be followed by a Sync to each shard.
+    copy_needs_sync: bool,
     /// Spreads statements any shard can answer.
     turn: usize,
     cancel: CancelSlot,
@@ -101,6 +104,7 @@ impl ShardedSession {
             role: SessionRole::default(),
             shard_override: None,
             written_at: None,
+            copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
             cancel,
         }
