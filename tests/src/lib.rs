@@ -26,6 +26,7 @@ mod client;
 mod cluster;
 mod docker;
 mod error;
+mod failover;
 mod node;
 mod proxy;
 mod relay;
@@ -40,6 +41,11 @@ pub use client::{connect, sqlstate};
 pub use cluster::{Cluster, ClusterOptions};
 pub use docker::{NODE_IMAGE, TEST_LABEL};
 pub use error::{HarnessError, Result};
+pub use failover::{
+    admin_user, failover_bed, failover_bed_with, missing_writes, node_names, prepare_ledger,
+    primary_name, promoted_replicas, start_failover_proxy, FailoverBed, WriteLoad, WriteOutcome,
+    HUNG,
+};
 pub use node::{Node, Role};
 pub use proxy::{ProxyOptions, ProxyUser, TestProxy};
 pub use relay::{Relay, RelayMode, Upstream};

@@ -38,6 +38,17 @@ impl Shard {
         &self.replicas[n]
     }
 
+    /// The replicas' relay addresses as TOML strings separated by commas, for a proxy
+    /// configuration's `replicas = [...]`.
+    pub fn replicas_toml(&self) -> String {
+        let quoted: Vec<String> = self
+            .replicas
+            .iter()
+            .map(|r| format!("\"{}\"", r.proxy_addr()))
+            .collect();
+        quoted.join(", ")
+    }
+
     /// The primary, then the replicas.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         std::iter::once(&self.primary).chain(&self.replicas)
