@@ -161,6 +161,9 @@ impl FailoverController {
         next.primary = Some(promoted);
         next.nodes[old].fenced = true;
         next.nodes[promoted].role = Some(NodeRole::Primary);
+        // Promotion starts the next timeline; the node's next check confirms it.
+        let timeline = next.nodes[old].timeline.max(next.nodes[promoted].timeline);
+        next.nodes[promoted].timeline = timeline.map(|t| t + 1);
         next.phase = ShardPhase::Healthy;
         shared.publish(next.clone());
     }

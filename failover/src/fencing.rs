@@ -12,8 +12,9 @@ pub struct PrimaryChange {
 }
 
 /// Re-decides the primary from what the nodes report, fencing primaries on older
-/// timelines. While no reachable node claims to be a primary the current choice stays,
-/// so its failures keep counting towards failover.
+/// timelines. While no reachable node claims to be a primary (fenced nodes claim it only
+/// from a newer timeline) the current choice stays, so its failures keep counting
+/// towards failover.
 pub fn resolve_primary(t: &mut ShardTopology) -> Option<PrimaryChange> {
     for node in &mut t.nodes {
         // A fenced node that rejoined as a standby (pg_rewind, then recovery) is usable again.
@@ -21,8 +22,13 @@ pub fn resolve_primary(t: &mut ShardTopology) -> Option<PrimaryChange> {
             node.fenced = false;
         }
     }
+    // A fenced node claims the role again only from a newer timeline than the current
+    // primary's (it was promoted since): an old primary that still answers must not take
+    // over because the new one missed a check.
+    let current = t.primary.and_then(|p| t.nodes[p].timeline).unwrap_or(0);
     let claims: Vec<usize> = (0..t.nodes.len())
         .filter(|&i| t.nodes[i].reachable && t.nodes[i].role == Some(NodeRole::Primary))
+        .filter(|&i| !t.nodes[i].fenced || t.nodes[i].timeline.unwrap_or(0) > current)
         .collect();
     let key = |i: usize| {
         let n = &t.nodes[i];
@@ -104,6 +110,22 @@ mod tests {
         assert_eq!(resolve_primary(&mut t), None);
         assert!(!t.nodes[0].fenced);
         assert!(t.is_live_replica(0));
+    }
+
+    #[test]
+    fn a_fenced_old_primary_does_not_take_over_when_the_new_one_misses_a_check() {
+        let mut t = shard(&[(NodeRole::Primary, 1), (NodeRole::Primary, 2)]);
+        assert!(resolve_primary(&mut t).is_some());
+        assert_eq!(t.primary, Some(1));
+        t.nodes[1].reachable = false;
+        assert_eq!(resolve_primary(&mut t), None);
+        assert_eq!(t.primary, Some(1));
+        assert!(t.nodes[0].fenced);
+        // Promoted again later (a newer timeline), it is the primary once more.
+        t.nodes[0].timeline = Some(3);
+        assert!(resolve_primary(&mut t).is_some());
+        assert_eq!(t.primary, Some(0));
+        assert!(!t.nodes[0].fenced);
     }
 
     #[test]
