@@ -13,6 +13,7 @@ use crate::client::connect;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::error::{HarnessError, Result};
 use crate::user::User;
+use crate::wait::wait_for;
 
 /// The admin console's login in [`start_failover_proxy`]'s configuration.
 pub fn admin_user() -> User {
@@ -131,10 +132,7 @@ async fn query_proxy(proxy: &ProxyHandle, sql: &str) -> Result<String> {
 
 /// The acknowledged `ids` missing from the ledger of node `name`.
 pub async fn missing_writes(cluster: &Cluster, name: &str, ids: &[i64]) -> Result<Vec<i64>> {
-    let node = cluster.node(name).ok_or_else(|| HarnessError::Proxy {
-        action: "find the node".to_string(),
-        reason: format!("no node {name}"),
-    })?;
+    let node = node(cluster, name)?;
     let present: Vec<i64> = node
         .query_one("SELECT coalesce(array_agg(id), '{}') FROM ledger")
         .await?;
@@ -144,6 +142,16 @@ pub async fn missing_writes(cluster: &Cluster, name: &str, ids: &[i64]) -> Resul
         .copied()
         .filter(|id| !present.contains(id))
         .collect())
+}
+
+/// Waits until the other replica of shard 0 streams from node `name`, a promoted one.
+pub async fn wait_other_replica_follows(cluster: &Cluster, name: &str) -> Result<()> {
+    let node = node(cluster, name)?;
+    let what = format!("the other replica to stream from {name}");
+    wait_for(&what, Duration::from_secs(30), || async {
+        Ok((node.streaming_replicas().await?.len() == 1).then_some(()))
+    })
+    .await
 }
 
 /// The replicas of shard 0 that are no longer in recovery.
@@ -289,6 +297,13 @@ impl Writer {
             }
         }
     }
+}
+
+fn node<'a>(cluster: &'a Cluster, name: &str) -> Result<&'a crate::node::Node> {
+    cluster.node(name).ok_or_else(|| HarnessError::Proxy {
+        action: "find a node".to_string(),
+        reason: format!("no node {name}"),
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use pgshard_proxy::ProxyHandle;
 use pgshard_tests::{
     connect, failover_bed, failover_bed_with, missing_writes, prepare_ledger, primary_name,
-    promoted_replicas, start_failover_proxy as proxy, wait_for, Cluster, ClusterOptions, User,
-    WriteLoad,
+    promoted_replicas, start_failover_proxy as proxy, wait_for, wait_other_replica_follows,
+    Cluster, ClusterOptions, User, WriteLoad,
 };
 
 /// How the primary is taken down.
@@ -113,13 +113,7 @@ async fn a_killed_primary_is_replaced_and_fenced_when_it_returns() -> Result<()>
 
     // Exactly one replica was promoted; the other streams from it.
     assert_eq!(promoted_replicas(&cluster).await?, vec![primary.clone()]);
-    let new_primary = cluster.node(&primary).context("new primary")?;
-    wait_for(
-        "the other replica to stream from the new primary",
-        Duration::from_secs(30),
-        || async { Ok((new_primary.streaming_replicas().await?.len() == 1).then_some(())) },
-    )
-    .await?;
+    wait_other_replica_follows(&cluster, &primary).await?;
 
     // The old primary comes back as a primary on the old timeline: it gets no traffic.
     let shard = cluster.shard(0);

@@ -9,7 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use pgshard_proxy::ProxyHandle;
 use pgshard_tests::{
     admin_user, connect, failover_bed, missing_writes, primary_name, promoted_replicas, sqlstate,
-    wait_for, HarnessError, User, WriteLoad,
+    wait_for, wait_other_replica_follows, HarnessError, User, WriteLoad,
 };
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -131,24 +131,17 @@ async fn a_switchover_under_write_load_fails_no_write_and_loses_none() -> Result
     ensure!(role_of(&console, &target).await? == "primary");
 
     // The other replica follows the new primary.
-    let new_primary = cluster.node(&primary).context("new primary")?;
-    wait_for(
-        "the other replica to stream from the new primary",
-        Duration::from_secs(30),
-        || async { Ok((new_primary.streaming_replicas().await?.len() == 1).then_some(())) },
-    )
-    .await?;
+    wait_other_replica_follows(&cluster, &primary).await?;
     proxy.shutdown().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_console_shows_nodes_and_refuses_what_is_unsafe() -> Result<()> {
+    let app = User::new("app", "app", "pgshard");
     let (cluster, _, proxy) = failover_bed("").await?;
     let shard = cluster.shard(0);
-
     // Only admin users get in.
-    let app = User::new("app", "app", "pgshard");
     match connect(proxy.addr, &app).await {
         Ok(_) => bail!("app opened the admin console"),
         Err(e) => ensure!(sqlstate(&e) == Some("42501"), "{e}"),
