@@ -20,15 +20,29 @@ use crate::net::{Connection, Frame, Severity, WireError};
 pub use command::{parse, AdminCommand, ShardNode};
 pub use error::AdminError;
 
-/// Serves a logged-in admin client until it leaves.
+/// Serves a logged-in admin client until it leaves or the proxy shuts down.
 pub async fn serve_admin(ctx: &ProxyContext, mut conn: Connection<TcpStream>) {
     if greet(&mut conn).await.is_err() {
         return;
     }
     // After an extended-protocol message: the error is sent, the rest skipped until Sync.
     let mut skipping = false;
+    let mut shutdown = ctx.shutdown.clone();
     loop {
-        let frame = match conn.read_frame().await {
+        // A command under way finishes; an idle console is closed when the proxy stops.
+        let read = tokio::select! {
+            read = conn.read_frame() => read,
+            _ = shutdown.recv() => {
+                let fatal = error_response(
+                    Severity::Fatal,
+                    "57P01",
+                    "terminating connection due to administrator command",
+                );
+                let _ = conn.send(&fatal).await;
+                return;
+            }
+        };
+        let frame = match read {
             Ok(frame) => frame,
             Err(WireError::Closed) => return,
             Err(e) => {
