@@ -325,8 +325,16 @@ impl ShardedSession {
                     );
                 }
             }
-            let link =
-                checkout(&self.ctx, &self.user, &self.db, shard, need, &self.settings).await?;
+            let link = checkout(
+                &self.ctx,
+                &self.user,
+                &self.db,
+                shard,
+                need,
+                &self.settings,
+                &mut self.node_pools,
+            )
+            .await?;
             self.links[shard] = Some(link);
         }
         let begin = match &self.txn {

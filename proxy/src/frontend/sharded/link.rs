@@ -4,7 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::pool::checkout_from;
+use std::collections::HashMap;
+
+use bb8::Pool;
+
+use crate::backend::pool::{checkout_from, ServerConnector};
 use crate::backend::{CheckoutError, PooledServer};
 use crate::context::{ProxyContext, UserEntry};
 use crate::frontend::settings::ClientSettings;
@@ -24,6 +28,34 @@ pub struct ShardLink {
     pub in_transaction: bool,
 }
 
+/// A session's pools, one per shard node, looked up in the proxy's shared map once
+/// rather than for every statement.
+#[derive(Default)]
+pub struct NodePools {
+    pools: HashMap<(usize, usize), (Pool<ServerConnector>, String)>,
+}
+
+impl NodePools {
+    fn get(
+        &mut self,
+        ctx: &ProxyContext,
+        user: &UserEntry,
+        db: &DatabaseRoute,
+        shard: usize,
+        node: NodeId,
+    ) -> Result<(Pool<ServerConnector>, String), String> {
+        if let Some(found) = self.pools.get(&(shard, node.0)) {
+            return Ok(found.clone());
+        }
+        let target = ctx
+            .target_on(user, db, shard, node)
+            .ok_or_else(|| format!("pgshard: shard {shard} is not configured"))?;
+        let entry = (ctx.pools.pool(&target, &user.pool), target.addr);
+        self.pools.insert((shard, node.0), entry.clone());
+        Ok(entry)
+    }
+}
+
 /// What a statement needs from the server it runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Need {
@@ -39,6 +71,7 @@ pub async fn checkout(
     shard: usize,
     need: Need,
     settings: &ClientSettings,
+    pools: &mut NodePools,
 ) -> Result<ShardLink, String> {
     let nodes = db
         .shards
@@ -58,10 +91,12 @@ pub async fn checkout(
                     .primary()
                     .filter(|&p| hold.is_zero() || !nodes.failing(p));
                 let error = match primary {
-                    Some(node) => match connect(ctx, user, db, shard, node, settings).await {
-                        Ok(link) => return Ok(link),
-                        Err(e) => e,
-                    },
+                    Some(node) => {
+                        match connect(ctx, user, db, shard, node, settings, pools).await {
+                            Ok(link) => return Ok(link),
+                            Err(e) => e,
+                        }
+                    }
                     None => format!(
                         "pgshard: shard {shard} has no primary available (a failover is under way)"
                     ),
@@ -75,7 +110,7 @@ pub async fn checkout(
         Need::Read(needs) => {
             let mut error = None;
             for node in nodes.read_order(needs, &[], true) {
-                match connect(ctx, user, db, shard, node, settings).await {
+                match connect(ctx, user, db, shard, node, settings, pools).await {
                     Ok(link) => return Ok(link),
                     Err(e) => {
                         nodes.ban(node);
@@ -97,13 +132,11 @@ async fn connect(
     shard: usize,
     node: NodeId,
     settings: &ClientSettings,
+    pools: &mut NodePools,
 ) -> Result<ShardLink, String> {
     let nodes = &db.shards[shard];
-    let target = ctx
-        .target_on(user, db, shard, node)
-        .ok_or_else(|| format!("pgshard: shard {shard} is not configured"))?;
-    let pool = ctx.pools.pool(&target, &user.pool);
-    let mut server = match checkout_from(&pool, &user.pool, &target.addr).await {
+    let (pool, addr) = pools.get(ctx, user, db, shard, node)?;
+    let mut server = match checkout_from(&pool, &user.pool, &addr).await {
         Ok(s) => s,
         Err(CheckoutError::TimedOut(addr)) => {
             return Err(format!(

@@ -51,6 +51,7 @@ pub struct ShardedSession {
     planner: Arc<Planner>,
     mode: PoolMode,
     settings: ClientSettings,
+    node_pools: link::NodePools,
     /// The server held on each shard, if any.
     links: Vec<Option<ShardLink>>,
     txn: TxnState,
@@ -94,6 +95,7 @@ impl ShardedSession {
             db,
             planner,
             settings,
+            node_pools: link::NodePools::default(),
             links: (0..shards).map(|_| None).collect(),
             txn: TxnState::Idle,
             staged: Vec::new(),
@@ -122,6 +124,7 @@ impl ShardedSession {
             0,
             link::Need::Read(needs),
             &self.settings,
+            &mut self.node_pools,
         )
         .await;
         let link = match link {
