@@ -41,7 +41,10 @@ const INSERT_BATCH: usize = 50;
 const COPY_CHUNK: usize = 777;
 
 /// How long one statement may take through the proxy before it counts as hung.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long the proxy gets to end the shards' side of a statement whose client left.
+const CLEANUP_GRACE: Duration = Duration::from_secs(2);
 
 /// `date '2023-01-01'` as days after 2000-01-01.
 const DAY_2023_01_01: i32 = 8401;
@@ -90,13 +93,13 @@ async fn differential(shards: usize) -> Result<()> {
     let (reference, cluster) = tokio::join!(Cluster::start(1, 0), Cluster::start(shards, 0));
     let (reference, cluster) = (reference?, cluster?);
     let proxy = start_proxy(&cluster).await?;
-    let reference_client = reference.shard(0).primary().client(&User::app()).await?;
-    let mut run = Run::new(reference_client, proxy.addr, shards).await?;
+    let mut run = Run::new(&reference, proxy.addr, &cluster).await?;
     let nodes = shard_clients(&cluster).await?;
 
     load(&mut run).await?;
     check_placement(&mut run, &nodes).await?;
     compare_reads(&mut run, "after loading").await?;
+    compare_prepared_reuse(&mut run).await?;
     check_refusals(&mut run, &nodes).await?;
     check_overrides(&mut run, &nodes).await?;
     compare_writes(&mut run).await?;
@@ -268,23 +271,31 @@ async fn outcome(client: &Client, case: &Case, protocol: Protocol) -> Outcome {
 /// The reference and the proxy side by side, and the differences found so far.
 struct Run {
     reference: Client,
+    reference_addr: SocketAddr,
     proxy: Client,
     proxy_addr: SocketAddr,
+    /// Where the shards' primaries are reached directly.
+    shard_addrs: Vec<SocketAddr>,
     shards: usize,
     checks: usize,
     differences: Vec<String>,
 }
 
 impl Run {
-    async fn new(reference: Client, proxy_addr: SocketAddr, shards: usize) -> Result<Run> {
-        let proxy = connect(proxy_addr, &User::app())
-            .await
-            .context("connecting to the proxy")?;
+    async fn new(reference: &Cluster, proxy_addr: SocketAddr, cluster: &Cluster) -> Result<Run> {
+        let reference_node = reference.shard(0).primary();
+        let shard_addrs: Vec<SocketAddr> = cluster
+            .shards()
+            .iter()
+            .map(|s| s.primary().addr())
+            .collect();
         Ok(Run {
-            reference,
-            proxy,
+            reference: reference_node.client(&User::app()).await?,
+            reference_addr: reference_node.addr(),
+            proxy: connect_to_proxy(proxy_addr).await?,
             proxy_addr,
-            shards,
+            shards: shard_addrs.len(),
+            shard_addrs,
             checks: 0,
             differences: Vec::new(),
         })
@@ -319,11 +330,29 @@ impl Run {
             ))),
         };
         if result_is_hang_or_loss(&outcome) || self.proxy.is_closed() {
-            self.proxy = connect(self.proxy_addr, &User::app())
-                .await
-                .with_context(|| format!("the proxy takes no connection after {}", case.sql))?;
+            self.recover(&case.sql).await?;
         }
         Ok(outcome)
+    }
+
+    /// After the proxy hung or lost the connection during `what`: drops that connection
+    /// for a new one, then ends (and records) whatever the proxy left running on the
+    /// shards once its client was gone, so that held locks do not stall the rest.
+    async fn recover(&mut self, what: &str) -> Result<()> {
+        self.proxy = connect_to_proxy(self.proxy_addr)
+            .await
+            .with_context(|| format!("after {what}"))?;
+        tokio::time::sleep(CLEANUP_GRACE).await;
+        for (index, addr) in self.shard_addrs.clone().into_iter().enumerate() {
+            let left = end_leftover_statements(addr).await?;
+            self.expect(left.is_empty(), || {
+                format!(
+                    "after {what} hung or failed and its client left, shard {index} still ran \
+                     {left:?} (ended by the test)"
+                )
+            });
+        }
+        Ok(())
     }
 
     /// Runs `case` on the reference, where it must succeed unless `may_fail`: the
@@ -372,6 +401,33 @@ impl Run {
         );
         Ok(())
     }
+}
+
+/// A new client connection to the proxy; logging in may take no longer than a
+/// statement.
+async fn connect_to_proxy(addr: SocketAddr) -> Result<Client> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, connect(addr, &User::app()))
+        .await
+        .map_err(|_| anyhow::anyhow!("the proxy completes no login within {STATEMENT_TIMEOUT:?}"))?
+        .context("connecting to the proxy")
+}
+
+/// Terminates the sessions on the server at `addr` that run a statement or hold a
+/// transaction open (none should, between the test's statements; the proxy's health
+/// checks aside) and returns what they ran.
+async fn end_leftover_statements(addr: SocketAddr) -> Result<Vec<String>> {
+    let client = connect(addr, &User::app()).await?;
+    let rows = client
+        .query(
+            "SELECT state || ': ' || left(query, 80), pg_terminate_backend(pid) \
+             FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend' AND state <> 'idle' \
+             AND application_name <> 'pgshard control'",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// Whether an outcome says the proxy hung or the connection broke (no SQLSTATE, and not
@@ -559,10 +615,18 @@ enum Load {
     Insert,
     /// Multi-row INSERTs with bound parameters.
     InsertBound,
-    /// COPY FROM STDIN, text format.
-    CopyText,
-    /// COPY FROM STDIN, CSV format with a header line.
-    CopyCsv,
+    /// COPY FROM STDIN in text format or in CSV with a header line; over the extended
+    /// protocol as tokio-postgres sends it (Bind, Execute, Sync, CopyData…, CopyDone,
+    /// Sync), or over the simple protocol as psql does.
+    Copy(CopyFormat, Protocol),
+    /// Like `Insert`, skipping rows already there: after a failed load step.
+    Refill,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CopyFormat {
+    Text,
+    Csv,
 }
 
 /// Which table a load step fills, and for which users.
@@ -574,15 +638,21 @@ enum Rows {
 
 /// How the data set is loaded: every way of writing rows, for both sharded tables.
 fn load_plan() -> Vec<(Rows, Load)> {
+    use CopyFormat::{Csv, Text};
+    use Protocol::{Extended, Simple};
     vec![
         (Rows::Users(1..=150), Load::Insert),
         (Rows::Users(151..=300), Load::InsertBound),
-        (Rows::Users(301..=450), Load::CopyText),
-        (Rows::Users(451..=USERS), Load::CopyCsv),
+        (Rows::Users(301..=375), Load::Copy(Text, Extended)),
+        (Rows::Users(376..=450), Load::Copy(Text, Simple)),
+        (Rows::Users(451..=525), Load::Copy(Csv, Extended)),
+        (Rows::Users(526..=USERS), Load::Copy(Csv, Simple)),
         (Rows::Orders(1..=200), Load::Insert),
         (Rows::Orders(201..=300), Load::InsertBound),
-        (Rows::Orders(301..=450), Load::CopyCsv),
-        (Rows::Orders(451..=USERS), Load::CopyText),
+        (Rows::Orders(301..=375), Load::Copy(Csv, Simple)),
+        (Rows::Orders(376..=450), Load::Copy(Csv, Extended)),
+        (Rows::Orders(451..=525), Load::Copy(Text, Simple)),
+        (Rows::Orders(526..=USERS), Load::Copy(Text, Extended)),
     ]
 }
 
@@ -602,13 +672,15 @@ async fn load(run: &mut Run) -> Result<()> {
         run.compare_outcome(&case, protocol, reference).await?;
     }
     for (rows, how) in load_plan() {
-        let expected = write_rows(&run.reference, &rows, how)
+        let expected = write_rows(&run.reference, run.reference_addr, &rows, how)
             .await
             .with_context(|| format!("loading {rows:?} by {how:?} into the reference"))?;
-        let through_proxy =
-            tokio::time::timeout(STATEMENT_TIMEOUT, write_rows(&run.proxy, &rows, how))
-                .await
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {STATEMENT_TIMEOUT:?}")));
+        let through_proxy = tokio::time::timeout(
+            STATEMENT_TIMEOUT,
+            write_rows(&run.proxy, run.proxy_addr, &rows, how),
+        )
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {STATEMENT_TIMEOUT:?}")));
         match through_proxy {
             Ok(count) => run.expect(count == expected, || {
                 format!(
@@ -617,12 +689,16 @@ async fn load(run: &mut Run) -> Result<()> {
             }),
             Err(error) => {
                 run.expect(false, || format!("loading {rows:?} by {how:?}: {error:#}"));
-                if run.proxy.is_closed() {
-                    run.proxy = connect(run.proxy_addr, &User::app()).await?;
-                }
-                write_rows(&run.proxy, &rows, Load::Insert)
-                    .await
-                    .with_context(|| format!("loading {rows:?} again with INSERTs"))?;
+                let what = format!("loading {rows:?} by {how:?}");
+                run.recover(&what).await?;
+                tokio::time::timeout(
+                    STATEMENT_TIMEOUT,
+                    write_rows(&run.proxy, run.proxy_addr, &rows, Load::Refill),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("hung"))
+                .and_then(|written| written)
+                .with_context(|| format!("loading {rows:?} again with INSERTs"))?;
             }
         }
     }
@@ -655,9 +731,9 @@ impl Run {
     }
 }
 
-/// Writes `rows` into `client`'s database the `how` way; returns the rows the server
-/// said it wrote.
-async fn write_rows(client: &Client, rows: &Rows, how: Load) -> Result<u64> {
+/// Writes `rows` into the database of `client` (connected to `addr`) the `how` way;
+/// returns the rows the server said it wrote.
+async fn write_rows(client: &Client, addr: SocketAddr, rows: &Rows, how: Load) -> Result<u64> {
     let (table, columns, records) = match rows {
         Rows::Users(ids) => (
             "users",
@@ -677,34 +753,47 @@ async fn write_rows(client: &Client, rows: &Rows, how: Load) -> Result<u64> {
         ),
     };
     match how {
-        Load::Insert => insert_literals(client, table, columns, &records).await,
-        Load::InsertBound => insert_bound(client, rows).await,
-        Load::CopyText => {
-            let data: String = records.iter().map(|(_, f)| copy_text_line(f)).collect();
-            let copy = format!("COPY {table} ({columns}) FROM STDIN");
-            copy_in(client, &copy, data).await
+        Load::Insert => insert_literals(client, table, columns, &records, "").await,
+        Load::Refill => {
+            insert_literals(client, table, columns, &records, " ON CONFLICT DO NOTHING").await
         }
-        Load::CopyCsv => {
-            let mut data = format!("{columns}\n").replace(", ", ",");
-            data.extend(records.iter().map(|(_, f)| csv_line(f)));
-            let copy = format!("COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)");
-            copy_in(client, &copy, data).await
+        Load::InsertBound => insert_bound(client, rows).await,
+        Load::Copy(format, protocol) => {
+            let (copy, data) = match format {
+                CopyFormat::Text => (
+                    format!("COPY {table} ({columns}) FROM STDIN"),
+                    records.iter().map(|(_, f)| copy_text_line(f)).collect(),
+                ),
+                CopyFormat::Csv => {
+                    let mut data = format!("{columns}\n").replace(", ", ",");
+                    data.extend(records.iter().map(|(_, f)| csv_line(f)));
+                    let copy =
+                        format!("COPY {table} ({columns}) FROM STDIN (FORMAT csv, HEADER true)");
+                    (copy, data)
+                }
+            };
+            match protocol {
+                Protocol::Extended => copy_in(client, &copy, data).await,
+                Protocol::Simple => copy_in_simple(addr, &copy, data).await,
+            }
         }
     }
 }
 
-/// Multi-row INSERTs of VALUES tuples, [`INSERT_BATCH`] rows each, simple protocol.
+/// Multi-row INSERTs of VALUES tuples, [`INSERT_BATCH`] rows each, simple protocol;
+/// `suffix` follows the VALUES.
 async fn insert_literals(
     client: &Client,
     table: &str,
     columns: &str,
     records: &[(String, Vec<Option<String>>)],
+    suffix: &str,
 ) -> Result<u64> {
     let mut written = 0;
     for batch in records.chunks(INSERT_BATCH) {
         let values: Vec<&str> = batch.iter().map(|(v, _)| v.as_str()).collect();
         let sql = format!(
-            "INSERT INTO {table} ({columns}) VALUES {}",
+            "INSERT INTO {table} ({columns}) VALUES {}{suffix}",
             values.join(", ")
         );
         let outcome = answer::simple_query(client, &sql).await;
@@ -790,8 +879,8 @@ async fn insert_bound(client: &Client, rows: &Rows) -> Result<u64> {
     Ok(written)
 }
 
-/// Runs a COPY FROM STDIN with `data`, sent in [`COPY_CHUNK`]-byte pieces; returns the
-/// rows the server counted.
+/// Runs a COPY FROM STDIN with `data` through tokio-postgres (extended protocol), sent in
+/// [`COPY_CHUNK`]-byte pieces; returns the rows the server counted.
 async fn copy_in(client: &Client, statement: &str, data: String) -> Result<u64> {
     let sink = client.copy_in::<_, Bytes>(statement).await?;
     pin_mut!(sink);
@@ -799,6 +888,41 @@ async fn copy_in(client: &Client, statement: &str, data: String) -> Result<u64> 
         sink.send(Bytes::copy_from_slice(chunk)).await?;
     }
     Ok(sink.finish().await?)
+}
+
+/// Runs a COPY FROM STDIN with `data` as a simple Query on a connection of its own to
+/// `addr`, as psql does, sent in [`COPY_CHUNK`]-byte pieces; returns the rows the
+/// server counted.
+async fn copy_in_simple(addr: SocketAddr, statement: &str, data: String) -> Result<u64> {
+    let (mut raw, _) = RawConnection::login(addr, &User::app()).await?;
+    raw.send_bytes(&wire::query(statement)).await?;
+    let start = raw.expect_message().await?;
+    ensure!(
+        start.tag == b'G',
+        "{statement}: answered {} {:?} instead of CopyInResponse",
+        start.kind(),
+        start.sqlstate()
+    );
+    for chunk in data.as_bytes().chunks(COPY_CHUNK) {
+        raw.send_bytes(&wire::message(b'd', chunk)).await?;
+    }
+    raw.send_bytes(&wire::message(b'c', &[])).await?;
+    let replies = raw.read_until_ready().await?;
+    if let Some(error) = replies.iter().find(|m| m.tag == b'E') {
+        bail!(
+            "{statement}: error {:?} {:?}",
+            error.sqlstate(),
+            error.field(b'M')
+        );
+    }
+    let tag = replies
+        .iter()
+        .find(|m| m.tag == b'C')
+        .map(|m| command_tag(&m.body))
+        .with_context(|| format!("{statement}: no CommandComplete"))?;
+    tag.strip_prefix("COPY ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{statement}: tag {tag}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -939,6 +1063,17 @@ fn read_cases() -> Vec<Case> {
             .with(vec![Bigints(vec![10, 20, 30, 444, 555])]),
         exact("SELECT name FROM users WHERE id = $1 AND active").with(vec![Bigint(301)]),
         exact("SELECT id, balance, created, active, score FROM users WHERE id BETWEEN 1 AND 12 ORDER BY id"),
+        exact("SELECT name FROM users WHERE id = 42::int"),
+        exact("SELECT name FROM users WHERE id = '43'"),
+        exact("SELECT name FROM users WHERE id = $1::int").with(vec![Int(44)]),
+        exact("SELECT ID, NAME FROM USERS WHERE ID = 45"),
+        exact("SELECT name FROM public.users WHERE id = 46"),
+        exact("SELECT name FROM \"users\" WHERE \"id\" = 47"),
+        exact("SELECT id FROM users WHERE id = 42 AND id = 43"),
+        exact("SELECT id FROM users WHERE id = 42 OR name = 'user0100' ORDER BY id"),
+        exact("SELECT id FROM users WHERE NOT (id = 42) AND id < 50 ORDER BY id"),
+        exact("SELECT id FROM users WHERE id <> 3 AND id < 10 ORDER BY id"),
+        exact("WITH u AS (SELECT * FROM users WHERE id = 9) SELECT name, score FROM u"),
         // Scans of every shard.
         any(all_users),
         any("SELECT * FROM orders"),
@@ -965,6 +1100,8 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT count(*), sum(amount) FROM orders WHERE user_id = 77"),
         exact("SELECT count(*) FROM users WHERE score > $1").with(vec![Int(40)]),
         exact("SELECT max(score) - min(score) FROM users"),
+        exact("SELECT count(*) FILTER (WHERE active), sum(score) FILTER (WHERE region = 'east') FROM users"),
+        exact("SELECT count(*) FROM public.users"),
         // GROUP BY and HAVING.
         exact("SELECT region, count(*), sum(score), avg(balance) FROM users GROUP BY region ORDER BY region NULLS FIRST"),
         any("SELECT region, count(*) FROM users GROUP BY region"),
@@ -976,6 +1113,8 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT created, count(*) FROM users GROUP BY created ORDER BY count(*) DESC, created LIMIT 5"),
         exact("SELECT region FROM users GROUP BY region HAVING max(score) > 70 ORDER BY region"),
         exact("SELECT country, count(*) FROM users GROUP BY 1 ORDER BY 1"),
+        exact("SELECT region FROM users GROUP BY region ORDER BY sum(score) DESC, region"),
+        exact("SELECT region, count(*) FROM users GROUP BY region ORDER BY 2 DESC, 1 NULLS FIRST LIMIT 3"),
         exact("SELECT region, count(*) FROM users WHERE score >= $1 GROUP BY region ORDER BY region")
             .with(vec![Int(10)]),
         // ORDER BY, LIMIT, OFFSET.
@@ -1003,6 +1142,7 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT DISTINCT status FROM orders ORDER BY status"),
         exact("SELECT DISTINCT score FROM users ORDER BY score NULLS FIRST LIMIT 10"),
         exact("SELECT count(DISTINCT id) FROM users"),
+        exact("SELECT DISTINCT country FROM users ORDER BY country LIMIT 3 OFFSET 2"),
         // Joins of co-located sharded tables.
         exact("SELECT u.id, u.name, o.id, o.amount FROM users u JOIN orders o ON u.id = o.user_id WHERE u.id = 42 ORDER BY o.id"),
         any("SELECT u.id, o.id, o.amount FROM users u JOIN orders o ON u.id = o.user_id"),
@@ -1038,6 +1178,57 @@ async fn compare_reads(run: &mut Run, when: &str) -> Result<()> {
         run.shards,
         run.differences.len() - before
     );
+    Ok(())
+}
+
+/// Prepares a key lookup once on each side and runs it for many keys, so that a shard
+/// chosen when the statement was prepared (and not for each execution's key) shows.
+async fn compare_prepared_reuse(run: &mut Run) -> Result<()> {
+    let sql = "SELECT id, name, balance FROM users WHERE id = $1";
+    let reference = run.reference.prepare(sql).await?;
+    let proxy = run.proxy.prepare(sql).await;
+    let proxy = match proxy {
+        Ok(statement) => statement,
+        Err(error) => {
+            let error = SqlError::from(error);
+            run.expect(false, || {
+                format!("preparing {sql}: {:?} {}", error.code, error.message)
+            });
+            return Ok(());
+        }
+    };
+    let mut wrong = Vec::new();
+    for id in (1..=40_i64).map(|i| i * 13) {
+        let on_reference = run.reference.query(&reference, &[&id]).await?;
+        let through_proxy =
+            tokio::time::timeout(STATEMENT_TIMEOUT, run.proxy.query(&proxy, &[&id])).await;
+        let rendered = |rows: &[tokio_postgres::Row]| -> Vec<String> {
+            rows.iter()
+                .map(|r| format!("{} {:?}", r.get::<_, i64>(0), r.get::<_, Option<String>>(1)))
+                .collect()
+        };
+        match through_proxy {
+            Ok(Ok(rows)) if rendered(&rows) == rendered(&on_reference) => {}
+            Ok(Ok(rows)) => wrong.push(format!(
+                "id {id}: {:?} instead of {:?}",
+                rendered(&rows),
+                rendered(&on_reference)
+            )),
+            Ok(Err(error)) => wrong.push(format!("id {id}: {}", SqlError::from(error).message)),
+            Err(_) => {
+                wrong.push(format!("id {id}: no answer within {STATEMENT_TIMEOUT:?}"));
+                run.recover(sql).await?;
+                break;
+            }
+        }
+    }
+    run.expect(wrong.is_empty(), || {
+        format!(
+            "one prepared {sql} run for 40 keys: {} wrong, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(3)]
+        )
+    });
     Ok(())
 }
 
@@ -1368,7 +1559,7 @@ async fn insert_in_transaction(run: &mut Run, ids: &[i64], end: &str) -> Result<
         Err(_) => run.expect(false, || format!("{what}: hung")),
     }
     if run.proxy.is_closed() || !went_through {
-        run.proxy = connect(run.proxy_addr, &User::app()).await?;
+        run.recover(&what).await?;
     }
     Ok(())
 }
