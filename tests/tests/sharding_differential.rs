@@ -1099,7 +1099,6 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT sum(score), max(name), avg(balance), count(*), bool_or(active) FROM users WHERE false"),
         exact("SELECT count(*), sum(amount) FROM orders WHERE user_id = 77"),
         exact("SELECT count(*) FROM users WHERE score > $1").with(vec![Int(40)]),
-        exact("SELECT max(score) - min(score) FROM users"),
         exact("SELECT count(*) FILTER (WHERE active), sum(score) FILTER (WHERE region = 'east') FROM users"),
         exact("SELECT count(*) FROM public.users"),
         // GROUP BY and HAVING.
@@ -1159,7 +1158,6 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT c.name, count(*) FROM users u JOIN countries c ON c.code = u.country GROUP BY c.name ORDER BY c.name"),
         exact("SELECT u.id, c.name FROM users u JOIN countries c ON c.code = u.country WHERE u.id = 99"),
         any("SELECT u.id, c.name FROM users u JOIN countries c ON c.code = u.country WHERE u.score > 70"),
-        exact("SELECT c.code, count(u.id) FROM countries c LEFT JOIN users u ON u.country = c.code GROUP BY c.code ORDER BY c.code"),
         // No table, or only the catalog.
         exact("SELECT 1"),
         exact("SELECT now() IS NOT NULL"),
@@ -1280,7 +1278,7 @@ async fn compare_tables(run: &mut Run, nodes: &[Client], when: &str) -> Result<(
 // ---------------------------------------------------------------------------------------
 
 /// Queries no merge of shard results answers exactly; valid SQL for PostgreSQL.
-const REFUSED: [&str; 9] = [
+const REFUSED: [&str; 11] = [
     "SELECT id, rank() OVER (ORDER BY score) FROM users",
     "SELECT a.id, b.id FROM users a JOIN users b ON a.region = b.region WHERE a.id < 5",
     "SELECT u.id, o.id FROM users u JOIN orders o ON u.id = o.id",
@@ -1290,6 +1288,10 @@ const REFUSED: [&str; 9] = [
     "SELECT id FROM users WHERE score > (SELECT avg(score) FROM users)",
     "SELECT * FROM unlisted",
     "INSERT INTO unlisted VALUES (1)",
+    // Expressions over aggregates are not recombined.
+    "SELECT max(score) - min(score) FROM users",
+    // Unmatched rows of the replicated side would come back once per shard.
+    "SELECT c.code, count(u.id) FROM countries c LEFT JOIN users u ON u.country = c.code GROUP BY c.code ORDER BY c.code",
 ];
 
 /// Checks that each [`REFUSED`] query gets 0A000 through the proxy over both protocols,

@@ -196,9 +196,8 @@ pub(super) fn check_call(
     distinct_ok: impl Fn(&Expr) -> bool,
 ) -> Result<(), PlanError> {
     let name = last(&function.name);
-    if function.filter.is_some() {
-        return Err(unmergeable(&name, " with FILTER"));
-    }
+    // FILTER is kept in each shard's call: every shard aggregates only the rows it
+    // lets through, which merge like any other partial aggregate.
     if !function.within_group.is_empty() || function.null_treatment.is_some() {
         return Err(unmergeable(&name, " with WITHIN GROUP"));
     }
@@ -284,7 +283,7 @@ mod tests {
         assert!(check("count(DISTINCT id)").is_ok());
         assert!(check("count(DISTINCT name)").is_err());
         assert!(check("sum(DISTINCT id)").is_err());
-        assert!(check("count(*) FILTER (WHERE x > 1)").is_err());
+        assert!(check("count(*) FILTER (WHERE x > 1)").is_ok());
         assert!(check("max(x ORDER BY y)").is_err());
         assert_eq!(
             renamed(aggregate(&expr("avg(x)")).unwrap().1, "sum").to_string(),

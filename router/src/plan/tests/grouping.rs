@@ -247,6 +247,19 @@ fn count_distinct_only_of_the_shard_key() {
 }
 
 #[test]
+fn filtered_aggregates_keep_their_filter_on_every_shard() {
+    let p = planner(2);
+    let (sql, merge) = fan_out(
+        &p,
+        "SELECT count(*) FILTER (WHERE x > 1), avg(x) FILTER (WHERE x < 9) FROM users",
+    );
+    assert_eq!(sql.matches("FILTER (WHERE x > 1)").count(), 1, "{sql}");
+    // avg's sum and its hidden count both count only the filtered rows.
+    assert_eq!(sql.matches("FILTER (WHERE x < 9)").count(), 2, "{sql}");
+    assert!(merge.group.is_some());
+}
+
+#[test]
 fn unmergeable_aggregates_are_refused() {
     let p = planner(2);
     for sql in [
@@ -255,7 +268,6 @@ fn unmergeable_aggregates_are_refused() {
         "SELECT json_agg(u) FROM users u",
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM users",
         "SELECT stddev(x) FROM users",
-        "SELECT count(*) FILTER (WHERE x > 1) FROM users",
         "SELECT max(x ORDER BY y) FROM users",
         "SELECT sum(x) + 1 FROM users",
         "SELECT count(*) * 2 FROM users",
