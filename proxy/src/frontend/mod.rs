@@ -4,6 +4,7 @@ pub mod batch;
 pub mod cancel;
 pub mod client;
 pub mod expect;
+pub mod flow;
 pub mod listener;
 pub mod login;
 pub mod proxy_settings;

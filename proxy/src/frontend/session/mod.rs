@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
 use super::expect::{ExpectedReplies, ReplyAction};
+use super::flow::{fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
 use super::settings::ClientSettings;
@@ -31,12 +32,6 @@ mod local_setting;
 /// A statement name that never exists: closing it is a harmless no-op whose
 /// CloseComplete stands in for the reply to a message the proxy did not send.
 const NO_STATEMENT: &str = "pgshard_none";
-
-/// Whether the session goes on after a step.
-enum Flow {
-    Continue,
-    Stop,
-}
 
 /// One client's session; see the module doc.
 pub struct Session {
@@ -717,23 +712,11 @@ impl Session {
     }
 
     async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
-        for f in frames {
-            if self.client.write_frame(f).await.is_err() {
-                return Flow::Stop;
-            }
-        }
-        match self.client.flush().await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
+        reply_local(&mut self.client, frames).await
     }
 
     async fn fatal(&mut self, code: &str, message: &str) -> Flow {
-        let _ = self
-            .client
-            .send(&error_response(Severity::Fatal, code, message))
-            .await;
-        Flow::Stop
+        fatal(&mut self.client, code, message).await
     }
 
     /// The server connection broke: the client's work on it is lost, and it is told so

@@ -83,10 +83,13 @@ impl ShardedSession {
         self.flush_client().await?;
         let relayed = match split {
             Some(split) => self.relay_split(&dispatch.shards, split).await?,
-            None => self
-                .relay_copy_in(&dispatch.shards, None, true)
-                .await
-                .map(|ok| if ok { Ok(()) } else { Err(None) })?,
+            None => self.relay_copy_in(&dispatch.shards).await.map(|ok| {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(None)
+                }
+            })?,
         };
         let mut total = 0;
         let mut error = match relayed {
@@ -134,28 +137,29 @@ impl ShardedSession {
         Ok(Outcome::Done)
     }
 
+    /// The client's next message during a COPY; if the client is gone, the copy fails on
+    /// every shard.
+    async fn copy_message(&mut self, shards: &[usize]) -> Result<Frame, Lost> {
+        match self.client.read_frame().await {
+            Ok(frame) => Ok(frame),
+            Err(_) => {
+                for &shard in shards {
+                    self.end_copy(shard, copy_fail("client connection lost"))
+                        .await?;
+                }
+                Err(Lost {
+                    shard: usize::MAX,
+                    reason: "client gone during COPY".into(),
+                })
+            }
+        }
+    }
+
     /// Relays the client's COPY data unchanged to every shard in `shards` until CopyDone
     /// (true) or CopyFail (false). Replies are left to the caller.
-    pub(super) async fn relay_copy_in(
-        &mut self,
-        shards: &[usize],
-        _split: Option<&CopySplit>,
-        _broadcast: bool,
-    ) -> Result<bool, Lost> {
+    pub(super) async fn relay_copy_in(&mut self, shards: &[usize]) -> Result<bool, Lost> {
         loop {
-            let frame = match self.client.read_frame().await {
-                Ok(f) => f,
-                Err(_) => {
-                    for &shard in shards {
-                        self.end_copy(shard, copy_fail("client connection lost"))
-                            .await?;
-                    }
-                    return Err(Lost {
-                        shard: usize::MAX,
-                        reason: "client gone during COPY".into(),
-                    });
-                }
-            };
+            let frame = self.copy_message(shards).await?;
             match frame.tag() {
                 tag::COPY_DATA => {
                     for &shard in shards {
@@ -210,19 +214,7 @@ impl ShardedSession {
             ended: false,
         };
         loop {
-            let frame = match self.client.read_frame().await {
-                Ok(f) => f,
-                Err(_) => {
-                    for &shard in shards {
-                        self.end_copy(shard, copy_fail("client connection lost"))
-                            .await?;
-                    }
-                    return Err(Lost {
-                        shard: usize::MAX,
-                        reason: "client gone during COPY".into(),
-                    });
-                }
-            };
+            let frame = self.copy_message(shards).await?;
             match frame.tag() {
                 tag::COPY_DATA => {
                     router.pending.extend_from_slice(frame.body());

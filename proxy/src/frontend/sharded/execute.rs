@@ -403,7 +403,7 @@ impl ShardedSession {
                 tag::COPY_IN_RESPONSE => {
                     self.send_client(&frame).await?;
                     self.flush_client().await?;
-                    if !self.relay_copy_in(&[shard], None, false).await? {
+                    if !self.relay_copy_in(&[shard]).await? {
                         outcome = Outcome::Failed;
                     }
                     continue;

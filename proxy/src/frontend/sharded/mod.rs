@@ -14,6 +14,7 @@ use pgshard_router::plan::{PlanError, Planner};
 use tokio::net::TcpStream;
 
 use super::cancel::{lock, CancelSlot};
+use super::flow::{fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
@@ -35,12 +36,6 @@ mod write_counts;
 use bind::{Portal, Prepared};
 use link::ShardLink;
 use transaction::TxnState;
-
-/// Whether the session goes on after a step.
-enum Flow {
-    Continue,
-    Stop,
-}
 
 /// One client's session on a sharded database; see the module doc.
 pub struct ShardedSession {
@@ -256,23 +251,11 @@ impl ShardedSession {
     }
 
     async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
-        for f in frames {
-            if self.client.write_frame(f).await.is_err() {
-                return Flow::Stop;
-            }
-        }
-        match self.client.flush().await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
+        reply_local(&mut self.client, frames).await
     }
 
     async fn fatal(&mut self, code: &str, message: &str) -> Flow {
-        let _ = self
-            .client
-            .send(&error_response(Severity::Fatal, code, message))
-            .await;
-        Flow::Stop
+        fatal(&mut self.client, code, message).await
     }
 
     /// Gives the servers back when no transaction needs them (transaction pooling).

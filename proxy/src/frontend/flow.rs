@@ -1,0 +1,34 @@
+//! What a session does after handling one message, and the replies that end a step.
+
+use tokio::net::TcpStream;
+
+use crate::net::messages::error_response;
+use crate::net::{Connection, Frame, Severity};
+
+/// Whether the session goes on after a step.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Sends replies the proxy made itself and flushes them; a client that cannot take them
+/// is gone.
+pub async fn reply_local(client: &mut Connection<TcpStream>, frames: &[Frame]) -> Flow {
+    for f in frames {
+        if client.write_frame(f).await.is_err() {
+            return Flow::Stop;
+        }
+    }
+    match client.flush().await {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::Stop,
+    }
+}
+
+/// Ends the session with a FATAL error.
+pub async fn fatal(client: &mut Connection<TcpStream>, code: &str, message: &str) -> Flow {
+    let _ = client
+        .send(&error_response(Severity::Fatal, code, message))
+        .await;
+    Flow::Stop
+}
