@@ -16,16 +16,19 @@ pub struct PrimaryChange {
 /// from a newer timeline) the current choice stays, so its failures keep counting
 /// towards failover.
 pub fn resolve_primary(t: &mut ShardTopology) -> Option<PrimaryChange> {
+    let current = t.primary.and_then(|p| t.nodes[p].timeline).unwrap_or(0);
     for node in &mut t.nodes {
-        // A fenced node that rejoined as a standby (pg_rewind, then recovery) is usable again.
-        if node.reachable && node.role == Some(NodeRole::Replica) {
+        // A fenced node that rejoined as a standby (pg_rewind, then recovery) is usable
+        // again once it receives the current primary's timeline: a standby still on the
+        // old one may hold writes the primary never had.
+        let follows = node.timeline.is_some_and(|tl| tl >= current);
+        if node.reachable && node.role == Some(NodeRole::Replica) && follows {
             node.fenced = false;
         }
     }
     // A fenced node claims the role again only from a newer timeline than the current
     // primary's (it was promoted since): an old primary that still answers must not take
     // over because the new one missed a check.
-    let current = t.primary.and_then(|p| t.nodes[p].timeline).unwrap_or(0);
     let claims: Vec<usize> = (0..t.nodes.len())
         .filter(|&i| t.nodes[i].reachable && t.nodes[i].role == Some(NodeRole::Primary))
         .filter(|&i| !t.nodes[i].fenced || t.nodes[i].timeline.unwrap_or(0) > current)
@@ -105,8 +108,15 @@ mod tests {
         );
         assert!(t.nodes[0].fenced);
         assert!(!t.is_live_replica(0));
-        // The old primary rejoins as a standby: no longer fenced, a replica again.
+        // Back as a standby still on the old timeline (not rewound, not streaming): fenced.
         record(&mut t.nodes[0], &Ok(reading(NodeRole::Replica, 100)));
+        assert_eq!(resolve_primary(&mut t), None);
+        assert!(t.nodes[0].fenced);
+        t.nodes[0].timeline = None;
+        assert_eq!(resolve_primary(&mut t), None);
+        assert!(t.nodes[0].fenced);
+        // Rejoined: streaming the new primary's timeline, it is a replica again.
+        t.nodes[0].timeline = Some(2);
         assert_eq!(resolve_primary(&mut t), None);
         assert!(!t.nodes[0].fenced);
         assert!(t.is_live_replica(0));
