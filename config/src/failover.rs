@@ -37,6 +37,14 @@ pub struct FailoverConfig {
     /// waiting (writes block until a standby comes). Default 10s.
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub synchronous_fallback: Duration,
+    /// Run through `sh -c` when a node claims to be a primary on an older timeline than
+    /// the current primary (a fenced old primary), to make it a standby of the current
+    /// primary; placeholders `%h`/`%p` (the fenced node), `%H`/`%P` (the primary), `%d`
+    /// (the database). Default: none, the node stays fenced until rejoined by hand.
+    pub rejoin_command: Option<String>,
+    /// How long `rejoin_command` may run before it is killed; default 5min.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub rejoin_timeout: Duration,
 }
 
 impl Default for FailoverConfig {
@@ -52,6 +60,8 @@ impl Default for FailoverConfig {
             max_failover_lag: LagLimit::Bytes(16 * 1024 * 1024),
             hold_timeout: Duration::from_secs(30),
             synchronous_fallback: Duration::from_secs(10),
+            rejoin_command: None,
+            rejoin_timeout: Duration::from_secs(300),
         }
     }
 }

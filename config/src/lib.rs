@@ -17,6 +17,7 @@ mod failover;
 mod lag;
 mod load;
 mod password;
+mod placeholders;
 mod proxy;
 mod replica;
 mod routing;
@@ -40,6 +41,9 @@ pub use failover::FailoverConfig;
 pub use lag::{parse_lag, LagLimit};
 pub use load::{load, parse};
 pub use password::PasswordKind;
+pub use placeholders::{
+    check_rejoin_template, expand_placeholders, PlaceholderError, REJOIN_PLACEHOLDERS,
+};
 pub use proxy::{AuthMethod, PoolMode, ProxyConfig, ADMIN_DATABASE};
 pub use replica::ReplicaConfig;
 pub use routing::{LoadBalance, PrimaryReads, RoutingConfig};

@@ -251,6 +251,7 @@ fn failover(failover: &FailoverConfig, key: &str, problems: &mut Problems) {
     for (field, value) in [
         ("check_timeout", failover.check_timeout),
         ("hold_timeout", failover.hold_timeout),
+        ("rejoin_timeout", failover.rejoin_timeout),
     ] {
         if value.is_zero() {
             problems.add(key(field), "must be greater than 0");
@@ -264,6 +265,13 @@ fn failover(failover: &FailoverConfig, key: &str, problems: &mut Problems) {
         );
     }
     problems.not_empty(&key("replication_user"), Some(&failover.replication_user));
+    if let Some(command) = &failover.rejoin_command {
+        if command.trim().is_empty() {
+            problems.add(key("rejoin_command"), "must not be empty");
+        } else if let Err(e) = crate::placeholders::check_rejoin_template(command) {
+            problems.add(key("rejoin_command"), e.to_string());
+        }
+    }
 }
 
 fn routing(routing: &RoutingConfig, key: &str, problems: &mut Problems) {
@@ -588,6 +596,24 @@ mod tests {
             super::super::load::tests::errors(&text),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn a_rejoin_command_uses_known_placeholders_and_a_timeout() {
+        let text = format!(
+            "{MINIMAL}[databases.failover]\nrejoin_command = \"rejoin %h %x\"\nrejoin_timeout = \"0s\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:10:1: databases[0].failover.rejoin_command: unknown placeholder %x; \
+                 use %h %p %H %P %d (%% for a literal %)",
+                "pgshard.toml:11:1: databases[0].failover.rejoin_timeout: must be greater than 0",
+            ]
+        );
+        let text =
+            format!("{MINIMAL}[databases.failover]\nrejoin_command = \"rejoin %h:%p %H:%P %d\"\n");
+        assert_eq!(errors(&text), Vec::<String>::new());
     }
 
     #[test]
