@@ -11,6 +11,7 @@ use crate::error::ProbeError;
 use crate::fencing::resolve_primary;
 use crate::node_status::NodeRole;
 use crate::promotion::{drop_synchronous, promote, repoint, ReplicationLogin};
+use crate::rejoin::{RejoinCommand, Rejoiner};
 use crate::topology::{ShardPhase, ShardTopology, TopologyPublisher};
 
 /// What failover may do, from `[databases.failover]`.
@@ -27,6 +28,8 @@ pub struct FailoverSettings {
     /// How long the data plane holds a write waiting for a primary; a switchover must
     /// release writes well within it.
     pub hold_timeout: Duration,
+    /// `rejoin_command`, run for fenced old primaries; `None`: they wait for an operator.
+    pub rejoin: Option<RejoinCommand>,
 }
 
 /// Decides and acts for one shard; the monitor calls it after every round.
@@ -35,11 +38,13 @@ pub struct FailoverController {
     /// When the primary first failed a check in the current outage.
     pub(crate) outage_since: Option<Instant>,
     reported_partition: bool,
+    rejoiner: Option<Rejoiner>,
 }
 
 impl FailoverController {
     pub fn new(settings: FailoverSettings) -> FailoverController {
         FailoverController {
+            rejoiner: settings.rejoin.clone().map(Rejoiner::new),
             settings,
             outage_since: None,
             reported_partition: false,
@@ -79,6 +84,9 @@ impl FailoverController {
             }
             PrimaryVerdict::Unknown => {}
             PrimaryVerdict::Dead => self.fail_over(next, shared).await,
+        }
+        if let Some(rejoiner) = &mut self.rejoiner {
+            rejoiner.after_round(next);
         }
     }
 
@@ -278,6 +286,7 @@ pub(crate) mod tests {
             timeout: Duration::from_secs(1),
             synchronous_fallback: Duration::ZERO,
             hold_timeout: Duration::from_secs(30),
+            rejoin: None,
         })
     }
 }

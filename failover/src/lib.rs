@@ -17,6 +17,7 @@ pub mod node_status;
 pub mod probe;
 pub mod promotion;
 pub mod quiesce;
+pub mod rejoin;
 mod switchover;
 pub mod topology;
 
@@ -30,4 +31,5 @@ pub use monitor::{MonitorSettings, ShardMonitor};
 pub use node_status::{NodeRole, NodeStatus};
 pub use probe::{NodeProbe, ProbeReading};
 pub use promotion::ReplicationLogin;
+pub use rejoin::RejoinCommand;
 pub use topology::{ShardPhase, ShardTopology, SharedTopology, TopologyPublisher};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use pgshard_config::DatabaseConfig;
 use pgshard_failover::{
-    FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, ReplicationLogin,
-    ShardControl, ShardMonitor,
+    FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, RejoinCommand,
+    ReplicationLogin, ShardControl, ShardMonitor,
 };
 use pgshard_router::plan::Planner;
 use pgshard_router::Classifier;
@@ -73,6 +73,14 @@ impl DatabaseRoute {
                     timeout: failover.check_timeout.max(Duration::from_secs(5)),
                     synchronous_fallback: failover.synchronous_fallback,
                     hold_timeout: failover.hold_timeout,
+                    rejoin: failover
+                        .rejoin_command
+                        .clone()
+                        .map(|template| RejoinCommand {
+                            template,
+                            timeout: failover.rejoin_timeout,
+                            database: config.name.clone(),
+                        }),
                 };
                 let (publisher, control, _task) = ShardMonitor::spawn(
                     &shard.primary.to_string(),
