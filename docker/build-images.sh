@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local images pgshard's tests and demo run on, with no container registry:
 #   pgshard/debian:bookworm-pg15-<hash>  a Debian bookworm rootfs (debootstrap) with PostgreSQL 15
-#   pgshard/postgres:15                  that rootfs plus the node entrypoint (docker/postgres/)
+#   pgshard/postgres:15                  that rootfs plus the node entrypoint and pgshard-rejoin
+#                                        (docker/postgres/)
 #   pgshard/proxy:latest                 the postgres image plus a host-built pgshard binary
 #                                        (only with --proxy BINARY)
 # The Debian mirror is read from this machine's apt sources. An image whose inputs have not
@@ -54,9 +55,11 @@ layer() { # layer FROM TAG KEY ENTRYPOINT SRC:DST...
   echo "build-images: built $tag"
 }
 
-node_key=$(cat "$here/postgres/pgshard-node" <(echo "$base_tag") | sha256sum | cut -c1-16)
+node_key=$(cat "$here/postgres/pgshard-node" "$here/postgres/pgshard-rejoin" <(echo "$base_tag") |
+  sha256sum | cut -c1-16)
 layer "$base_tag" pgshard/postgres:15 "$node_key" /usr/local/bin/pgshard-node \
-  "$here/postgres/pgshard-node:/usr/local/bin/pgshard-node"
+  "$here/postgres/pgshard-node:/usr/local/bin/pgshard-node" \
+  "$here/postgres/pgshard-rejoin:/usr/local/bin/pgshard-rejoin"
 
 if [ -n "$proxy_bin" ]; then
   proxy_key=$(cat "$proxy_bin" <(echo "$node_key") | sha256sum | cut -c1-16)
