@@ -19,6 +19,19 @@ impl ShardedSession {
             let message = format!("prepared statement \"{name}\" already exists");
             return self.error_reply("42P05", &message, false).await;
         }
+        if pgshard_router::mentions_proxy_settings(&prepared.sql)
+            && pgshard_router::proxy_setting(&prepared.sql).is_some()
+        {
+            // A server would take `SET pgshard.shard` as a custom setting and do nothing.
+            return self
+                .error_reply(
+                    "0A000",
+                    "pgshard: SET/SHOW pgshard.* works only as a simple query; send it with \
+                     the simple query protocol, or use a /* pgshard: … */ comment",
+                    false,
+                )
+                .await;
+        }
         // Refusals (unsupported statements, unknown tables) are reported at Parse, as
         // PostgreSQL reports what it cannot prepare.
         let input = pgshard_router::plan::PlanInput {
