@@ -23,7 +23,27 @@ impl ShardedSession {
                     reason: "no server connection".into(),
                 });
             };
-            let frame = link.server.read().await.map_err(|e| Lost {
+            let read = if link.on_primary {
+                // A primary that stops answering is replaced by a failover; waiting on it
+                // would leave the client hanging, so its work is given up as lost.
+                let watch = self.db.shards[shard].primary_changes.clone();
+                tokio::select! {
+                    read = link.server.read() => read,
+                    _ = replaced(watch, link.lease.node.0) => {
+                        link.server.broken = true;
+                        return Err(Lost {
+                            shard,
+                            reason: format!(
+                                "{} is no longer the primary (failover)",
+                                link.lease.addr()
+                            ),
+                        });
+                    }
+                }
+            } else {
+                link.server.read().await
+            };
+            let frame = read.map_err(|e| Lost {
                 shard,
                 reason: format!("{} ({e})", link.lease.addr()),
             })?;
@@ -86,5 +106,18 @@ impl ShardedSession {
             link.server.write(f).await.map_err(lost)?;
         }
         link.server.flush().await.map_err(lost)
+    }
+}
+
+/// Resolves once another node than `node` is the primary; never while no other is (a
+/// switchover holds writes with no primary while transactions on the old one finish).
+async fn replaced(mut watch: tokio::sync::watch::Receiver<Option<usize>>, node: usize) {
+    loop {
+        if matches!(*watch.borrow_and_update(), Some(p) if p != node) {
+            return;
+        }
+        if watch.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
