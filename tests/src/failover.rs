@@ -24,11 +24,31 @@ pub fn admin_user() -> User {
 /// relays, with `admin` as an admin console user. `extra` is added to
 /// `[databases.failover]`. The proxy logs to the test's output when `RUST_LOG` asks.
 pub async fn start_failover_proxy(cluster: &Cluster, extra: &str) -> Result<ProxyHandle> {
+    start_failover_proxy_with(cluster, extra, "").await
+}
+
+/// Like [`start_failover_proxy`], over every shard of `cluster`; `sharding` is added to
+/// the database (e.g. its `[[databases.sharded_tables]]`).
+pub async fn start_failover_proxy_with(
+    cluster: &Cluster,
+    extra: &str,
+    sharding: &str,
+) -> Result<ProxyHandle> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let shard = cluster.shard(0);
+    let shards: String = cluster
+        .shards()
+        .iter()
+        .map(|shard| {
+            format!(
+                "[[databases.shards]]\nprimary = \"{}\"\nreplicas = [{}]\n",
+                shard.primary().proxy_addr(),
+                shard.replicas_toml()
+            )
+        })
+        .collect();
     let toml = format!(
         r#"
 [proxy]
@@ -44,6 +64,7 @@ name = "admin"
 password = "admin"
 [[databases]]
 name = "app"
+{sharding}
 [databases.routing]
 health_check_interval = "200ms"
 [databases.failover]
@@ -56,12 +77,7 @@ failure_threshold = 3
 check_timeout = "1s"
 hold_timeout = "30s"
 {extra}
-[[databases.shards]]
-primary = "{}"
-replicas = [{}]
-"#,
-        shard.primary().proxy_addr(),
-        shard.replicas_toml()
+{shards}"#
     );
     let config =
         pgshard_config::parse(&toml, "failover.toml").map_err(|e| HarnessError::Proxy {
