@@ -3,7 +3,7 @@
 use tokio::net::TcpStream;
 
 use crate::net::messages::error_response;
-use crate::net::{Connection, Frame, Severity};
+use crate::net::{Connection, Frame, Severity, WireError};
 
 /// Whether the session goes on after a step.
 pub enum Flow {
@@ -31,4 +31,24 @@ pub async fn fatal(client: &mut Connection<TcpStream>, code: &str, message: &str
         .send(&error_response(Severity::Fatal, code, message))
         .await;
     Flow::Stop
+}
+
+/// A message the client sent, or how the session ends when reading it failed: a closed
+/// connection ends quietly, a message of impossible length with 08P01.
+pub async fn client_frame(
+    client: &mut Connection<TcpStream>,
+    frame: Result<Frame, WireError>,
+) -> Result<Frame, Flow> {
+    match frame {
+        Ok(f) => Ok(f),
+        Err(WireError::Closed) => Err(Flow::Stop),
+        Err(e @ (WireError::TooLarge { .. } | WireError::BadLength(_))) => {
+            tracing::info!("client sent a bad message: {e}");
+            Err(fatal(client, "08P01", "invalid message length").await)
+        }
+        Err(e) => {
+            tracing::debug!("client connection failed: {e}");
+            Err(Flow::Stop)
+        }
+    }
 }

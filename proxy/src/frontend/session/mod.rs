@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
 use super::expect::{ExpectedReplies, ReplyAction};
-use super::flow::{fatal, reply_local, Flow};
+use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
 use super::settings::ClientSettings;
@@ -261,17 +261,9 @@ impl Session {
     }
 
     async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
-        let frame = match frame {
+        let frame = match client_frame(&mut self.client, frame).await {
             Ok(f) => f,
-            Err(WireError::Closed) => return Flow::Stop,
-            Err(e @ (WireError::TooLarge { .. } | WireError::BadLength(_))) => {
-                tracing::info!("client sent a bad message: {e}");
-                return self.fatal("08P01", "invalid message length").await;
-            }
-            Err(e) => {
-                tracing::debug!("client connection failed: {e}");
-                return Flow::Stop;
-            }
+            Err(flow) => return flow,
         };
         match frame.tag() {
             tag::TERMINATE => return Flow::Stop,

@@ -35,28 +35,9 @@ impl ShardedSession {
         split: Option<&CopySplit>,
         implicit: bool,
     ) -> Result<Outcome, Lost> {
-        let mut response = None;
-        let mut error = None;
-        let mut copying = Vec::new();
-        for &shard in &dispatch.shards {
-            loop {
-                let frame = self.reply(shard).await?;
-                match frame.tag() {
-                    tag::COPY_IN_RESPONSE => {
-                        response.get_or_insert(frame);
-                        copying.push(shard);
-                        break;
-                    }
-                    tag::ERROR_RESPONSE => {
-                        error.get_or_insert(frame);
-                        self.drain(shard).await?;
-                        break;
-                    }
-                    tag::READY_FOR_QUERY => break,
-                    _ => {}
-                }
-            }
-        }
+        let (response, copying, error) = self
+            .first_replies(&dispatch.shards, tag::COPY_IN_RESPONSE)
+            .await?;
         let response = match (error, response) {
             (None, Some(response)) => response,
             (error, _) => {

@@ -31,30 +31,9 @@ impl ShardedSession {
         stmt: &Statement<'_>,
     ) -> Result<Outcome, Lost> {
         // Each shard's reply up to its first row: a RowDescription, or an error.
-        let mut description = None;
-        let mut error = None;
-        let mut streaming = Vec::new();
-        for &shard in &dispatch.shards {
-            loop {
-                let frame = self.reply(shard).await?;
-                match frame.tag() {
-                    tag::ROW_DESCRIPTION => {
-                        if description.is_none() {
-                            description = Some(frame);
-                        }
-                        streaming.push(shard);
-                        break;
-                    }
-                    tag::ERROR_RESPONSE => {
-                        error.get_or_insert(frame);
-                        self.drain(shard).await?;
-                        break;
-                    }
-                    tag::READY_FOR_QUERY => break,
-                    _ => {}
-                }
-            }
-        }
+        let (description, streaming, error) = self
+            .first_replies(&dispatch.shards, tag::ROW_DESCRIPTION)
+            .await?;
         if let Some(error) = error {
             for shard in streaming {
                 self.drain(shard).await?;

@@ -14,7 +14,7 @@ use pgshard_router::plan::{PlanError, Planner};
 use tokio::net::TcpStream;
 
 use super::cancel::{lock, CancelSlot};
-use super::flow::{fatal, reply_local, Flow};
+use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
@@ -185,17 +185,9 @@ impl ShardedSession {
     }
 
     async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
-        let frame = match frame {
+        let frame = match client_frame(&mut self.client, frame).await {
             Ok(f) => f,
-            Err(WireError::Closed) => return Flow::Stop,
-            Err(e @ (WireError::TooLarge { .. } | WireError::BadLength(_))) => {
-                tracing::info!("client sent a bad message: {e}");
-                return self.fatal("08P01", "invalid message length").await;
-            }
-            Err(e) => {
-                tracing::debug!("client connection failed: {e}");
-                return Flow::Stop;
-            }
+            Err(flow) => return flow,
         };
         if self.discard_until_sync && frame.tag() != tag::SYNC {
             return Flow::Continue;

@@ -66,6 +66,37 @@ impl ShardedSession {
         }
     }
 
+    /// Reads each of `shards` up to its first `wanted` message (e.g. RowDescription or
+    /// CopyInResponse), or its error (that shard is then drained). Returns the first
+    /// `wanted` message, the shards that sent one (still mid-reply), and the first error.
+    pub(super) async fn first_replies(
+        &mut self,
+        shards: &[usize],
+        wanted: u8,
+    ) -> Result<(Option<Frame>, Vec<usize>, Option<Frame>), Lost> {
+        let (mut first, mut started, mut error) = (None, Vec::new(), None);
+        for &shard in shards {
+            loop {
+                let frame = self.reply(shard).await?;
+                match frame.tag() {
+                    t if t == wanted => {
+                        first.get_or_insert(frame);
+                        started.push(shard);
+                        break;
+                    }
+                    tag::ERROR_RESPONSE => {
+                        error.get_or_insert(frame);
+                        self.drain(shard).await?;
+                        break;
+                    }
+                    tag::READY_FOR_QUERY => break,
+                    _ => {}
+                }
+            }
+        }
+        Ok((first, started, error))
+    }
+
     /// Reads `shard` up to its ReadyForQuery, dropping rows; returns its first error.
     pub(super) async fn drain(&mut self, shard: usize) -> Result<Option<Frame>, Lost> {
         let mut error = None;
