@@ -19,6 +19,8 @@ use pgshard_tests::{
 enum Fault {
     /// SIGKILL: it dies without shutting down.
     Kill,
+    /// `docker stop`: a clean (fast) shutdown.
+    Stop,
     /// SIGSTOP: it freezes with its connections open.
     Pause,
 }
@@ -42,6 +44,7 @@ async fn break_primary_under_load(
     let primary = cluster.shard(0).primary();
     match fault {
         Fault::Kill => primary.kill().await?,
+        Fault::Stop => primary.stop().await?,
         Fault::Pause => primary.pause().await?,
     }
     let broken = Instant::now();
@@ -122,6 +125,26 @@ async fn a_killed_primary_is_replaced_and_fenced_when_it_returns() -> Result<()>
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     only_the_new_primary_is_used(&proxy, &names, &primary, "s0-primary").await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_primary_is_replaced_without_losing_a_write() -> Result<()> {
+    let (cluster, names, proxy) = failover_bed("").await?;
+    let (load, resumed, primary) =
+        break_primary_under_load(&cluster, &proxy, &names, Fault::Stop).await?;
+    let outcome = load.stop().await?;
+    eprintln!(
+        "stopped primary: writes resumed {resumed:?} after docker stop, on {primary}; {} \
+         acknowledged, {} failed",
+        outcome.acknowledged.len(),
+        outcome.failed
+    );
+    assert_eq!(promoted_replicas(&cluster).await?, vec![primary.clone()]);
+    // A clean shutdown sends the replicas all the WAL first: nothing acknowledged is lost.
+    let lost = missing_writes(&cluster, &primary, &outcome.acknowledged).await?;
+    ensure!(lost.is_empty(), "{} acknowledged writes lost", lost.len());
     proxy.shutdown().await;
     Ok(())
 }

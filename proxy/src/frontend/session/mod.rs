@@ -493,6 +493,10 @@ impl Session {
                 return Flow::Stop;
             }
         }
+        // Released first: a server given back with more frames read (PostgreSQL's
+        // FATAL to idle sessions on shutdown arrives right behind a ReadyForQuery) will not
+        // be read by this session again, so its replies must be flushed now.
+        self.release_if_idle();
         let more = self
             .server
             .as_ref()
@@ -500,7 +504,6 @@ impl Session {
         if !more && self.client.flush().await.is_err() {
             return Flow::Stop;
         }
-        self.release_if_idle();
         Flow::Continue
     }
 
