@@ -8,7 +8,9 @@
 //! Besides: what the proxy cannot merge exactly is refused with 0A000 and the connection
 //! goes on; every row sits on the shard PostgreSQL's hash partitioning picks for its key;
 //! writes count and change what the reference's do; transactions across shards commit or
-//! roll back on every shard; and shard overrides reach only the shard they name.
+//! roll back on every shard; several statements in one query string, or Executes before
+//! one Sync, form one implicit transaction as on the reference; and shard overrides reach
+//! only the shard they name.
 //!
 //! Differences do not stop a run: they are gathered, and the test fails at the end with
 //! all of them, each naming the statement and showing both answers.
@@ -106,6 +108,7 @@ async fn differential(shards: usize) -> Result<()> {
     compare_tables(&mut run, &nodes, "after the writes").await?;
     check_transactions(&mut run, &nodes).await?;
     compare_tables(&mut run, &nodes, "after the transactions").await?;
+    compare_implicit_blocks(&mut run, &nodes).await?;
 
     let elapsed = started.elapsed();
     proxy.shutdown().await;
@@ -1448,6 +1451,23 @@ fn write_cases() -> Vec<(Protocol, Case)> {
             Simple,
             exact("INSERT INTO countries (code, name) VALUES ('nz', 'New Zealand') RETURNING code, name"),
         ),
+        // Without a column list the key is found by position (orders: the second column).
+        (
+            Simple,
+            exact("INSERT INTO users VALUES (1030, 'positional', 'south') RETURNING id, name, region"),
+        ),
+        (
+            Extended,
+            exact("INSERT INTO users VALUES ($1, $2) RETURNING id, name")
+                .with(vec![Bigint(1031), Text("bound positional".into())]),
+        ),
+        (
+            Simple,
+            exact(
+                "INSERT INTO orders VALUES (10500, 1001, 5.00, 'new'), (10501, 1002, 6.25, 'new'), \
+                 (10502, 1003, 7.5, 'paid') RETURNING user_id, id, amount",
+            ),
+        ),
         (Simple, any("UPDATE users SET score = score + 1 WHERE region = 'north'")),
         (
             Extended,
@@ -1666,4 +1686,145 @@ enum Expect {
 /// A CommandComplete body as text, without its terminating NUL.
 fn command_tag(body: &[u8]) -> String {
     String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Implicit transactions
+// ---------------------------------------------------------------------------------------
+
+/// One exchange of an implicit-transaction case: messages sent at once, answered up to
+/// one ReadyForQuery.
+type Exchange = Vec<u8>;
+
+/// Query strings of several statements and extended batches of several Executes before
+/// one Sync, each one implicit transaction in PostgreSQL: run over raw connections on
+/// both sides, every message must match (RowDescriptions by kind only: table OIDs differ),
+/// and the tables must match afterwards.
+async fn compare_implicit_blocks(run: &mut Run, nodes: &[Client]) -> Result<()> {
+    for (what, exchanges) in implicit_block_cases() {
+        let reference = raw_exchanges(run.reference_addr, &exchanges).await?;
+        let proxied = raw_exchanges(run.proxy_addr, &exchanges).await?;
+        run.expect(reference == proxied, || {
+            format!("{what}:\n  reference: {reference:?}\n  proxy:     {proxied:?}")
+        });
+    }
+    compare_tables(run, nodes, "after the implicit transactions").await
+}
+
+/// `INSERT INTO users` of `ids`, all named `name`.
+fn insert_users(ids: RangeInclusive<i64>, name: &str) -> String {
+    let rows: Vec<String> = ids.map(|id| format!("({id}, '{name}')")).collect();
+    format!("INSERT INTO users (id, name) VALUES {}", rows.join(", "))
+}
+
+/// An extended batch: Parse of `sql` (one `$1`), a Bind and Execute per value, Sync.
+fn batch(sql: &str, values: &[i64]) -> Exchange {
+    let mut bytes = wire::parse("", sql);
+    for value in values {
+        bytes.extend(wire::bind("", &[Some(&value.to_string())]));
+        bytes.extend(wire::execute());
+    }
+    bytes.extend(wire::sync());
+    bytes
+}
+
+fn implicit_block_cases() -> Vec<(&'static str, Vec<Exchange>)> {
+    let insert_one = "INSERT INTO users (id, name) VALUES ($1, 'batch')";
+    let mut begin_then_insert = wire::parse("", "BEGIN");
+    begin_then_insert.extend(wire::bind("", &[]));
+    begin_then_insert.extend(wire::execute());
+    begin_then_insert.extend(batch(insert_one, &[5071]));
+    vec![
+        (
+            "a failing statement undoes what the string wrote before it, on every shard",
+            vec![wire::query(&format!(
+                "{}; UPDATE users SET score = 7 WHERE id = 5002; {}",
+                insert_users(5001..=5010, "block"),
+                insert_users(5005..=5005, "duplicate")
+            ))],
+        ),
+        (
+            "a string that goes through commits on every shard",
+            vec![wire::query(&format!(
+                "{}; UPDATE users SET score = 8 WHERE id BETWEEN 5011 AND 5020",
+                insert_users(5011..=5020, "block")
+            ))],
+        ),
+        (
+            "COMMIT inside a string commits what came before it",
+            vec![wire::query(&format!(
+                "{}; COMMIT; {}; {}",
+                insert_users(5021..=5025, "block"),
+                insert_users(5026..=5030, "block"),
+                insert_users(5026..=5026, "duplicate")
+            ))],
+        ),
+        (
+            "BEGIN inside a string makes its transaction explicit",
+            vec![
+                wire::query(&format!(
+                    "{}; BEGIN; {}",
+                    insert_users(5031..=5035, "block"),
+                    insert_users(5036..=5040, "block")
+                )),
+                wire::query("ROLLBACK"),
+            ],
+        ),
+        (
+            "a read after a write in the same string sees it",
+            vec![wire::query(&format!(
+                "SELECT count(*) FROM users WHERE id BETWEEN 5041 AND 5050; {}; \
+                 SELECT count(*) FROM users WHERE id BETWEEN 5041 AND 5050",
+                insert_users(5041..=5050, "block")
+            ))],
+        ),
+        (
+            "a failing Execute undoes the batch's earlier ones",
+            vec![batch(insert_one, &[5051, 5052, 5053, 5054, 5051])],
+        ),
+        (
+            "a batch that goes through commits every row",
+            vec![batch(insert_one, &[5061, 5062, 5063, 5064, 5065])],
+        ),
+        (
+            "BEGIN in a batch opens a transaction that outlives it",
+            vec![
+                begin_then_insert,
+                wire::query(&insert_users(5072..=5075, "block")),
+                wire::query("COMMIT"),
+            ],
+        ),
+    ]
+}
+
+/// Sends each exchange on one new connection to `addr` and summarises every reply.
+async fn raw_exchanges(addr: SocketAddr, exchanges: &[Exchange]) -> Result<Vec<String>> {
+    let (mut raw, _) = RawConnection::login(addr, &User::app()).await?;
+    let mut replies = Vec::new();
+    for exchange in exchanges {
+        raw.send_bytes(exchange).await?;
+        match raw.read_until_ready().await {
+            Ok(messages) => replies.extend(messages.iter().map(reply_summary)),
+            Err(error) => {
+                replies.push(format!("no answer: {error}"));
+                break;
+            }
+        }
+    }
+    Ok(replies)
+}
+
+/// A reply as the comparison sees it.
+fn reply_summary(message: &wire::BackendMessage) -> String {
+    match message.tag {
+        b'C' => format!("C {}", command_tag(&message.body)),
+        b'E' | b'N' => format!(
+            "{} {}",
+            message.tag as char,
+            message.sqlstate().unwrap_or_default()
+        ),
+        b'Z' => format!("Z {}", message.body.first().map_or('?', |&b| b as char)),
+        b'D' => format!("D {:?}", wire::data_row(message)),
+        other => (other as char).to_string(),
+    }
 }

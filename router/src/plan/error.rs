@@ -37,6 +37,10 @@ pub enum PlanError {
     /// A COPY data row that cannot be read (e.g. an unterminated CSV quote).
     #[error("{0}")]
     CopyData(String),
+    /// An INSERT into a sharded table without a column list: the data plane reads the
+    /// table's columns (see [`super::columns_query`]) and plans it again with them named.
+    #[error("pgshard: INSERT into sharded table {table} without a column list: name the columns")]
+    ColumnsNeeded { table: String },
 }
 
 /// A bad LIMIT or OFFSET value, worded as PostgreSQL words it.
@@ -75,6 +79,7 @@ impl PlanError {
             PlanError::RowCount(RowCountError::NegativeOffset) => "2201X",
             PlanError::RowCount(RowCountError::Invalid) => "22P02",
             PlanError::CopyData(_) => "22P04",
+            PlanError::ColumnsNeeded { .. } => "0A000",
         }
     }
 }

@@ -76,6 +76,15 @@ pub(crate) fn plan(schema: &ShardSchema, insert: &Insert) -> Result<Template, Pl
 }
 
 fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError> {
+    if insert.columns.is_empty() && is_values(insert) {
+        if let TableObject::TableName(name) = &insert.table {
+            if name.0.len() <= 2 {
+                return Err(PlanError::ColumnsNeeded {
+                    table: name.to_string(),
+                });
+            }
+        }
+    }
     let Some(key_index) = insert.columns.iter().position(|c| last(c) == table.column) else {
         return Err(unsupported(format!(
             "INSERT into sharded table {} must name its shard key column \"{}\"",
@@ -136,6 +145,16 @@ fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError
         returning: insert.returning.is_some(),
         do_nothing,
         printable: print_checked(&Statement::Insert(insert.clone())).map(drop),
+    })
+}
+
+/// Whether the rows come from a plain VALUES list.
+fn is_values(insert: &Insert) -> bool {
+    insert.source.as_ref().is_some_and(|query| {
+        query.with.is_none()
+            && query.order_by.is_none()
+            && query.limit_clause.is_none()
+            && matches!(query.body.as_ref(), SetExpr::Values(_))
     })
 }
 

@@ -12,6 +12,7 @@
 
 mod analyze;
 mod array_param;
+mod column_list;
 mod copy;
 mod copy_row;
 mod error;
@@ -36,6 +37,7 @@ mod template_cache;
 mod tests;
 
 pub use crate::sharding::ParamFormat;
+pub use column_list::{columns_query, name_insert_columns};
 pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker};
 pub use error::{PlanError, RowCountError};
 pub use input::{BoundParams, PlanInput};

@@ -121,7 +121,13 @@ impl ShardedSession {
     /// The client's next message during a COPY; if the client is gone, the copy fails on
     /// every shard.
     async fn copy_message(&mut self, shards: &[usize]) -> Result<Frame, Lost> {
-        match self.client.read_frame().await {
+        // A message read ahead after the Execute (its Sync or Flush) arrived in copy-in
+        // mode: the copy takes it, and ignores it as PostgreSQL does.
+        let next = match self.read_ahead.take() {
+            Some(frame) => frame,
+            None => self.client.read_frame().await,
+        };
+        match next {
             Ok(frame) => Ok(frame),
             Err(_) => {
                 for &shard in shards {

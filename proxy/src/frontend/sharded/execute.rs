@@ -4,14 +4,15 @@
 
 use bytes::Bytes;
 use pgshard_router::plan::{
-    BoundParams, PlanInput, ResultMerge, ShardPlan, ShardStatements, ShardTarget,
+    columns_query, name_insert_columns, BoundParams, PlanError, PlanInput, ResultMerge, ShardPlan,
+    ShardStatements, ShardTarget,
 };
 use pgshard_router::{proxy_setting, session_effect, Route, SessionEffect, TxnControl};
 
 use super::bind::{bind_frame, describe_frame, execute_frame, parse_frame, sync_frame, Portal};
 use super::link::{checkout, Need};
 use super::replies::Lost;
-use super::transaction::TxnState;
+use super::transaction::{ImplicitBlock, TxnState};
 use super::{Flow, ShardedSession};
 use crate::frontend::cancel::{lock, CancelTarget};
 use crate::net::messages::{self, command_complete, error_response, tag};
@@ -94,30 +95,57 @@ impl ShardedSession {
                     .await;
             }
         }
-        let plan = {
-            let formats = stmt.portal.map(Portal::param_formats);
-            let values: Option<Vec<Option<&[u8]>>> = stmt
-                .portal
-                .map(|p| p.values.iter().map(|v| v.as_deref()).collect());
-            let input = PlanInput {
-                params: match (&values, &formats) {
-                    (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
-                    _ => None,
-                },
-                shard_override: self.shard_override,
-            };
-            self.planner.plan(stmt.sql, &input)
+        let write = classification.route == Route::Write
+            || classification.hint == Some(pgshard_router::RoleHint::Primary)
+            || self.role.current() == Some(pgshard_router::RoleHint::Primary);
+        let formats = stmt.portal.map(Portal::param_formats);
+        let values: Option<Vec<Option<&[u8]>>> = stmt
+            .portal
+            .map(|p| p.values.iter().map(|v| v.as_deref()).collect());
+        let input = PlanInput {
+            params: match (&values, &formats) {
+                (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
+                _ => None,
+            },
+            shard_override: self.shard_override,
+        };
+        let mut plan = self.planner.plan(stmt.sql, &input);
+        let mut named = None;
+        if let Err(PlanError::ColumnsNeeded { table }) = &plan {
+            let table = table.clone();
+            match self.name_columns(stmt.sql, &table).await {
+                Ok(sql) => {
+                    plan = self.planner.plan(&sql, &input);
+                    named = Some(sql);
+                }
+                Err(outcome) => return outcome,
+            }
+        }
+        let stmt = Statement {
+            sql: named.as_deref().unwrap_or(stmt.sql),
+            ..stmt
         };
         let plan = match plan {
             Ok(plan) => plan,
             Err(e) => {
+                // A server checked out to read the columns goes back.
+                self.release_links();
                 let (code, message) = Self::plan_error(&e);
                 return self.statement_error(code, &message).await;
             }
         };
-        let write = classification.route == Route::Write
-            || classification.hint == Some(pgshard_router::RoleHint::Primary)
-            || self.role.current() == Some(pgshard_router::RoleHint::Primary);
+        if self.block == ImplicitBlock::Pending
+            && !self.txn.is_open()
+            && (write || effect != SessionEffect::None)
+        {
+            // The block's first write (or setting) opens its transaction.
+            self.txn = TxnState::Open {
+                begin: "BEGIN".to_string(),
+                read_only: false,
+                failed: false,
+            };
+            self.block = ImplicitBlock::Open;
+        }
         let dispatch = self.dispatch_for(&plan, &stmt);
         self.copy_needs_sync = stmt.portal.is_some();
         let outcome = self.run_plan(&plan, dispatch, &stmt, write).await;
@@ -137,6 +165,43 @@ impl ShardedSession {
             }
         }
         outcome
+    }
+
+    /// `sql`, an INSERT into a sharded table without a column list, with the table's
+    /// columns named, as a shard's catalog lists them now.
+    async fn name_columns(&mut self, sql: &str, table: &str) -> Result<String, Outcome> {
+        let shard = match self.links.iter().position(Option::is_some) {
+            Some(held) => held,
+            None => self.any_shard(),
+        };
+        let need = self.need(true);
+        if let Err(message) = self.ensure_link(shard, need, false).await {
+            return Err(self.statement_error("08006", &message).await);
+        }
+        let listed = match self.links[shard].as_mut() {
+            Some(link) => link.server.query_value(&columns_query(table)).await,
+            None => return Err(Outcome::Stop),
+        };
+        let columns = match listed {
+            Ok(Some(columns)) => columns,
+            Ok(None) => {
+                self.release_links();
+                let message = format!("relation \"{table}\" does not exist");
+                return Err(self.statement_error("42P01", &message).await);
+            }
+            Err(e) => {
+                let reason = format!("reading the columns of {table}: {e}");
+                return Err(self.lost(Lost { shard, reason }).await);
+            }
+        };
+        match name_insert_columns(sql, &columns) {
+            Ok(named) => Ok(named),
+            Err(e) => {
+                self.release_links();
+                let (code, message) = Self::plan_error(&e);
+                Err(self.statement_error(code, &message).await)
+            }
+        }
     }
 
     /// After a SET ran on the servers held now, they hold the client's settings.
@@ -496,7 +561,10 @@ impl ShardedSession {
 
     /// BEGIN: the transaction opens on each shard when it is first used.
     async fn begin(&mut self, sql: &str, read_only: bool) -> Outcome {
-        if self.txn.is_open() {
+        if self.block == ImplicitBlock::Open {
+            // As in PostgreSQL, BEGIN makes the block's transaction an explicit one.
+            self.block = ImplicitBlock::Pending;
+        } else if self.txn.is_open() {
             let warning = messages::notice_response(
                 "WARNING",
                 "25001",
@@ -517,7 +585,18 @@ impl ShardedSession {
 
     /// COMMIT (`commit`) or ROLLBACK of every shard the transaction reached.
     async fn end_transaction(&mut self, commit: bool) -> Outcome {
-        if !self.txn.is_open() {
+        if self.block == ImplicitBlock::Open {
+            // As in PostgreSQL: it ends the block's transaction, with a warning.
+            self.block = ImplicitBlock::Pending;
+            let warning = messages::notice_response(
+                "WARNING",
+                "25P01",
+                "there is no transaction in progress",
+            );
+            if self.client.write_frame(&warning).await.is_err() {
+                return Outcome::Stop;
+            }
+        } else if !self.txn.is_open() {
             let warning = messages::notice_response(
                 "WARNING",
                 "25P01",
@@ -531,6 +610,37 @@ impl ShardedSession {
                 .await;
         }
         let commit = commit && !self.txn.failed();
+        if let Some(error) = self.close_transaction(commit).await {
+            if self.client.write_frame(&error).await.is_err() {
+                return Outcome::Stop;
+            }
+            return Outcome::Failed;
+        }
+        self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await
+    }
+
+    /// Ends the implicit transaction of a simple query string or an extended batch, if
+    /// the block opened one: COMMIT when all of it went through, else ROLLBACK. The
+    /// client hears only a failed commit.
+    pub(super) async fn end_block(&mut self) -> Outcome {
+        let block = std::mem::take(&mut self.block);
+        if block != ImplicitBlock::Open || !self.txn.is_open() {
+            return Outcome::Done;
+        }
+        let commit = !self.txn.failed();
+        match self.close_transaction(commit).await {
+            None => Outcome::Done,
+            Some(error) => match self.client.write_frame(&error).await {
+                Ok(()) => Outcome::Failed,
+                Err(_) => Outcome::Stop,
+            },
+        }
+    }
+
+    /// COMMIT (`commit`) or ROLLBACK on every shard the open transaction reached; the
+    /// first error of a commit, if any.
+    async fn close_transaction(&mut self, commit: bool) -> Option<Frame> {
         let shards: Vec<usize> = (0..self.links.len()).collect();
         let wrote = self
             .links
@@ -549,14 +659,7 @@ impl ShardedSession {
             }
         }
         self.release_links();
-        if let Some(error) = error {
-            if self.client.write_frame(&error).await.is_err() {
-                return Outcome::Stop;
-            }
-            return Outcome::Failed;
-        }
-        self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
-            .await
+        error
     }
 
     pub(super) async fn complete(&mut self, command: &str) -> Outcome {

@@ -1,10 +1,12 @@
 //! The extended query protocol on a sharded database. The proxy keeps the client's
 //! statements and portals and answers Parse, Bind and Close itself; a portal is planned
 //! when it is executed, with its parameters, and each shard is sent its own unnamed
-//! Parse, Bind, Execute and Sync.
+//! Parse, Bind, Execute and Sync. Several Executes before one Sync form one implicit
+//! transaction, as in PostgreSQL.
 
 use super::bind::{describe_frame, parse_frame, read_bind, read_parse, sync_frame, Portal};
 use super::execute::{Outcome, Statement};
+use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
 use crate::net::messages::tag;
 use crate::net::Frame;
@@ -38,9 +40,13 @@ impl ShardedSession {
             params: None,
             shard_override: self.shard_override,
         };
-        if let Err(e) = self.planner.plan(&prepared.sql, &input) {
-            let (code, message) = Self::plan_error(&e);
-            return self.error_reply(code, &message, false).await;
+        match self.planner.plan(&prepared.sql, &input) {
+            // The columns are read when the statement runs.
+            Ok(_) | Err(pgshard_router::plan::PlanError::ColumnsNeeded { .. }) => {}
+            Err(e) => {
+                let (code, message) = Self::plan_error(&e);
+                return self.error_reply(code, &message, false).await;
+            }
         }
         self.statements.insert(name, prepared);
         self.buffer(&Frame::new(tag::PARSE_COMPLETE, &[])).await
@@ -165,6 +171,16 @@ impl ShardedSession {
                 )
                 .await;
         }
+        if self.block == ImplicitBlock::Off {
+            // Another statement before Sync makes the batch one implicit transaction;
+            // the results are owed only at Sync or Flush, so the next message can be
+            // awaited first.
+            let next = self.client.read_frame().await;
+            if !matches!(&next, Ok(f) if f.tag() == tag::SYNC) {
+                self.block = ImplicitBlock::Pending;
+            }
+            self.read_ahead = Some(next);
+        }
         let describe = self.described.remove(&name);
         let sql = portal.statement.sql.clone();
         let stmt = Statement {
@@ -210,6 +226,9 @@ impl ShardedSession {
                     return Flow::Stop;
                 }
             }
+        }
+        if let Outcome::Stop = self.end_block().await {
+            return Flow::Stop;
         }
         // The unnamed statement and portal last until the next Parse/Bind; named
         // portals end with the transaction, which a Sync outside one ends.

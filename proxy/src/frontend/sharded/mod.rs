@@ -35,7 +35,7 @@ mod write_counts;
 
 use bind::{Portal, Prepared};
 use link::ShardLink;
-use transaction::TxnState;
+use transaction::{ImplicitBlock, TxnState};
 
 /// One client's session on a sharded database; see the module doc.
 pub struct ShardedSession {
@@ -50,6 +50,11 @@ pub struct ShardedSession {
     /// The server held on each shard, if any.
     links: Vec<Option<ShardLink>>,
     txn: TxnState,
+    /// Whether the statements running now form one implicit transaction.
+    block: ImplicitBlock,
+    /// A client message read ahead (to learn whether an Execute ends its batch), handled
+    /// before the next one is read.
+    read_ahead: Option<Result<Frame, WireError>>,
     /// Settings statements confirmed inside the open transaction, applied at COMMIT.
     staged: Vec<pgshard_router::SessionEffect>,
     statements: HashMap<String, Prepared>,
@@ -93,6 +98,8 @@ impl ShardedSession {
             node_pools: link::NodePools::default(),
             links: (0..shards).map(|_| None).collect(),
             txn: TxnState::Idle,
+            block: ImplicitBlock::Off,
+            read_ahead: None,
             staged: Vec::new(),
             statements: HashMap::new(),
             portals: HashMap::new(),
@@ -166,6 +173,12 @@ impl ShardedSession {
         let mut shutdown = self.ctx.shutdown.clone();
         loop {
             let idle = !self.txn.is_open();
+            if let Some(frame) = self.read_ahead.take() {
+                if let Flow::Stop = self.on_client(frame).await {
+                    break;
+                }
+                continue;
+            }
             let flow = tokio::select! {
                 frame = self.client.read_frame() => self.on_client(frame).await,
                 _ = shutdown.recv(), if idle => {

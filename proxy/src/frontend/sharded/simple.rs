@@ -1,9 +1,11 @@
-//! The simple query protocol on a sharded database: each statement of the query string
-//! runs on its own, in order; the first error skips the rest.
+//! The simple query protocol on a sharded database: the statements of the query string
+//! run in order, as one implicit transaction when there are several; the first error
+//! skips the rest and undoes what the others wrote.
 
 use pgshard_router::split_statements;
 
 use super::execute::{Outcome, Statement};
+use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
 use crate::net::messages::{self, tag};
 use crate::net::Frame;
@@ -21,6 +23,11 @@ impl ShardedSession {
                 .reply_local(&[empty, messages::ready_for_query(self.txn.status())])
                 .await;
         }
+        if self.block == ImplicitBlock::Off
+            && statements.iter().filter(|s| !is_blank(s)).count() > 1
+        {
+            self.block = ImplicitBlock::Pending;
+        }
         for statement in statements {
             if is_blank(statement) {
                 continue;
@@ -35,6 +42,9 @@ impl ShardedSession {
                 Outcome::Failed => break,
                 Outcome::Stop => return Flow::Stop,
             }
+        }
+        if let Outcome::Stop = self.end_block().await {
+            return Flow::Stop;
         }
         self.reply_local(&[messages::ready_for_query(self.txn.status())])
             .await

@@ -5,6 +5,22 @@
 //! The commit is not atomic across shards (no two-phase commit): shards commit one
 //! after another, and if one fails, those not yet committed are rolled back.
 
+/// PostgreSQL runs the statements of one simple query string, and the Executes of one
+/// extended-protocol batch up to its Sync, as one implicit transaction: an error undoes
+/// what the earlier ones wrote. A sharded session does the same, opening the
+/// transaction only once the block writes, so blocks of reads stay on replicas and cost
+/// nothing extra.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ImplicitBlock {
+    /// One statement: it is its own transaction.
+    #[default]
+    Off,
+    /// Several statements, none of them written yet in a transaction of the block's own.
+    Pending,
+    /// The block wrote: the open [`TxnState`] is the block's, and ends with it.
+    Open,
+}
+
 /// The state of the client's transaction block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TxnState {

@@ -102,13 +102,41 @@ fn insert_returning_keeps_the_row_order() {
 }
 
 #[test]
+fn insert_without_a_column_list_asks_for_the_columns() {
+    let p = planner(2);
+    for (sql, table) in [
+        ("INSERT INTO users VALUES (1, 'x')", "users"),
+        (
+            "INSERT INTO public.\"users\" VALUES ($1, $2)",
+            "public.\"users\"",
+        ),
+    ] {
+        assert_eq!(
+            plan(&p, sql).unwrap_err(),
+            PlanError::ColumnsNeeded {
+                table: table.to_string()
+            }
+        );
+    }
+    let named = name_insert_columns("INSERT INTO users VALUES (7, 'x')", "id, name").unwrap();
+    let planned = plan(&p, &named).unwrap();
+    assert_eq!(planned.target, ShardTarget::Shards(vec![shard(7, 2)]));
+    // A replicated table needs no key: it goes everywhere as it is.
+    assert_eq!(
+        plan(&p, "INSERT INTO countries VALUES ('x', 'y')")
+            .unwrap()
+            .target,
+        ShardTarget::All
+    );
+}
+
+#[test]
 fn insert_refusals() {
     let p = planner(2);
     assert_eq!(
-        refused(&p, "INSERT INTO users VALUES (1, 'x')"),
+        refused(&p, "INSERT INTO users (name) VALUES ('x')"),
         "pgshard: INSERT into sharded table \"users\" must name its shard key column \"id\""
     );
-    refused(&p, "INSERT INTO users (name) VALUES ('x')");
     refused(&p, "INSERT INTO users (id) VALUES (DEFAULT)");
     refused(&p, "INSERT INTO users (id) VALUES (nextval('s'))");
     refused(&p, "INSERT INTO users (id) VALUES (1 + 1)");
