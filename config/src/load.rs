@@ -473,4 +473,29 @@ primary = \"db1:5432\"
             ["pgshard.toml:7:1: databases[0].shards[0].primary: missing field `primary`"]
         );
     }
+
+    #[test]
+    fn tls_settings() {
+        let config = parse(
+            &format!(
+                "[proxy]\ntls_certificate = \"cert.pem\"\ntls_private_key = \"key.pem\"\n\
+                 tls_mode = \"require\"\n{MINIMAL}"
+            ),
+            "pgshard.toml",
+        )
+        .unwrap();
+        assert_eq!(config.proxy.tls_mode, crate::TlsMode::Require);
+        assert_eq!(
+            config.proxy.tls_certificate.as_deref(),
+            Some(std::path::Path::new("cert.pem"))
+        );
+        assert_eq!(
+            errors(&format!("[proxy]\ntls_certificate = \"cert.pem\"\n{MINIMAL}")),
+            ["pgshard.toml:2:1: proxy.tls_certificate: needs proxy.tls_private_key too (the certificate's key)"]
+        );
+        assert_eq!(
+            errors(&format!("[proxy]\ntls_mode = \"require\"\n{MINIMAL}")),
+            ["pgshard.toml:2:1: proxy.tls_mode: \"require\" needs proxy.tls_certificate and proxy.tls_private_key"]
+        );
+    }
 }

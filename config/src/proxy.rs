@@ -55,6 +55,26 @@ pub struct ProxyConfig {
     /// `[[users]]` names that may open the admin console (the virtual database
     /// `pgshard`); default none.
     pub admin_users: Vec<String>,
+    /// PEM file of the certificate chain clients are shown; with `tls_private_key`, it
+    /// turns TLS to clients on. Default none: SSLRequest is answered `N`.
+    pub tls_certificate: Option<std::path::PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_private_key: Option<std::path::PathBuf>,
+    /// Whether clients must use TLS; default `allow`. See [`TlsMode`].
+    pub tls_mode: TlsMode,
+}
+
+/// Which client connections are accepted when TLS is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS for clients that ask for it (`sslmode=prefer`, libpq's default, or
+    /// `require`); plain connections too.
+    #[default]
+    Allow,
+    /// Only TLS: a plain login is refused with SQLSTATE 28000. Cancel requests, which
+    /// carry no credentials, are accepted either way, as PostgreSQL does.
+    Require,
 }
 
 impl Default for ProxyConfig {
@@ -75,6 +95,9 @@ impl Default for ProxyConfig {
             prepared_statements_limit: 500,
             log_level: None,
             admin_users: Vec::new(),
+            tls_certificate: None,
+            tls_private_key: None,
+            tls_mode: TlsMode::default(),
         }
     }
 }

@@ -84,6 +84,21 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
         proxy.prepared_statements_limit as u64,
     );
     problems.not_empty("proxy.log_level", proxy.log_level.as_deref());
+    match (&proxy.tls_certificate, &proxy.tls_private_key) {
+        (Some(_), None) => problems.add(
+            "proxy.tls_certificate",
+            "needs proxy.tls_private_key too (the certificate's key)",
+        ),
+        (None, Some(_)) => problems.add(
+            "proxy.tls_private_key",
+            "needs proxy.tls_certificate too (the certificate it belongs to)",
+        ),
+        (None, None) if proxy.tls_mode == crate::proxy::TlsMode::Require => problems.add(
+            "proxy.tls_mode",
+            "\"require\" needs proxy.tls_certificate and proxy.tls_private_key",
+        ),
+        _ => {}
+    }
 }
 
 fn users(users: &[UserConfig], proxy: &ProxyConfig, problems: &mut Problems) {

@@ -38,11 +38,18 @@ pub struct ProxyContext {
     pub clients: AtomicUsize,
     /// Keys the fake SCRAM exchange for unknown users, so it looks like a real one.
     pub mock_key: [u8; 32],
+    /// TLS for clients, when `[proxy]` has a certificate and key.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl ProxyContext {
     pub fn new(config: Config, shutdown: Shutdown) -> Result<Arc<ProxyContext>, ProxyError> {
         let p = &config.proxy;
+        // Checked first: a bad certificate stops the start before anything is spawned.
+        let tls = match (&p.tls_certificate, &p.tls_private_key) {
+            (Some(certificate), Some(key)) => Some(crate::net::tls::acceptor(certificate, key)?),
+            _ => None,
+        };
         let mut users = HashMap::new();
         for u in &config.users {
             let secret = ClientSecret::parse(&u.password)
@@ -90,6 +97,7 @@ impl ProxyContext {
             shutdown,
             clients: AtomicUsize::new(0),
             mock_key,
+            tls,
         }))
     }
 

@@ -14,3 +14,8 @@ pub mod shutdown;
 
 pub use error::ProxyError;
 pub use proxy::{start, ProxyHandle};
+
+/// Whether the TLS certificate and key files can serve clients (for `pgshard check`).
+pub fn check_tls(certificate: &std::path::Path, key: &std::path::Path) -> Result<(), ProxyError> {
+    net::tls::acceptor(certificate, key).map(drop)
+}

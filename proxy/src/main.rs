@@ -36,6 +36,14 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::Check) = cli.command {
+        if let (Some(certificate), Some(key)) =
+            (&config.proxy.tls_certificate, &config.proxy.tls_private_key)
+        {
+            if let Err(e) = pgshard_proxy::check_tls(certificate, key) {
+                eprintln!("{}: {e}", cli.config.display());
+                return ExitCode::from(2);
+            }
+        }
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod answer;
+mod certificates;
 mod client;
 mod cluster;
 mod docker;
@@ -37,6 +38,7 @@ mod user;
 mod wait;
 pub mod wire;
 
+pub use certificates::TestCertificates;
 pub use client::{connect, sqlstate};
 pub use cluster::{Cluster, ClusterOptions};
 pub use docker::{NODE_IMAGE, TEST_LABEL};

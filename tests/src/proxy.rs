@@ -48,6 +48,8 @@ pub struct ProxyOptions {
     pub shutdown_timeout: Duration,
     /// `[[users]]`; by default only `app`, as on the servers.
     pub users: Vec<ProxyUser>,
+    /// More lines for `[proxy]` (e.g. TLS settings).
+    pub proxy_extra: String,
 }
 
 impl Default for ProxyOptions {
@@ -62,6 +64,7 @@ impl Default for ProxyOptions {
             checkout_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             users: vec![ProxyUser::plain(&User::app())],
+            proxy_extra: String::new(),
         }
     }
 }
@@ -98,6 +101,7 @@ impl ProxyOptions {
             self.checkout_timeout.as_millis(),
             self.shutdown_timeout.as_millis(),
         );
+        let _ = writeln!(toml, "{}", self.proxy_extra);
         for user in &self.users {
             let _ = write!(
                 toml,

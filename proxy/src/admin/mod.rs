@@ -11,17 +11,16 @@ mod show_nodes;
 mod switchover;
 
 use pgshard_failover::ShardControl;
-use tokio::net::TcpStream;
 
 use crate::context::ProxyContext;
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 
 pub use command::{parse, AdminCommand, ShardNode};
 pub use error::AdminError;
 
 /// Serves a logged-in admin client until it leaves or the proxy shuts down.
-pub async fn serve_admin(ctx: &ProxyContext, mut conn: Connection<TcpStream>) {
+pub async fn serve_admin(ctx: &ProxyContext, mut conn: Connection<ClientStream>) {
     if greet(&mut conn).await.is_err() {
         return;
     }
@@ -80,7 +79,7 @@ pub async fn serve_admin(ctx: &ProxyContext, mut conn: Connection<TcpStream>) {
 
 /// What a client expects after authentication; there is no server behind the console,
 /// so the parameters are the proxy's own.
-async fn greet(conn: &mut Connection<TcpStream>) -> Result<(), WireError> {
+async fn greet(conn: &mut Connection<ClientStream>) -> Result<(), WireError> {
     let version = format!("{} (pgshard admin console)", env!("CARGO_PKG_VERSION"));
     for (name, value) in [
         ("server_version", version.as_str()),

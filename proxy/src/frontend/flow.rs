@@ -1,9 +1,7 @@
 //! What a session does after handling one message, and the replies that end a step.
 
-use tokio::net::TcpStream;
-
 use crate::net::messages::error_response;
-use crate::net::{Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 
 /// Whether the session goes on after a step.
 pub enum Flow {
@@ -13,7 +11,7 @@ pub enum Flow {
 
 /// Sends replies the proxy made itself and flushes them; a client that cannot take them
 /// is gone.
-pub async fn reply_local(client: &mut Connection<TcpStream>, frames: &[Frame]) -> Flow {
+pub async fn reply_local(client: &mut Connection<ClientStream>, frames: &[Frame]) -> Flow {
     for f in frames {
         if client.write_frame(f).await.is_err() {
             return Flow::Stop;
@@ -26,7 +24,7 @@ pub async fn reply_local(client: &mut Connection<TcpStream>, frames: &[Frame]) -
 }
 
 /// Ends the session with a FATAL error.
-pub async fn fatal(client: &mut Connection<TcpStream>, code: &str, message: &str) -> Flow {
+pub async fn fatal(client: &mut Connection<ClientStream>, code: &str, message: &str) -> Flow {
     let _ = client
         .send(&error_response(Severity::Fatal, code, message))
         .await;
@@ -36,7 +34,7 @@ pub async fn fatal(client: &mut Connection<TcpStream>, code: &str, message: &str
 /// A message the client sent, or how the session ends when reading it failed: a closed
 /// connection ends quietly, a message of impossible length with 08P01.
 pub async fn client_frame(
-    client: &mut Connection<TcpStream>,
+    client: &mut Connection<ClientStream>,
     frame: Result<Frame, WireError>,
 ) -> Result<Frame, Flow> {
     match frame {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pgshard_config::{AuthMethod, ADMIN_DATABASE};
+use pgshard_config::{AuthMethod, TlsMode, ADMIN_DATABASE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -14,7 +14,7 @@ use crate::auth::{
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{authentication, error_response, tag};
 use crate::net::startup::StartupRequest;
-use crate::net::{Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 use crate::routing::DatabaseRoute;
 
 /// How long an unauthenticated client may take, as PostgreSQL's authentication_timeout.
@@ -22,7 +22,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An authenticated client, ready for its session.
 pub struct LoggedIn {
-    pub conn: Connection<TcpStream>,
+    pub conn: Connection<ClientStream>,
     pub user: Arc<UserEntry>,
     pub destination: Destination,
     pub params: Vec<(String, String)>,
@@ -48,7 +48,8 @@ pub async fn login(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
     }
 }
 
-async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
+async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
+    let mut stream = ClientStream::Plain(stream);
     let mut buf = BytesMut::with_capacity(512);
     let params = loop {
         match StartupRequest::parse(&mut buf) {
@@ -56,12 +57,27 @@ async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<Logged
                 Ok(0) | Err(_) => return None,
                 Ok(_) => continue,
             },
-            Ok(StartupRequest::Ssl) | Ok(StartupRequest::GssEnc) => {
-                // No TLS or GSS encryption yet: 'N' tells the client to go on in plaintext.
+            Ok(StartupRequest::Ssl) => {
+                stream = encrypt(stream, &buf, ctx).await?;
+            }
+            Ok(StartupRequest::GssEnc) => {
+                // No GSS encryption: 'N' tells the client to go on without it.
                 stream.write_all(b"N").await.ok()?;
             }
             Ok(StartupRequest::Cancel { pid, key }) => {
                 ctx.cancels.cancel(pid, key).await;
+                return None;
+            }
+            Ok(StartupRequest::Startup { .. })
+                if !stream.is_tls() && ctx.config.proxy.tls_mode == TlsMode::Require =>
+            {
+                refuse(
+                    &mut stream,
+                    "28000",
+                    "pgshard accepts only TLS connections here: connect with sslmode=require \
+                     (or verify-full)",
+                )
+                .await;
                 return None;
             }
             Ok(StartupRequest::Startup { params }) => break params,
@@ -158,7 +174,7 @@ async fn login_inner(mut stream: TcpStream, ctx: &ProxyContext) -> Option<Logged
 /// Asks for the configured kind of password and checks it; on failure the client is
 /// told `password authentication failed`, worded as PostgreSQL words it.
 async fn authenticate(
-    conn: &mut Connection<TcpStream>,
+    conn: &mut Connection<ClientStream>,
     ctx: &ProxyContext,
     user_name: &str,
     user: Option<&UserEntry>,
@@ -205,7 +221,7 @@ async fn authenticate(
 /// The SASL exchange; unknown users (and md5-only secrets) get a mock exchange that fails
 /// the same way a wrong password does.
 async fn scram(
-    conn: &mut Connection<TcpStream>,
+    conn: &mut Connection<ClientStream>,
     ctx: &ProxyContext,
     user_name: &str,
     user: Option<&UserEntry>,
@@ -243,7 +259,7 @@ async fn scram(
 }
 
 /// Sends an authentication request and returns the body of the client's answer.
-async fn ask_password(conn: &mut Connection<TcpStream>, request: Frame) -> Option<Vec<u8>> {
+async fn ask_password(conn: &mut Connection<ClientStream>, request: Frame) -> Option<Vec<u8>> {
     conn.send(&request).await.ok()?;
     let frame = conn.read_frame().await.ok()?;
     if frame.tag() != tag::PASSWORD {
@@ -260,13 +276,59 @@ async fn ask_password(conn: &mut Connection<TcpStream>, request: Frame) -> Optio
 }
 
 /// Sends a FATAL error and flushes; the caller then drops the connection.
-pub async fn fatal(conn: &mut Connection<TcpStream>, code: &str, message: &str) {
+pub async fn fatal(conn: &mut Connection<ClientStream>, code: &str, message: &str) {
     let _ = conn
         .send(&error_response(Severity::Fatal, code, message))
         .await;
 }
 
-async fn refuse(stream: &mut TcpStream, code: &str, message: &str) {
+/// Answers an SSLRequest: with TLS set up, `S` and the handshake; else `N`, and the
+/// client goes on in plaintext (or gives up, if it insists on TLS). `None` when the
+/// client is to be dropped.
+async fn encrypt(
+    stream: ClientStream,
+    buffered: &[u8],
+    ctx: &ProxyContext,
+) -> Option<ClientStream> {
+    match (stream, &ctx.tls) {
+        (ClientStream::Plain(mut tcp), Some(acceptor)) => {
+            if !buffered.is_empty() {
+                // Bytes sent before the handshake would pass for bytes sent under TLS.
+                let mut stream = ClientStream::Plain(tcp);
+                refuse(
+                    &mut stream,
+                    "08P01",
+                    "received unencrypted data after SSL request",
+                )
+                .await;
+                return None;
+            }
+            tcp.write_all(b"S").await.ok()?;
+            match acceptor.accept(tcp).await {
+                Ok(tls) => Some(ClientStream::Tls(Box::new(tls))),
+                Err(e) => {
+                    tracing::debug!("client TLS handshake failed: {e}");
+                    None
+                }
+            }
+        }
+        (mut stream @ ClientStream::Tls(_), _) => {
+            refuse(
+                &mut stream,
+                "08P01",
+                "SSL request on an encrypted connection",
+            )
+            .await;
+            None
+        }
+        (mut stream, None) => {
+            stream.write_all(b"N").await.ok()?;
+            Some(stream)
+        }
+    }
+}
+
+async fn refuse(stream: &mut ClientStream, code: &str, message: &str) {
     let frame = error_response(Severity::Fatal, code, message);
     let _ = stream.write_all(frame.as_bytes()).await;
 }

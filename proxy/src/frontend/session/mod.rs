@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use pgshard_config::PoolMode;
 use pgshard_router::{session_effect, split_statements, SessionEffect};
-use tokio::net::TcpStream;
 
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
@@ -22,7 +21,7 @@ use crate::backend::pool::{checkout_from, ServerConnector};
 use crate::backend::{CheckoutError, PooledServer};
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 use crate::routing::{DatabaseRoute, NodeId, NodeLease, ReadNeeds, ShardNodes};
 use bb8::Pool;
 
@@ -36,7 +35,7 @@ const NO_STATEMENT: &str = "pgshard_none";
 /// One client's session; see the module doc.
 pub struct Session {
     ctx: Arc<ProxyContext>,
-    client: Connection<TcpStream>,
+    client: Connection<ClientStream>,
     user: Arc<UserEntry>,
     db: Arc<DatabaseRoute>,
     mode: PoolMode,
@@ -93,7 +92,7 @@ struct Replay {
 impl Session {
     pub fn new(
         ctx: Arc<ProxyContext>,
-        client: Connection<TcpStream>,
+        client: Connection<ClientStream>,
         user: Arc<UserEntry>,
         db: Arc<DatabaseRoute>,
         settings: ClientSettings,

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use pgshard_config::PoolMode;
 use pgshard_router::plan::{PlanError, Planner};
-use tokio::net::TcpStream;
 
 use super::cancel::{lock, CancelSlot};
 use super::flow::{client_frame, fatal, reply_local, Flow};
@@ -19,7 +18,7 @@ use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 use crate::routing::DatabaseRoute;
 
 mod bind;
@@ -40,7 +39,7 @@ use transaction::{ImplicitBlock, TxnState};
 /// One client's session on a sharded database; see the module doc.
 pub struct ShardedSession {
     ctx: Arc<ProxyContext>,
-    client: Connection<TcpStream>,
+    client: Connection<ClientStream>,
     user: Arc<UserEntry>,
     db: Arc<DatabaseRoute>,
     planner: Arc<Planner>,
@@ -79,7 +78,7 @@ pub struct ShardedSession {
 impl ShardedSession {
     pub fn new(
         ctx: Arc<ProxyContext>,
-        client: Connection<TcpStream>,
+        client: Connection<ClientStream>,
         user: Arc<UserEntry>,
         db: Arc<DatabaseRoute>,
         planner: Arc<Planner>,
