@@ -7,7 +7,9 @@ use pgshard_router::plan::{
     columns_query, name_insert_columns, BoundParams, PlanError, PlanInput, ResultMerge, ShardPlan,
     ShardStatements, ShardTarget,
 };
-use pgshard_router::{proxy_setting, session_effect, Route, SessionEffect, TxnControl};
+use pgshard_router::{
+    proxy_setting, savepoint_command, session_effect, Route, SessionEffect, TxnControl,
+};
 
 use super::bind::{bind_frame, describe_frame, execute_frame, parse_frame, sync_frame, Portal};
 use super::link::{checkout, Need};
@@ -64,13 +66,8 @@ impl ShardedSession {
             TxnControl::Rollback => return self.end_transaction(false).await,
             TxnControl::None => {}
         }
-        if is_savepoint(stmt.sql) {
-            return self
-                .statement_error(
-                    "0A000",
-                    "pgshard: savepoints are not supported on a sharded database yet",
-                )
-                .await;
+        if let Some(command) = savepoint_command(stmt.sql) {
+            return self.savepoint(command, stmt.sql).await;
         }
         if self.txn.failed() {
             return self
@@ -139,11 +136,7 @@ impl ShardedSession {
             && (write || effect != SessionEffect::None)
         {
             // The block's first write (or setting) opens its transaction.
-            self.txn = TxnState::Open {
-                begin: "BEGIN".to_string(),
-                read_only: false,
-                failed: false,
-            };
+            self.txn = TxnState::open("BEGIN", false);
             self.block = ImplicitBlock::Open;
         }
         let dispatch = self.dispatch_for(&plan, &stmt);
@@ -407,12 +400,22 @@ impl ShardedSession {
             TxnState::Idle if implicit => Some("BEGIN".to_string()),
             TxnState::Idle => None,
         };
+        // A shard the transaction reaches late gets its savepoints too, so that a
+        // rollback to one undoes what it did there since.
+        let savepoints: Vec<String> = self
+            .txn
+            .savepoints()
+            .iter()
+            .map(|s| s.sql.clone())
+            .collect();
         if let (Some(begin), Some(link)) = (begin, self.links[shard].as_mut()) {
             if !link.in_transaction {
-                match link.server.run_quietly(&begin).await {
-                    Ok(None) => link.in_transaction = true,
-                    Ok(Some(error)) => return Err(messages::error_fields(&error).1),
-                    Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+                for sql in std::iter::once(&begin).chain(&savepoints) {
+                    match link.server.run_quietly(sql).await {
+                        Ok(None) => link.in_transaction = true,
+                        Ok(Some(error)) => return Err(messages::error_fields(&error).1),
+                        Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+                    }
                 }
             }
         }
@@ -574,11 +577,7 @@ impl ShardedSession {
                 return Outcome::Stop;
             }
         } else {
-            self.txn = TxnState::Open {
-                begin: sql.to_string(),
-                read_only,
-                failed: false,
-            };
+            self.txn = TxnState::open(sql, read_only);
         }
         self.complete("BEGIN").await
     }
@@ -752,20 +751,6 @@ fn is_copy_from(sql: &str) -> bool {
     };
     // `COPY (SELECT … FROM …) TO …` reads.
     !rest.trim_start().starts_with('(') && rest.contains(" from ")
-}
-
-/// SAVEPOINT, RELEASE [SAVEPOINT] and ROLLBACK TO [SAVEPOINT].
-fn is_savepoint(sql: &str) -> bool {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(2)
-        .map(str::to_ascii_lowercase)
-        .collect();
-    match words.first().map(String::as_str) {
-        Some("savepoint") | Some("release") => true,
-        Some("rollback") => words.get(1).is_some_and(|w| w == "to"),
-        _ => false,
-    }
 }
 
 #[allow(dead_code)]

@@ -28,6 +28,7 @@ mod extended;
 mod link;
 mod merge_rows;
 mod replies;
+mod savepoint;
 mod simple;
 mod transaction;
 mod write_counts;

@@ -34,7 +34,19 @@ pub enum TxnState {
         begin: String,
         read_only: bool,
         failed: bool,
+        /// The savepoints in effect, oldest first.
+        savepoints: Vec<Savepoint>,
     },
+}
+
+/// A savepoint of the open transaction: its folded name, the client's statement (run
+/// again on each shard the transaction reaches later, right after its BEGIN), and how
+/// many staged settings came before it (a rollback to it drops the later ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Savepoint {
+    pub name: String,
+    pub sql: String,
+    pub staged: usize,
 }
 
 impl TxnState {
@@ -44,6 +56,38 @@ impl TxnState {
 
     pub fn failed(&self) -> bool {
         matches!(self, TxnState::Open { failed: true, .. })
+    }
+
+    /// A transaction opened by `begin`, with no savepoint yet.
+    pub fn open(begin: &str, read_only: bool) -> TxnState {
+        TxnState::Open {
+            begin: begin.to_string(),
+            read_only,
+            failed: false,
+            savepoints: Vec::new(),
+        }
+    }
+
+    /// The savepoints in effect (none outside a transaction).
+    pub fn savepoints(&self) -> &[Savepoint] {
+        match self {
+            TxnState::Open { savepoints, .. } => savepoints,
+            TxnState::Idle => &[],
+        }
+    }
+
+    pub fn savepoints_mut(&mut self) -> Option<&mut Vec<Savepoint>> {
+        match self {
+            TxnState::Open { savepoints, .. } => Some(savepoints),
+            TxnState::Idle => None,
+        }
+    }
+
+    /// After ROLLBACK TO: the transaction takes statements again.
+    pub fn recover(&mut self) {
+        if let TxnState::Open { failed, .. } = self {
+            *failed = false;
+        }
     }
 
     pub fn fail(&mut self) {
