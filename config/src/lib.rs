@@ -44,7 +44,7 @@ pub use password::PasswordKind;
 pub use placeholders::{
     check_rejoin_template, expand_placeholders, PlaceholderError, REJOIN_PLACEHOLDERS,
 };
-pub use proxy::{AuthMethod, PoolMode, ProxyConfig, TlsMode, ADMIN_DATABASE};
+pub use proxy::{AuthMethod, PoolMode, ProxyConfig, ServerTlsMode, TlsMode, ADMIN_DATABASE};
 pub use replica::ReplicaConfig;
 pub use routing::{LoadBalance, PrimaryReads, RoutingConfig};
 pub use shard_mapping::{ShardList, ShardRange};

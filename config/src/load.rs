@@ -442,7 +442,7 @@ primary = \"db1:5432\"
     fn unknown_keys() {
         assert_eq!(
             errors(&format!("[proxy]\npool_size = 5\npool_sise = 6\n{MINIMAL}")),
-            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_message_size`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`"]
+            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_message_size`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`, `tls_certificate`, `tls_private_key`, `tls_mode`, `server_tls_mode`, `server_tls_ca`"]
         );
         assert_eq!(
             errors(&format!("{MINIMAL}replica = [\"db2\"]\n")),
@@ -492,6 +492,21 @@ primary = \"db1:5432\"
         assert_eq!(
             errors(&format!("[proxy]\ntls_certificate = \"cert.pem\"\n{MINIMAL}")),
             ["pgshard.toml:2:1: proxy.tls_certificate: needs proxy.tls_private_key too (the certificate's key)"]
+        );
+        let config = parse(
+            &format!(
+                "[proxy]\nserver_tls_mode = \"verify-full\"\nserver_tls_ca = \"ca.pem\"\n{MINIMAL}"
+            ),
+            "pgshard.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            config.proxy.server_tls_mode,
+            crate::ServerTlsMode::VerifyFull
+        );
+        assert_eq!(
+            errors(&format!("[proxy]\nserver_tls_mode = \"verify-full\"\n{MINIMAL}")),
+            ["pgshard.toml:2:1: proxy.server_tls_mode: \"verify-full\" needs proxy.server_tls_ca (the CA certificates to check servers against)"]
         );
         assert_eq!(
             errors(&format!("[proxy]\ntls_mode = \"require\"\n{MINIMAL}")),

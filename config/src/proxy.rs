@@ -62,6 +62,27 @@ pub struct ProxyConfig {
     pub tls_private_key: Option<std::path::PathBuf>,
     /// Whether clients must use TLS; default `allow`. See [`TlsMode`].
     pub tls_mode: TlsMode,
+    /// TLS to the servers, data and control connections alike; default `disable`.
+    /// See [`ServerTlsMode`].
+    pub server_tls_mode: ServerTlsMode,
+    /// PEM file of the CA certificates a server's certificate must chain to (needed for
+    /// `verify-full`).
+    pub server_tls_ca: Option<std::path::PathBuf>,
+}
+
+/// How connections to the servers are encrypted; libpq's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerTlsMode {
+    /// Plaintext.
+    #[default]
+    Disable,
+    /// TLS when the server offers it, without checking its certificate.
+    Prefer,
+    /// TLS or no connection, without checking the certificate.
+    Require,
+    /// TLS with a certificate that chains to `server_tls_ca` and names the host.
+    VerifyFull,
 }
 
 /// Which client connections are accepted when TLS is set up.
@@ -98,6 +119,8 @@ impl Default for ProxyConfig {
             tls_certificate: None,
             tls_private_key: None,
             tls_mode: TlsMode::default(),
+            server_tls_mode: ServerTlsMode::default(),
+            server_tls_ca: None,
         }
     }
 }

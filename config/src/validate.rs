@@ -99,6 +99,14 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
         ),
         _ => {}
     }
+    if proxy.server_tls_mode == crate::proxy::ServerTlsMode::VerifyFull
+        && proxy.server_tls_ca.is_none()
+    {
+        problems.add(
+            "proxy.server_tls_mode",
+            "\"verify-full\" needs proxy.server_tls_ca (the CA certificates to check servers against)",
+        );
+    }
 }
 
 fn users(users: &[UserConfig], proxy: &ProxyConfig, problems: &mut Problems) {

@@ -1,17 +1,23 @@
-//! Control connections: plain tokio-postgres sessions the control plane opens to nodes.
+//! Control connections: tokio-postgres sessions the control plane opens to nodes, in
+//! plaintext or TLS as `[proxy] server_tls_mode` says.
 
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
+
+use crate::node_tls::NodeTls;
+use crate::postgres_tls::MakeRustlsConnect;
 
 use crate::error::ProbeError;
 
-/// Credentials of the control connections.
+/// Credentials of the control connections, and their TLS.
 #[derive(Debug, Clone)]
 pub struct ProbeCredentials {
     pub user: String,
     pub password: Option<String>,
     pub database: String,
+    pub tls: Option<NodeTls>,
 }
 
 /// Opens a control connection to `addr` (`host:port`, `[v6]:port`) and drives it on a
@@ -33,24 +39,47 @@ pub async fn connect(
     if let Some(password) = &credentials.password {
         config.password(password);
     }
-    let connecting = tokio::time::timeout(timeout, config.connect(NoTls));
-    let (client, connection) = connecting
-        .await
-        .map_err(|_| ProbeError::TimedOut {
-            addr: addr.to_string(),
-            timeout_ms: timeout.as_millis(),
-        })?
-        .map_err(|source| ProbeError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let timed_out = || ProbeError::TimedOut {
+        addr: addr.to_string(),
+        timeout_ms: timeout.as_millis(),
+    };
+    let failed = |source| ProbeError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
     let node = addr.to_string();
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(%node, "control connection ended: {e}");
+    match &credentials.tls {
+        None => {
+            let connecting = tokio::time::timeout(timeout, config.connect(NoTls));
+            let (client, connection) =
+                connecting.await.map_err(|_| timed_out())?.map_err(failed)?;
+            tokio::spawn(drive(connection, node));
+            Ok(client)
         }
-    });
-    Ok(client)
+        Some(tls) => {
+            config.ssl_mode(if tls.required() {
+                SslMode::Require
+            } else {
+                SslMode::Prefer
+            });
+            let connecting =
+                tokio::time::timeout(timeout, config.connect(MakeRustlsConnect(tls.clone())));
+            let (client, connection) =
+                connecting.await.map_err(|_| timed_out())?.map_err(failed)?;
+            tokio::spawn(drive(connection, node));
+            Ok(client)
+        }
+    }
+}
+
+/// Runs a control connection until it ends.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(
+    connection: F,
+    node: String,
+) {
+    if let Err(e) = connection.await {
+        tracing::debug!(%node, "control connection ended: {e}");
+    }
 }
 
 /// `host:port` or `[v6]:port` into its parts; the config has validated the form.

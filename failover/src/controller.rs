@@ -278,6 +278,7 @@ pub(crate) mod tests {
                 user: "postgres".into(),
                 password: None,
                 database: "postgres".into(),
+                tls: None,
             },
             replication: ReplicationLogin {
                 user: "replicator".into(),

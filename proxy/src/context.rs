@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use pgshard_config::{Config, PoolMode, UserConfig};
-use pgshard_failover::ProbeCredentials;
+use pgshard_failover::{NodeTls, ProbeCredentials};
 use pgshard_router::plan::{Planner, ShardSchema};
 use rand::RngCore;
 
@@ -50,6 +50,8 @@ impl ProxyContext {
             (Some(certificate), Some(key)) => Some(crate::net::tls::acceptor(certificate, key)?),
             _ => None,
         };
+        let node_tls = NodeTls::from_settings(p.server_tls_mode, p.server_tls_ca.as_deref())
+            .map_err(ProxyError::Config)?;
         let mut users = HashMap::new();
         for u in &config.users {
             let secret = ClientSecret::parse(&u.password)
@@ -63,6 +65,7 @@ impl ProxyContext {
                 lifetime: p.server_lifetime,
                 max_message_size: p.max_message_size as usize,
                 statements_limit: p.prepared_statements_limit,
+                server_tls: node_tls.clone(),
             };
             let entry = UserEntry {
                 config: u.clone(),
@@ -82,7 +85,11 @@ impl ProxyContext {
             } else {
                 None
             };
-            let route = DatabaseRoute::start(d.clone(), monitor_credentials(&config, d), planner);
+            let route = DatabaseRoute::start(
+                d.clone(),
+                monitor_credentials(&config, d, node_tls.clone()),
+                planner,
+            );
             databases.insert(d.name.clone(), Arc::new(route));
         }
         let mut mock_key = [0u8; 32];
@@ -132,13 +139,18 @@ impl ProxyContext {
 /// Control connections log in as `[databases.failover]`'s user when one is given (failover
 /// needs a superuser), else as the first configured user with its server credentials,
 /// which is enough for health and lag checks (with `pg_monitor`, replication details too).
-fn monitor_credentials(config: &Config, db: &pgshard_config::DatabaseConfig) -> ProbeCredentials {
+fn monitor_credentials(
+    config: &Config,
+    db: &pgshard_config::DatabaseConfig,
+    tls: Option<NodeTls>,
+) -> ProbeCredentials {
     let database = db.server_database().to_string();
     if let Some(user) = &db.failover.user {
         return ProbeCredentials {
             user: user.clone(),
             password: db.failover.password.clone(),
             database,
+            tls,
         };
     }
     let user = config.users.first();
@@ -146,5 +158,6 @@ fn monitor_credentials(config: &Config, db: &pgshard_config::DatabaseConfig) -> 
         user: user.map_or("postgres", |u| u.server_user()).to_string(),
         password: user.and_then(|u| u.server_password()).map(str::to_string),
         database,
+        tls,
     }
 }

@@ -44,6 +44,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+        if let Err(e) = pgshard_failover::NodeTls::from_settings(
+            config.proxy.server_tls_mode,
+            config.proxy.server_tls_ca.as_deref(),
+        ) {
+            eprintln!("{}: {e}", cli.config.display());
+            return ExitCode::from(2);
+        }
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }

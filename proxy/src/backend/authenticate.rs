@@ -2,11 +2,10 @@
 
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use tokio::net::TcpStream;
 
 use super::error::ServerError;
 use crate::net::messages::{password, tag};
-use crate::net::{Connection, Frame};
+use crate::net::{Connection, Frame, ServerStream};
 
 const AUTH_OK: i32 = 0;
 const AUTH_CLEARTEXT: i32 = 3;
@@ -17,7 +16,7 @@ const AUTH_SASL_FINAL: i32 = 12;
 
 /// Answers the server's authentication requests until AuthenticationOk.
 pub async fn authenticate(
-    conn: &mut Connection<TcpStream>,
+    conn: &mut Connection<ServerStream>,
     addr: &str,
     user: &str,
     secret: Option<&str>,

@@ -11,6 +11,10 @@ pub enum ServerError {
     Connect { addr: String, reason: String },
     #[error("timed out connecting to server {0}")]
     ConnectTimeout(String),
+    /// A checkout waited on connection attempts made for the pool, and this is why the
+    /// last one failed.
+    #[error("{0}")]
+    LastAttempt(String),
     #[error("the idle connection to server {0} was closed")]
     ConnectionLost(String),
     /// The server refused the login (its SQLSTATE and message).

@@ -20,12 +20,42 @@ pub struct PoolSettings {
     pub lifetime: Duration,
     pub max_message_size: usize,
     pub statements_limit: usize,
+    /// TLS to the servers (`[proxy] server_tls_mode`); `None`: plaintext.
+    pub server_tls: Option<pgshard_failover::NodeTls>,
 }
 
 /// bb8's view of a server target: how to make a connection and when one is broken.
 pub struct ServerConnector {
     target: ServerTarget,
     settings: PoolSettings,
+    failures: ConnectFailures,
+}
+
+/// Why the last connection to each server address could not be made. bb8 makes
+/// connections on tasks of its own and keeps their errors from the waiting client, whose
+/// checkout then only times out; this lets it hear why (a refused login, a failed TLS
+/// handshake).
+#[derive(Clone, Default)]
+pub struct ConnectFailures(Arc<Mutex<HashMap<String, String>>>);
+
+impl ConnectFailures {
+    fn record(&self, addr: &str, failure: Option<String>) {
+        let mut failures = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(reason) => {
+                failures.insert(addr.to_string(), reason);
+            }
+            None => {
+                failures.remove(addr);
+            }
+        }
+    }
+
+    /// The last failure to connect to `addr`, unless a connection succeeded since.
+    pub fn last(&self, addr: &str) -> Option<String> {
+        let failures = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        failures.get(addr).cloned()
+    }
 }
 
 impl ManageConnection for ServerConnector {
@@ -33,13 +63,20 @@ impl ManageConnection for ServerConnector {
     type Error = ServerError;
 
     async fn connect(&self) -> Result<ServerConnection, ServerError> {
-        ServerConnection::connect(
+        let result = ServerConnection::connect(
             &self.target,
             self.settings.connect_timeout,
             self.settings.max_message_size,
             self.settings.statements_limit,
+            self.settings.server_tls.as_ref(),
         )
-        .await
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(server = %self.target.addr, user = %self.target.user, "cannot connect: {e}");
+        }
+        let failure = result.as_ref().err().map(ToString::to_string);
+        self.failures.record(&self.target.addr, failure);
+        result
     }
 
     /// A pooled connection whose server went away while it sat idle (restart, failover,
@@ -75,6 +112,7 @@ pub enum CheckoutError {
 #[derive(Clone, Default)]
 pub struct Pools {
     pools: Arc<Mutex<HashMap<ServerTarget, Pool<ServerConnector>>>>,
+    pub failures: ConnectFailures,
 }
 
 impl Pools {
@@ -97,6 +135,7 @@ impl Pools {
                     .build_unchecked(ServerConnector {
                         target: target.clone(),
                         settings: settings.clone(),
+                        failures: self.failures.clone(),
                     })
             })
             .clone()
@@ -108,6 +147,7 @@ pub async fn checkout_from(
     pool: &Pool<ServerConnector>,
     settings: &PoolSettings,
     addr: &str,
+    failures: &ConnectFailures,
 ) -> Result<PooledServer, CheckoutError> {
     let state = pool.state();
     // With room in the pool and nothing idle, this checkout waits for a new connection:
@@ -123,9 +163,10 @@ pub async fn checkout_from(
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(RunError::User(e))) => Err(CheckoutError::Server(e)),
         Ok(Err(RunError::TimedOut)) => Err(CheckoutError::TimedOut(addr.to_string())),
-        Err(_) if connecting => Err(CheckoutError::Server(ServerError::ConnectTimeout(
-            addr.to_string(),
-        ))),
+        Err(_) if connecting => Err(CheckoutError::Server(match failures.last(addr) {
+            Some(reason) => ServerError::LastAttempt(reason),
+            None => ServerError::ConnectTimeout(addr.to_string()),
+        })),
         Err(_) => Err(CheckoutError::TimedOut(addr.to_string())),
     }
 }

@@ -10,7 +10,9 @@ use super::error::ServerError;
 use super::prepared::ServerStatements;
 use crate::net::messages::tag;
 use crate::net::startup::startup_packet;
-use crate::net::{Connection, Frame, WireError};
+use crate::net::{Connection, Frame, MaybeTls, ServerStream, WireError};
+use pgshard_failover::NodeTls;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the proxy's own housekeeping queries (settings replay, DISCARD ALL) may take.
 pub const HOUSEKEEPING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,7 +31,7 @@ pub struct ServerTarget {
 /// the server's reported parameters, which client settings are applied, which prepared
 /// statements exist on it, and whether it is still usable.
 pub struct ServerConnection {
-    pub conn: Connection<TcpStream>,
+    pub conn: Connection<ServerStream>,
     pub addr: String,
     pub pid: i32,
     pub secret_key: i32,
@@ -50,10 +52,11 @@ impl ServerConnection {
         timeout: Duration,
         max_message_size: usize,
         statements_limit: usize,
+        tls: Option<&NodeTls>,
     ) -> Result<ServerConnection, ServerError> {
         match tokio::time::timeout(
             timeout,
-            Self::connect_inner(target, max_message_size, statements_limit),
+            Self::connect_inner(target, max_message_size, statements_limit, tls),
         )
         .await
         {
@@ -66,6 +69,7 @@ impl ServerConnection {
         target: &ServerTarget,
         max_message_size: usize,
         statements_limit: usize,
+        tls: Option<&NodeTls>,
     ) -> Result<ServerConnection, ServerError> {
         let addr = target.addr.clone();
         let stream = TcpStream::connect(&addr)
@@ -75,6 +79,10 @@ impl ServerConnection {
                 reason: e.to_string(),
             })?;
         let _ = stream.set_nodelay(true);
+        let stream = match tls {
+            Some(tls) => encrypt(stream, &addr, tls).await?,
+            None => MaybeTls::Plain(stream),
+        };
         let mut conn = Connection::new(stream, max_message_size);
         let wire = |source| ServerError::Wire {
             addr: target.addr.clone(),
@@ -254,5 +262,49 @@ impl ServerConnection {
 
     pub fn in_transaction(&self) -> bool {
         self.status != b'I'
+    }
+}
+
+/// SSLRequest code (PostgreSQL's `1234.5679`).
+const SSL_REQUEST: i32 = 80_877_103;
+
+/// Asks the server at `addr` for TLS and runs the handshake when it agrees; a server that
+/// declines is used in plaintext unless TLS is required.
+async fn encrypt(
+    mut stream: TcpStream,
+    addr: &str,
+    tls: &NodeTls,
+) -> Result<ServerStream, ServerError> {
+    let failed = |reason: String| ServerError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let mut request = Vec::with_capacity(8);
+    request.extend_from_slice(&8i32.to_be_bytes());
+    request.extend_from_slice(&SSL_REQUEST.to_be_bytes());
+    stream
+        .write_all(&request)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let answer = stream.read_u8().await.map_err(|e| failed(e.to_string()))?;
+    match answer {
+        b'S' => {
+            let (host, _) = pgshard_failover::control::split_addr(addr);
+            let name = NodeTls::server_name(host).map_err(failed)?;
+            let encrypted = tls
+                .connector()
+                .connect(name, stream)
+                .await
+                .map_err(|e| failed(format!("TLS handshake: {e}")))?;
+            Ok(MaybeTls::Tls(Box::new(encrypted)))
+        }
+        b'N' if !tls.required() => Ok(MaybeTls::Plain(stream)),
+        b'N' => Err(failed(
+            "the server does not accept TLS, which server_tls_mode requires".to_string(),
+        )),
+        other => Err(failed(format!(
+            "unexpected answer {:?} to an SSLRequest",
+            other as char
+        ))),
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::{
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{authentication, error_response, tag};
 use crate::net::startup::StartupRequest;
-use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
+use crate::net::{ClientStream, Connection, Frame, MaybeTls, Severity, WireError};
 use crate::routing::DatabaseRoute;
 
 /// How long an unauthenticated client may take, as PostgreSQL's authentication_timeout.
@@ -49,7 +49,7 @@ pub async fn login(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
 }
 
 async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
-    let mut stream = ClientStream::Plain(stream);
+    let mut stream = MaybeTls::Plain(stream);
     let mut buf = BytesMut::with_capacity(512);
     let params = loop {
         match StartupRequest::parse(&mut buf) {
@@ -291,10 +291,10 @@ async fn encrypt(
     ctx: &ProxyContext,
 ) -> Option<ClientStream> {
     match (stream, &ctx.tls) {
-        (ClientStream::Plain(mut tcp), Some(acceptor)) => {
+        (MaybeTls::Plain(mut tcp), Some(acceptor)) => {
             if !buffered.is_empty() {
                 // Bytes sent before the handshake would pass for bytes sent under TLS.
-                let mut stream = ClientStream::Plain(tcp);
+                let mut stream = MaybeTls::Plain(tcp);
                 refuse(
                     &mut stream,
                     "08P01",
@@ -305,14 +305,14 @@ async fn encrypt(
             }
             tcp.write_all(b"S").await.ok()?;
             match acceptor.accept(tcp).await {
-                Ok(tls) => Some(ClientStream::Tls(Box::new(tls))),
+                Ok(tls) => Some(MaybeTls::Tls(Box::new(tls))),
                 Err(e) => {
                     tracing::debug!("client TLS handshake failed: {e}");
                     None
                 }
             }
         }
-        (mut stream @ ClientStream::Tls(_), _) => {
+        (mut stream @ MaybeTls::Tls(_), _) => {
             refuse(
                 &mut stream,
                 "08P01",

@@ -1,8 +1,10 @@
 //! A framed, buffered PostgreSQL protocol connection.
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::pin::Pin;
+use std::task::{Context, Waker};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::error::WireError;
 use super::frame::Frame;
@@ -98,18 +100,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-impl Connection<TcpStream> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Whether an idle connection can still be used: the peer has neither closed it nor
-    /// sent anything unasked (a server's FATAL before it goes away). Never waits.
+    /// sent anything unasked (a server's FATAL before it goes away). Never waits: one
+    /// read is polled and dropped (TLS keeps no partial state in a poll).
     pub fn idle_and_open(&mut self) -> bool {
         if !self.rbuf.is_empty() {
             return false;
         }
         let mut byte = [0u8; 1];
-        match self.stream.try_read(&mut byte) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            // End of stream, unexpected data, or a socket error.
-            _ => false,
-        }
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(Waker::noop());
+        // Pending: nothing to read, still open. Else end of stream, unexpected data, or
+        // a socket error.
+        Pin::new(&mut self.stream)
+            .poll_read(&mut cx, &mut buf)
+            .is_pending()
     }
 }

@@ -641,7 +641,8 @@ impl Session {
         if quick {
             settings.checkout_timeout = settings.checkout_timeout.min(settings.connect_timeout);
         }
-        let mut server = match checkout_from(&pool, &settings, addr).await {
+        let mut server = match checkout_from(&pool, &settings, addr, &self.ctx.pools.failures).await
+        {
             Ok(s) => s,
             Err(CheckoutError::TimedOut(addr)) => {
                 return Err(format!(

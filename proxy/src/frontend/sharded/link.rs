@@ -136,7 +136,7 @@ async fn connect(
 ) -> Result<ShardLink, String> {
     let nodes = &db.shards[shard];
     let (pool, addr) = pools.get(ctx, user, db, shard, node)?;
-    let mut server = match checkout_from(&pool, &user.pool, &addr).await {
+    let mut server = match checkout_from(&pool, &user.pool, &addr, &ctx.pools.failures).await {
         Ok(s) => s,
         Err(CheckoutError::TimedOut(addr)) => {
             return Err(format!(
