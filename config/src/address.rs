@@ -115,6 +115,13 @@ pub(crate) fn deserialize_listen<'de, D: Deserializer<'de>>(
     )
 }
 
+/// Like [`deserialize_listen`], for a listener that is off unless set.
+pub(crate) fn deserialize_optional_listen<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    deserialize_listen(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,9 @@ pub struct ProxyConfig {
     /// PEM file of the CA certificates a server's certificate must chain to (needed for
     /// `verify-full`).
     pub server_tls_ca: Option<std::path::PathBuf>,
+    /// Where Prometheus scrapes `GET /metrics`; default none (off).
+    #[serde(deserialize_with = "crate::address::deserialize_optional_listen")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How connections to the servers are encrypted; libpq's `sslmode` values.
@@ -121,6 +124,7 @@ impl Default for ProxyConfig {
             tls_mode: TlsMode::default(),
             server_tls_mode: ServerTlsMode::default(),
             server_tls_ca: None,
+            metrics_listen: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod frontend;
 pub mod merge;
+pub mod metrics;
 pub mod net;
 pub mod proxy;
 pub mod routing;

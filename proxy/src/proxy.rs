@@ -17,6 +17,8 @@ use crate::shutdown::{shutdown_pair, ShutdownTrigger};
 /// A running proxy: where it listens, and the means to stop it gracefully.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is answered, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     ctx: Arc<ProxyContext>,
     trigger: ShutdownTrigger,
     listener: JoinHandle<()>,
@@ -28,24 +30,36 @@ pub async fn start(config: Config) -> Result<ProxyHandle, ProxyError> {
     let (trigger, shutdown) = shutdown_pair();
     let listen = config.proxy.listen;
     let ctx = ProxyContext::new(config, shutdown)?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| ProxyError::Listen {
-            addr: listen.to_string(),
-            reason: e.to_string(),
-        })?;
-    let addr = listener.local_addr().map_err(|e| ProxyError::Listen {
-        addr: listen.to_string(),
-        reason: e.to_string(),
-    })?;
+    let (listener, addr) = bind(listen).await?;
+    let metrics_addr = match ctx.config.proxy.metrics_listen {
+        Some(listen) => {
+            let (metrics, bound) = bind(listen).await?;
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            tokio::spawn(crate::metrics::serve(metrics, ctx.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     tracing::info!(%addr, "pgshard listening");
     let listener = tokio::spawn(accept_loop(listener, ctx.clone()));
     Ok(ProxyHandle {
         addr,
+        metrics_addr,
         ctx,
         trigger,
         listener,
     })
+}
+
+/// A listener on `listen`, and the address it got (the port, when `listen` asked for 0).
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), ProxyError> {
+    let failed = |e: std::io::Error| ProxyError::Listen {
+        addr: listen.to_string(),
+        reason: e.to_string(),
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
 }
 
 impl ProxyHandle {

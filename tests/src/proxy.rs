@@ -157,6 +157,11 @@ impl TestProxy {
         self.handle.addr
     }
 
+    /// Where it answers `GET /metrics`, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.handle.metrics_addr
+    }
+
     /// Clients connected to the proxy right now.
     pub fn clients(&self) -> usize {
         self.handle.clients()

@@ -116,6 +116,18 @@ pub struct Pools {
 }
 
 impl Pools {
+    /// Every pool made so far, with bb8's account of it, for metrics.
+    pub fn states(&self) -> Vec<(ServerTarget, bb8::State)> {
+        let pools = match self.pools.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        pools
+            .iter()
+            .map(|(target, pool)| (target.clone(), pool.state()))
+            .collect()
+    }
+
     pub fn pool(&self, target: &ServerTarget, settings: &PoolSettings) -> Pool<ServerConnector> {
         let mut pools = match self.pools.lock() {
             Ok(p) => p,

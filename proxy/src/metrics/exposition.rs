@@ -1,0 +1,175 @@
+//! The metrics in Prometheus' text format: clients, server pools, and every node as the
+//! monitor last saw it.
+
+use std::fmt::Write as _;
+
+use crate::context::ProxyContext;
+
+/// The body of `GET /metrics`.
+pub fn render(ctx: &ProxyContext) -> String {
+    let mut out = Exposition::default();
+    out.family("pgshard_clients", "gauge", "Clients connected now.");
+    out.sample(
+        "pgshard_clients",
+        &[],
+        ctx.clients.load(std::sync::atomic::Ordering::Acquire) as u64,
+    );
+
+    let mut pools = ctx.pools.states();
+    pools.sort_by(|a, b| {
+        (&a.0.addr, &a.0.user, &a.0.database).cmp(&(&b.0.addr, &b.0.user, &b.0.database))
+    });
+    let pool_families: [(&str, &str, &str); 6] = [
+        (
+            "pgshard_pool_connections",
+            "gauge",
+            "Server connections open in the pool.",
+        ),
+        (
+            "pgshard_pool_idle_connections",
+            "gauge",
+            "Server connections idle in the pool.",
+        ),
+        (
+            "pgshard_pool_checkouts_total",
+            "counter",
+            "Server connections handed to sessions.",
+        ),
+        (
+            "pgshard_pool_checkouts_waited_total",
+            "counter",
+            "Checkouts that had to wait for a connection.",
+        ),
+        (
+            "pgshard_pool_checkout_timeouts_total",
+            "counter",
+            "Checkouts that gave up waiting.",
+        ),
+        (
+            "pgshard_pool_connections_created_total",
+            "counter",
+            "Server connections opened.",
+        ),
+    ];
+    for (i, (name, kind, help)) in pool_families.iter().enumerate() {
+        out.family(name, kind, help);
+        for (target, state) in &pools {
+            let labels = [
+                ("server", target.addr.as_str()),
+                ("user", target.user.as_str()),
+                ("database", target.database.as_str()),
+            ];
+            let stats = &state.statistics;
+            let value = match i {
+                0 => u64::from(state.connections),
+                1 => u64::from(state.idle_connections),
+                2 => stats.get_direct + stats.get_waited,
+                3 => stats.get_waited,
+                4 => stats.get_timed_out,
+                _ => stats.connections_created,
+            };
+            out.sample(name, &labels, value);
+        }
+    }
+
+    let mut names: Vec<&String> = ctx.databases.keys().collect();
+    names.sort();
+    let node_families: [(&str, &str); 4] = [
+        (
+            "pgshard_node_up",
+            "Whether the node answered its last health check.",
+        ),
+        ("pgshard_node_primary", "Whether writes go to the node."),
+        (
+            "pgshard_node_fenced",
+            "Whether the node is an old primary kept from traffic.",
+        ),
+        (
+            "pgshard_node_lag_bytes",
+            "Replay lag behind the primary's last known position.",
+        ),
+    ];
+    for (i, (name, help)) in node_families.iter().enumerate() {
+        out.family(name, "gauge", help);
+        for db_name in &names {
+            let Some(db) = ctx.databases.get(*db_name) else {
+                continue;
+            };
+            for (s, shard) in db.shards.iter().enumerate() {
+                let topology = shard.topology.load();
+                let shard_label = s.to_string();
+                for (n, node) in topology.nodes.iter().enumerate() {
+                    let labels = [
+                        ("database", db_name.as_str()),
+                        ("shard", shard_label.as_str()),
+                        ("address", node.addr.as_str()),
+                    ];
+                    let value = match i {
+                        0 => Some(u64::from(node.reachable)),
+                        1 => Some(u64::from(topology.primary == Some(n))),
+                        2 => Some(u64::from(node.fenced)),
+                        _ => (topology.primary != Some(n))
+                            .then(|| topology.lag_bytes(n))
+                            .flatten(),
+                    };
+                    if let Some(value) = value {
+                        out.sample(name, &labels, value);
+                    }
+                }
+            }
+        }
+    }
+    out.text
+}
+
+/// Prometheus text, written family by family.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{label}=\"{}\"", escape(value));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// A label value as the text format writes it: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_families_and_escaped_labels() {
+        let mut out = Exposition::default();
+        out.family("m", "gauge", "A metric.");
+        out.sample("m", &[("a", "x\"y\\z\nw"), ("b", "2")], 7);
+        out.sample("m", &[], 1);
+        assert_eq!(
+            out.text,
+            "# HELP m A metric.\n# TYPE m gauge\nm{a=\"x\\\"y\\\\z\\nw\",b=\"2\"} 7\nm 1\n"
+        );
+    }
+}
