@@ -168,8 +168,21 @@ async fn the_admin_console_shows_nodes_and_refuses_what_is_unsafe() -> Result<()
         "{databases:?}"
     );
 
+    // The pool a client used is shown.
+    connect(proxy.addr, &User::app())
+        .await?
+        .simple_query("SELECT 1")
+        .await?;
+    let pools = admin(&console, "SHOW POOLS").await?;
+    ensure!(
+        pools
+            .iter()
+            .any(|p| p["user"] == "app" && p["checkouts"] != "0" && p["connections"] != "0"),
+        "{pools:?}"
+    );
+
     // Unknown commands and unsafe requests are refused; the session goes on.
-    let (code, message) = admin_error(&console, "SHOW POOLS").await?;
+    let (code, message) = admin_error(&console, "SHOW LISTS").await?;
     ensure!(
         code == "42601" && message.contains("SWITCHOVER"),
         "{message}"

@@ -7,6 +7,7 @@ use super::error::AdminError;
 pub enum AdminCommand {
     ShowNodes,
     ShowDatabases,
+    ShowPools,
     Switchover(ShardNode),
     /// `PROMOTE … FORCE`.
     ForcePromote(ShardNode),
@@ -30,6 +31,7 @@ pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
     match keywords.as_slice() {
         ["SHOW", "NODES"] => Ok(AdminCommand::ShowNodes),
         ["SHOW", "DATABASES"] => Ok(AdminCommand::ShowDatabases),
+        ["SHOW", "POOLS"] => Ok(AdminCommand::ShowPools),
         ["SWITCHOVER", ..] => match words.as_slice() {
             [_, database, shard, address] => Ok(AdminCommand::Switchover(shard_node(
                 database, shard, address,
@@ -81,6 +83,7 @@ mod tests {
     #[test]
     fn keywords_in_any_case_with_an_optional_semicolon() {
         assert_eq!(parse("show nodes"), Some(AdminCommand::ShowNodes));
+        assert_eq!(parse("show pools;"), Some(AdminCommand::ShowPools));
         assert_eq!(
             parse(" SHOW  Databases ; "),
             Some(AdminCommand::ShowDatabases)
@@ -103,7 +106,7 @@ mod tests {
     #[test]
     fn mistakes_are_syntax_errors_naming_the_commands() {
         let code = |text: &str| super::parse(text).map_err(|e| (e.sqlstate(), e.to_string()));
-        let (state, message) = code("SHOW POOLS").unwrap_err();
+        let (state, message) = code("SHOW LISTS").unwrap_err();
         assert_eq!(state, "42601");
         assert!(message.contains("SHOW NODES"), "{message}");
         assert!(code("PROMOTE app 0 db2:5432").is_err());

@@ -3,7 +3,7 @@
 use pgshard_failover::CommandError;
 
 /// The commands the admin console knows, for error messages.
-pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SWITCHOVER <database> <shard> \
+pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SWITCHOVER <database> <shard> \
      <replica address>; PROMOTE <database> <shard> <replica address> FORCE";
 
 /// An admin command that did nothing (or stopped; the message says what happened).

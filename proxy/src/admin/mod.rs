@@ -8,6 +8,7 @@ mod promote;
 mod reply;
 mod show_databases;
 mod show_nodes;
+mod show_pools;
 mod switchover;
 
 use pgshard_failover::ShardControl;
@@ -121,6 +122,7 @@ async fn run(ctx: &ProxyContext, command: &AdminCommand) -> Result<reply::Reply,
     match command {
         AdminCommand::ShowNodes => Ok(show_nodes::show_nodes(ctx)),
         AdminCommand::ShowDatabases => Ok(show_databases::show_databases(ctx)),
+        AdminCommand::ShowPools => Ok(show_pools::show_pools(ctx)),
         AdminCommand::Switchover(node) => switchover::switchover(ctx, node).await,
         AdminCommand::ForcePromote(node) => promote::force_promote(ctx, node).await,
     }
