@@ -2,7 +2,8 @@
 //! transaction reached, and on each shard it reaches later, so it needs their names.
 
 use crate::hint::leading_comments;
-use sqlparser::ast::{Ident, Statement};
+use crate::plan::names::ident;
+use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
@@ -62,20 +63,13 @@ pub fn savepoint_command(sql: &str) -> Option<SavepointCommand> {
         return None;
     }
     match statements.pop()? {
-        Statement::Savepoint { name } => Some(SavepointCommand::Define(fold(&name))),
-        Statement::ReleaseSavepoint { name } => Some(SavepointCommand::Release(fold(&name))),
+        Statement::Savepoint { name } => Some(SavepointCommand::Define(ident(&name))),
+        Statement::ReleaseSavepoint { name } => Some(SavepointCommand::Release(ident(&name))),
         Statement::Rollback {
             savepoint: Some(name),
             ..
-        } => Some(SavepointCommand::RollbackTo(fold(&name))),
+        } => Some(SavepointCommand::RollbackTo(ident(&name))),
         _ => None,
-    }
-}
-
-fn fold(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
     }
 }
 

@@ -34,6 +34,16 @@ pub async fn start_failover_proxy_with(
     extra: &str,
     sharding: &str,
 ) -> Result<ProxyHandle> {
+    start_failover_proxy_tuned(cluster, "", extra, sharding).await
+}
+
+/// Like [`start_failover_proxy_with`]; `proxy` is added to `[proxy]` (e.g. TLS settings).
+pub async fn start_failover_proxy_tuned(
+    cluster: &Cluster,
+    proxy: &str,
+    extra: &str,
+    sharding: &str,
+) -> Result<ProxyHandle> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -56,6 +66,7 @@ listen = "127.0.0.1:0"
 pool_size = 4
 connect_timeout = "1s"
 admin_users = ["admin"]
+{proxy}
 [[users]]
 name = "app"
 password = "app"

@@ -45,8 +45,9 @@ pub use docker::{NODE_IMAGE, TEST_LABEL};
 pub use error::{HarnessError, Result};
 pub use failover::{
     admin_user, failover_bed, failover_bed_with, missing_writes, node_names, prepare_ledger,
-    primary_name, promoted_replicas, start_failover_proxy, start_failover_proxy_with,
-    wait_other_replica_follows, FailoverBed, WriteLoad, WriteOutcome, HUNG,
+    primary_name, promoted_replicas, start_failover_proxy, start_failover_proxy_tuned,
+    start_failover_proxy_with, wait_other_replica_follows, FailoverBed, WriteLoad, WriteOutcome,
+    HUNG,
 };
 pub use node::{Node, Role};
 pub use proxy::{ProxyOptions, ProxyUser, TestProxy};

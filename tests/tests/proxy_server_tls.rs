@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use pgshard_proxy::ProxyHandle;
-use pgshard_tests::{connect, wait_for, Cluster, ClusterOptions, TestCertificates, User};
+use pgshard_tests::{
+    connect, start_failover_proxy_tuned, wait_for, Cluster, ClusterOptions, TestCertificates, User,
+};
 
 /// postgresql.conf lines that turn TLS on with the image's self-signed certificate.
 fn ssl_on() -> Vec<String> {
@@ -21,37 +23,7 @@ fn ssl_on() -> Vec<String> {
 /// A proxy with `server_tls` lines in `[proxy]`, in front of shard 0 of `cluster` (through
 /// the relays), with failover on so that control connections run.
 async fn start_proxy(cluster: &Cluster, server_tls: &str) -> Result<ProxyHandle> {
-    let shard = cluster.shard(0);
-    let toml = format!(
-        r#"
-[proxy]
-listen = "127.0.0.1:0"
-pool_size = 2
-connect_timeout = "2s"
-{server_tls}
-[[users]]
-name = "app"
-password = "app"
-[[databases]]
-name = "app"
-[databases.routing]
-health_check_interval = "200ms"
-[databases.failover]
-enabled = true
-user = "postgres"
-password = "postgres"
-replication_user = "replicator"
-replication_password = "replicator"
-[[databases.shards]]
-primary = "{}"
-replicas = [{}]
-"#,
-        shard.primary().proxy_addr(),
-        shard.replicas_toml()
-    );
-    let config = pgshard_config::parse(&toml, "server_tls.toml")
-        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    Ok(pgshard_proxy::start(config).await?)
+    Ok(start_failover_proxy_tuned(cluster, server_tls, "", "").await?)
 }
 
 /// The message of the error a login got (empty when it succeeded).

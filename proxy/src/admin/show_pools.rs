@@ -20,11 +20,7 @@ pub fn show_pools(ctx: &ProxyContext) -> Reply {
             ("created", Int8),
         ],
     );
-    let mut pools = ctx.pools.states();
-    pools.sort_by(|a, b| {
-        (&a.0.addr, &a.0.user, &a.0.database).cmp(&(&b.0.addr, &b.0.user, &b.0.database))
-    });
-    for (target, state) in pools {
+    for (target, state) in ctx.pools.states() {
         let stats = &state.statistics;
         reply.rows.push(vec![
             Some(target.addr),

@@ -116,16 +116,21 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// Every pool made so far, with bb8's account of it, for metrics.
+    /// Every pool made so far, with bb8's account of it, ordered by server, user and
+    /// database (for metrics and `SHOW POOLS`).
     pub fn states(&self) -> Vec<(ServerTarget, bb8::State)> {
         let pools = match self.pools.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        pools
+        let mut states: Vec<_> = pools
             .iter()
             .map(|(target, pool)| (target.clone(), pool.state()))
-            .collect()
+            .collect();
+        states.sort_by(|(a, _), (b, _)| {
+            (&a.addr, &a.user, &a.database).cmp(&(&b.addr, &b.user, &b.database))
+        });
+        states
     }
 
     pub fn pool(&self, target: &ServerTarget, settings: &PoolSettings) -> Pool<ServerConnector> {

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use pgshard_failover::ShardTopology;
+
 use crate::context::ProxyContext;
 
 /// The body of `GET /metrics`.
@@ -15,43 +17,47 @@ pub fn render(ctx: &ProxyContext) -> String {
         ctx.clients.load(std::sync::atomic::Ordering::Acquire) as u64,
     );
 
-    let mut pools = ctx.pools.states();
-    pools.sort_by(|a, b| {
-        (&a.0.addr, &a.0.user, &a.0.database).cmp(&(&b.0.addr, &b.0.user, &b.0.database))
-    });
-    let pool_families: [(&str, &str, &str); 6] = [
+    let pools = ctx.pools.states();
+    type PoolValue = fn(&bb8::State) -> u64;
+    let pool_families: [(&str, &str, &str, PoolValue); 6] = [
         (
             "pgshard_pool_connections",
             "gauge",
             "Server connections open in the pool.",
+            |s| u64::from(s.connections),
         ),
         (
             "pgshard_pool_idle_connections",
             "gauge",
             "Server connections idle in the pool.",
+            |s| u64::from(s.idle_connections),
         ),
         (
             "pgshard_pool_checkouts_total",
             "counter",
             "Server connections handed to sessions.",
+            |s| s.statistics.get_direct + s.statistics.get_waited,
         ),
         (
             "pgshard_pool_checkouts_waited_total",
             "counter",
             "Checkouts that had to wait for a connection.",
+            |s| s.statistics.get_waited,
         ),
         (
             "pgshard_pool_checkout_timeouts_total",
             "counter",
             "Checkouts that gave up waiting.",
+            |s| s.statistics.get_timed_out,
         ),
         (
             "pgshard_pool_connections_created_total",
             "counter",
             "Server connections opened.",
+            |s| s.statistics.connections_created,
         ),
     ];
-    for (i, (name, kind, help)) in pool_families.iter().enumerate() {
+    for (name, kind, help, value) in pool_families {
         out.family(name, kind, help);
         for (target, state) in &pools {
             let labels = [
@@ -59,37 +65,36 @@ pub fn render(ctx: &ProxyContext) -> String {
                 ("user", target.user.as_str()),
                 ("database", target.database.as_str()),
             ];
-            let stats = &state.statistics;
-            let value = match i {
-                0 => u64::from(state.connections),
-                1 => u64::from(state.idle_connections),
-                2 => stats.get_direct + stats.get_waited,
-                3 => stats.get_waited,
-                4 => stats.get_timed_out,
-                _ => stats.connections_created,
-            };
-            out.sample(name, &labels, value);
+            out.sample(name, &labels, value(state));
         }
     }
 
     let mut names: Vec<&String> = ctx.databases.keys().collect();
     names.sort();
-    let node_families: [(&str, &str); 4] = [
+    type NodeValue = fn(&ShardTopology, usize) -> Option<u64>;
+    let node_families: [(&str, &str, NodeValue); 4] = [
         (
             "pgshard_node_up",
             "Whether the node answered its last health check.",
+            |t, n| Some(u64::from(t.nodes[n].reachable)),
         ),
-        ("pgshard_node_primary", "Whether writes go to the node."),
+        (
+            "pgshard_node_primary",
+            "Whether writes go to the node.",
+            |t, n| Some(u64::from(t.primary == Some(n))),
+        ),
         (
             "pgshard_node_fenced",
             "Whether the node is an old primary kept from traffic.",
+            |t, n| Some(u64::from(t.nodes[n].fenced)),
         ),
         (
             "pgshard_node_lag_bytes",
             "Replay lag behind the primary's last known position.",
+            |t, n| (t.primary != Some(n)).then(|| t.lag_bytes(n)).flatten(),
         ),
     ];
-    for (i, (name, help)) in node_families.iter().enumerate() {
+    for (name, help, value) in node_families {
         out.family(name, "gauge", help);
         for db_name in &names {
             let Some(db) = ctx.databases.get(*db_name) else {
@@ -104,15 +109,7 @@ pub fn render(ctx: &ProxyContext) -> String {
                         ("shard", shard_label.as_str()),
                         ("address", node.addr.as_str()),
                     ];
-                    let value = match i {
-                        0 => Some(u64::from(node.reachable)),
-                        1 => Some(u64::from(topology.primary == Some(n))),
-                        2 => Some(u64::from(node.fenced)),
-                        _ => (topology.primary != Some(n))
-                            .then(|| topology.lag_bytes(n))
-                            .flatten(),
-                    };
-                    if let Some(value) = value {
+                    if let Some(value) = value(&topology, n) {
                         out.sample(name, &labels, value);
                     }
                 }

@@ -6,6 +6,7 @@
 //! back is never misread.
 
 use super::error::{unsupported, PlanError};
+use super::insert::values_of;
 use super::printing::print_checked;
 use crate::hint::leading_comments;
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement};
@@ -34,15 +35,8 @@ pub fn name_insert_columns(sql: &str, columns: &str) -> Result<String, PlanError
     let (Some(Statement::Insert(mut insert)), None) = (statements.pop(), statements.pop()) else {
         return Err(unsupported("only an INSERT can have its columns named"));
     };
-    let width = insert
-        .source
-        .as_ref()
-        .and_then(|query| match query.body.as_ref() {
-            sqlparser::ast::SetExpr::Values(values) => {
-                values.rows.iter().map(|row| row.content.len()).max()
-            }
-            _ => None,
-        })
+    let width = values_of(&insert)
+        .and_then(|values| values.rows.iter().map(|row| row.content.len()).max())
         .unwrap_or(0);
     insert.columns = column_idents(columns)?
         .into_iter()

@@ -14,7 +14,7 @@ use super::spec::{ResultMerge, ShardPlan, ShardStatement, ShardStatements, Shard
 use super::template::{on_shard, Template};
 use crate::sharding::KeyType;
 use sqlparser::ast::{
-    AssignmentTarget, Insert, OnConflictAction, OnInsert, SetExpr, Statement, TableObject,
+    AssignmentTarget, Insert, OnConflictAction, OnInsert, SetExpr, Statement, TableObject, Values,
 };
 
 /// An INSERT into a sharded table (see [`Template::Insert`]).
@@ -76,7 +76,7 @@ pub(crate) fn plan(schema: &ShardSchema, insert: &Insert) -> Result<Template, Pl
 }
 
 fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError> {
-    if insert.columns.is_empty() && is_values(insert) {
+    if insert.columns.is_empty() && values_of(insert).is_some() {
         if let TableObject::TableName(name) = &insert.table {
             if name.0.len() <= 2 {
                 return Err(PlanError::ColumnsNeeded {
@@ -92,16 +92,8 @@ fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError
             table.column
         )));
     };
-    let values = match &insert.source {
-        Some(query)
-            if query.with.is_none() && query.order_by.is_none() && query.limit_clause.is_none() =>
-        {
-            match query.body.as_ref() {
-                SetExpr::Values(values) => values,
-                _ => return Err(select_refusal(table)),
-            }
-        }
-        _ => return Err(select_refusal(table)),
+    let Some(values) = values_of(insert) else {
+        return Err(select_refusal(table));
     };
     let mut rows = Vec::with_capacity(values.rows.len());
     for row in &values.rows {
@@ -148,14 +140,16 @@ fn split(table: &ShardedTable, insert: &Insert) -> Result<InsertSplit, PlanError
     })
 }
 
-/// Whether the rows come from a plain VALUES list.
-fn is_values(insert: &Insert) -> bool {
-    insert.source.as_ref().is_some_and(|query| {
-        query.with.is_none()
-            && query.order_by.is_none()
-            && query.limit_clause.is_none()
-            && matches!(query.body.as_ref(), SetExpr::Values(_))
-    })
+/// The VALUES list the rows come from, when they come from a plain one.
+pub(crate) fn values_of(insert: &Insert) -> Option<&Values> {
+    let query = insert.source.as_ref()?;
+    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
+        return None;
+    }
+    match query.body.as_ref() {
+        SetExpr::Values(values) => Some(values),
+        _ => None,
+    }
 }
 
 fn select_refusal(table: &ShardedTable) -> PlanError {

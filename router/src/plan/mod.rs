@@ -20,7 +20,7 @@ mod input;
 mod insert;
 mod key;
 mod modify;
-mod names;
+pub(crate) mod names;
 mod planner;
 mod printing;
 mod reads;

@@ -396,21 +396,16 @@ impl ShardedSession {
             self.links[shard] = Some(link);
         }
         let begin = match &self.txn {
-            TxnState::Open { begin, .. } => Some(begin.clone()),
-            TxnState::Idle if implicit => Some("BEGIN".to_string()),
+            TxnState::Open { begin, .. } => Some(begin.as_str()),
+            TxnState::Idle if implicit => Some("BEGIN"),
             TxnState::Idle => None,
         };
-        // A shard the transaction reaches late gets its savepoints too, so that a
-        // rollback to one undoes what it did there since.
-        let savepoints: Vec<String> = self
-            .txn
-            .savepoints()
-            .iter()
-            .map(|s| s.sql.clone())
-            .collect();
         if let (Some(begin), Some(link)) = (begin, self.links[shard].as_mut()) {
             if !link.in_transaction {
-                for sql in std::iter::once(&begin).chain(&savepoints) {
+                // A shard the transaction reaches late gets its savepoints too, so that a
+                // rollback to one undoes what it did there since.
+                let savepoints = self.txn.savepoints().iter().map(|s| s.sql.as_str());
+                for sql in std::iter::once(begin).chain(savepoints) {
                     match link.server.run_quietly(sql).await {
                         Ok(None) => link.in_transaction = true,
                         Ok(Some(error)) => return Err(messages::error_fields(&error).1),
@@ -584,9 +579,12 @@ impl ShardedSession {
 
     /// COMMIT (`commit`) or ROLLBACK of every shard the transaction reached.
     async fn end_transaction(&mut self, commit: bool) -> Outcome {
-        if self.block == ImplicitBlock::Open {
-            // As in PostgreSQL: it ends the block's transaction, with a warning.
+        // As in PostgreSQL, also when it ends the block's implicit transaction.
+        let implicit = self.block == ImplicitBlock::Open;
+        if implicit {
             self.block = ImplicitBlock::Pending;
+        }
+        if implicit || !self.txn.is_open() {
             let warning = messages::notice_response(
                 "WARNING",
                 "25P01",
@@ -595,15 +593,8 @@ impl ShardedSession {
             if self.client.write_frame(&warning).await.is_err() {
                 return Outcome::Stop;
             }
-        } else if !self.txn.is_open() {
-            let warning = messages::notice_response(
-                "WARNING",
-                "25P01",
-                "there is no transaction in progress",
-            );
-            if self.client.write_frame(&warning).await.is_err() {
-                return Outcome::Stop;
-            }
+        }
+        if !self.txn.is_open() {
             return self
                 .complete(if commit { "COMMIT" } else { "ROLLBACK" })
                 .await;
