@@ -129,6 +129,7 @@ impl ProxyContext {
         let shard = db.shards.get(shard)?;
         Some(ServerTarget {
             addr: shard.slot(node).addr.clone(),
+            pool_user: user.config.name.clone(),
             user: user.config.server_user().to_string(),
             password: user.config.server_password().map(str::to_string),
             database: db.config.server_database().to_string(),

@@ -32,6 +32,9 @@ pub use hint::{statement_hints, Hints};
 pub use param::{ProxyKey, ProxyValue, RoleHint};
 pub use proxy_setting::{mentions_proxy_settings, proxy_setting, ProxySetting};
 pub use savepoint::{savepoint_command, SavepointCommand};
-pub use session_effect::{session_effect, session_effects, SessionEffect};
+pub use session_effect::{
+    deallocated_statement, names_internal_statement, session_effect, session_effects,
+    SessionEffect, INTERNAL_STATEMENT_PREFIX,
+};
 pub use statements::split_statements;
 pub use write_functions::WriteFunctions;

@@ -47,9 +47,11 @@ pub fn session_effect(stmt: &str) -> SessionEffect {
             "session" if words.word(2) == "authorization" => {
                 SessionEffect::Pin("RESET SESSION AUTHORIZATION")
             }
-            "role" => SessionEffect::Pin("RESET ROLE"),
-            _ => SessionEffect::Reset {
-                name: words.raw(1).to_string(),
+            "role" | "session_authorization" => SessionEffect::Pin("RESET ROLE"),
+            "time" if words.word(2) == "zone" => reset("TimeZone"),
+            name => match grammar_setting(name) {
+                Some(setting) => reset(setting),
+                None => reset(words.raw(1)),
             },
         },
         "discard" if words.word(1) == "all" => SessionEffect::DiscardAll,
@@ -79,13 +81,31 @@ fn set_effect(body: &str, words: &Words) -> SessionEffect {
             "characteristics" => return SessionEffect::Pin("SET SESSION CHARACTERISTICS"),
             _ => i = 2,
         },
-        "role" => return SessionEffect::Pin("SET ROLE"),
         "transaction" | "constraints" => return SessionEffect::None,
         _ => {}
     }
-    if words.word(i) == "time" && words.word(i + 1) == "zone" {
-        let value = words.rest_after(i + 1, body).trim();
-        return set_value("TimeZone", value);
+    match words.word(i).as_str() {
+        // `SET ROLE r`, `SET role = r`, `SET session_authorization = r`: RESET ALL does not
+        // undo them, so they cannot be replayed away; the client keeps its server.
+        "role" => return SessionEffect::Pin("SET ROLE"),
+        "session_authorization" => return SessionEffect::Pin("SET SESSION AUTHORIZATION"),
+        "authorization" if i == 2 => return SessionEffect::Pin("SET SESSION AUTHORIZATION"),
+        "time" if words.word(i + 1) == "zone" => {
+            return set_value("TimeZone", words.rest_after(i + 1, body).trim());
+        }
+        "xml" if words.word(i + 1) == "option" => {
+            return set_value("xmloption", words.rest_after(i + 1, body).trim());
+        }
+        word => {
+            // `SET SCHEMA 's'`, `SET NAMES 'enc'`: the value follows without `=` or `TO`.
+            if let Some(setting) = grammar_setting(word) {
+                let value = words.rest_after(i, body).trim();
+                if value.is_empty() {
+                    return reset(setting);
+                }
+                return set_value(setting, value);
+            }
+        }
     }
     let name = words.raw(i);
     if name.is_empty() {
@@ -100,6 +120,65 @@ fn set_effect(body: &str, words: &Words) -> SessionEffect {
         return SessionEffect::None;
     };
     set_value(name, value.trim())
+}
+
+/// The setting behind `SET SCHEMA` and `SET NAMES`, which name it by a keyword of their own.
+fn grammar_setting(word: &str) -> Option<&'static str> {
+    match word {
+        "schema" => Some("search_path"),
+        "names" => Some("client_encoding"),
+        _ => None,
+    }
+}
+
+fn reset(name: &str) -> SessionEffect {
+    SessionEffect::Reset {
+        name: name.to_string(),
+    }
+}
+
+/// The prefix of the names the proxy gives its shared prepared statements on the servers.
+/// No client may prepare, execute or deallocate a statement so named with SQL.
+pub const INTERNAL_STATEMENT_PREFIX: &str = "pgshard_";
+
+/// The name a `DEALLOCATE [PREPARE] name` statement frees (not `DEALLOCATE ALL`), as
+/// PostgreSQL reads an identifier: unquoted names fold to lower case.
+pub fn deallocated_statement(stmt: &str) -> Option<String> {
+    let body = strip_leading_comments(stmt);
+    let words = Words::new(body);
+    if words.word(0) != "deallocate" {
+        return None;
+    }
+    let i = if words.word(1) == "prepare" { 2 } else { 1 };
+    let name = identifier(words.raw(i))?;
+    let rest = words.rest_after(i, body).trim();
+    (name != "all" || words.raw(i).starts_with('"'))
+        .then_some(name)
+        .filter(|_| rest.is_empty() || rest == ";")
+}
+
+/// Whether a `PREPARE`, `EXECUTE` or `DEALLOCATE` statement names one of the proxy's own
+/// prepared statements, which belong to no client.
+pub fn names_internal_statement(stmt: &str) -> bool {
+    let body = strip_leading_comments(stmt);
+    let words = Words::new(body);
+    let i = match words.word(0).as_str() {
+        "prepare" | "execute" => 1,
+        "deallocate" if words.word(1) == "prepare" => 2,
+        "deallocate" => 1,
+        "explain" => return names_internal_statement(words.rest_after(0, body)),
+        _ => return false,
+    };
+    identifier(words.raw(i)).is_some_and(|name| name.starts_with(INTERNAL_STATEMENT_PREFIX))
+}
+
+/// An SQL identifier as PostgreSQL reads it: quoted ones as written, others folded to
+/// lower case. Only plain names: `None` for anything else.
+fn identifier(raw: &str) -> Option<String> {
+    if let Some(quoted) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        return (!quoted.is_empty() && !quoted.contains('"')).then(|| quoted.to_string());
+    }
+    (!raw.is_empty() && !raw.contains('"') && !raw.contains('.')).then(|| raw.to_ascii_lowercase())
 }
 
 fn set_value(name: &str, value: &str) -> SessionEffect {
@@ -311,6 +390,86 @@ mod tests {
         assert_eq!(session_effect("DEALLOCATE ALL"), DiscardAll);
         assert_eq!(session_effect("CREATE TABLE t (a int)"), None);
         assert_eq!(session_effect("SELECT 'SET x = 1'"), None);
+    }
+
+    #[test]
+    fn every_grammar_form_of_set_and_reset() {
+        assert_eq!(
+            session_effect("SET SCHEMA 's1'"),
+            set("search_path", "'s1'")
+        );
+        assert_eq!(
+            session_effect("set session names 'LATIN1'"),
+            set("client_encoding", "'LATIN1'")
+        );
+        assert_eq!(
+            session_effect("SET NAMES DEFAULT"),
+            Reset {
+                name: "client_encoding".into()
+            }
+        );
+        assert_eq!(
+            session_effect("SET XML OPTION DOCUMENT"),
+            set("xmloption", "DOCUMENT")
+        );
+        assert_eq!(
+            session_effect("SET SESSION TIME ZONE 'Europe/Rome'"),
+            set("TimeZone", "'Europe/Rome'")
+        );
+        assert_eq!(
+            session_effect("SET TIME ZONE LOCAL"),
+            Reset {
+                name: "TimeZone".into()
+            }
+        );
+        assert_eq!(
+            session_effect("RESET TIME ZONE"),
+            Reset {
+                name: "TimeZone".into()
+            }
+        );
+        assert_eq!(
+            session_effect("reset session authorization"),
+            Pin("RESET SESSION AUTHORIZATION")
+        );
+        for pinning in [
+            "SET SESSION ROLE r",
+            "SET ROLE r",
+            "set role = r",
+            "SET role TO r",
+            "SET SESSION AUTHORIZATION r",
+            "SET session_authorization = r",
+            "SET SESSION session_authorization TO r",
+        ] {
+            assert!(matches!(session_effect(pinning), Pin(_)), "{pinning}");
+        }
+        assert_eq!(session_effect("SET LOCAL ROLE r"), None);
+    }
+
+    #[test]
+    fn statement_names_in_sql() {
+        assert_eq!(deallocated_statement("DEALLOCATE s1"), Some("s1".into()));
+        assert_eq!(
+            deallocated_statement("deallocate prepare \"My S\";"),
+            Some("My S".into())
+        );
+        assert_eq!(
+            deallocated_statement("DEALLOCATE PDO_STMT_1"),
+            Some("pdo_stmt_1".into())
+        );
+        assert_eq!(deallocated_statement("DEALLOCATE ALL"), Option::None);
+        assert_eq!(
+            deallocated_statement("DEALLOCATE s1; SELECT 1"),
+            Option::None
+        );
+        assert_eq!(deallocated_statement("SELECT 1"), Option::None);
+        assert!(names_internal_statement("DEALLOCATE pgshard_s1"));
+        assert!(names_internal_statement("execute PGSHARD_S2(1)"));
+        assert!(names_internal_statement("PREPARE pgshard_x AS SELECT 1"));
+        assert!(names_internal_statement("EXPLAIN EXECUTE pgshard_s1"));
+        assert!(!names_internal_statement("DEALLOCATE \"PGSHARD_s1\""));
+        assert!(!names_internal_statement("EXECUTE mine"));
+        assert!(!names_internal_statement("SELECT 'pgshard_s1'"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn show_pools(ctx: &ProxyContext) -> Reply {
         let stats = &state.statistics;
         reply.rows.push(vec![
             Some(target.addr),
-            Some(target.user),
+            Some(target.pool_user),
             Some(target.database),
             Some(state.connections.to_string()),
             Some(state.idle_connections.to_string()),

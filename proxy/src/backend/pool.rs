@@ -128,7 +128,7 @@ impl Pools {
             .map(|(target, pool)| (target.clone(), pool.state()))
             .collect();
         states.sort_by(|(a, _), (b, _)| {
-            (&a.addr, &a.user, &a.database).cmp(&(&b.addr, &b.user, &b.database))
+            (&a.addr, &a.pool_user, &a.database).cmp(&(&b.addr, &b.pool_user, &b.database))
         });
         states
     }
@@ -171,10 +171,12 @@ pub async fn checkout_from(
     // bound it by connect_timeout, since bb8 lets a failed connect wait out the whole
     // checkout timeout (a dead server would hold clients for checkout_timeout).
     let connecting = state.idle_connections == 0 && state.connections < settings.size;
+    // Otherwise bb8's own checkout timeout ends the wait (and is counted); this one only
+    // backs it up.
     let bound = if connecting {
         settings.connect_timeout + Duration::from_millis(100)
     } else {
-        settings.checkout_timeout
+        settings.checkout_timeout + Duration::from_millis(100)
     };
     match tokio::time::timeout(bound, pool.get_owned()).await {
         Ok(Ok(conn)) => Ok(conn),

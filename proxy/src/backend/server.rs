@@ -17,11 +17,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long the proxy's own housekeeping queries (settings replay, DISCARD ALL) may take.
 pub const HOUSEKEEPING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where and as whom server connections of one pool log in.
+/// One pool: the client-facing user it serves, and where and as whom its server
+/// connections log in. Each (user, database) has a pool of its own, sized by that user,
+/// even when several users log in to the servers as the same server user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerTarget {
     /// `host:port`
     pub addr: String,
+    /// The `[[users]]` name clients log in with.
+    pub pool_user: String,
+    /// The user server connections log in as.
     pub user: String,
     pub password: Option<String>,
     pub database: String,
@@ -44,6 +49,10 @@ pub struct ServerConnection {
     pub broken: bool,
     /// Transaction status of the last ReadyForQuery.
     pub status: u8,
+    /// The Parse that made the unnamed statement this server holds, as far as the proxy
+    /// knows (`None`: none, or not known), so a client's unnamed statement is made again
+    /// only where another one is in its place.
+    pub unnamed: Option<Frame>,
 }
 
 impl ServerConnection {
@@ -112,6 +121,7 @@ impl ServerConnection {
             statements: ServerStatements::new(statements_limit),
             broken: false,
             status: b'I',
+            unnamed: None,
         };
         loop {
             let frame = server.conn.read_frame().await.map_err(wire)?;
@@ -146,6 +156,9 @@ impl ServerConnection {
                 self.status = frame.body().first().copied().unwrap_or(b'I');
             }
             Ok(frame) if frame.tag() == tag::PARAMETER_STATUS => self.note_parameter(frame),
+            // A failed Parse leaves no unnamed statement; without knowing which message
+            // failed, assume none.
+            Ok(frame) if frame.tag() == tag::ERROR_RESPONSE => self.unnamed = None,
             Ok(_) => {}
             Err(_) => self.broken = true,
         }
@@ -154,6 +167,13 @@ impl ServerConnection {
 
     /// Writes one message (buffered); failure marks the connection broken.
     pub async fn write(&mut self, frame: &Frame) -> Result<(), WireError> {
+        match frame.tag() {
+            // PostgreSQL drops the unnamed statement at a simple Query and at its Close.
+            tag::QUERY => self.unnamed = None,
+            tag::PARSE if frame.body().first() == Some(&0) => self.unnamed = Some(frame.clone()),
+            tag::CLOSE if frame.body().get(..2) == Some(b"S\0") => self.unnamed = None,
+            _ => {}
+        }
         let result = self.conn.write_frame(frame).await;
         if result.is_err() {
             self.broken = true;

@@ -41,19 +41,27 @@ pub fn route_batch(
     let mut read = end == BatchEnd::Complete;
     let mut replica_hint = false;
     let mut runs_statements = false;
+    // Whether this batch has made the unnamed statement (then its Parse was classified),
+    // or a simple Query dropped it.
+    let mut unnamed_in_batch = false;
     for frame in frames {
         if matches!(frame.tag(), tag::QUERY | tag::EXECUTE | tag::FUNCTION_CALL) {
             runs_statements = true;
         }
         let query: Option<&[u8]> = match frame.tag() {
-            tag::QUERY => frame.reader().cstr().ok(),
-            tag::PARSE => read_parse(frame).ok().map(|p| p.query),
+            tag::QUERY => {
+                unnamed_in_batch = true;
+                frame.reader().cstr().ok()
+            }
+            tag::PARSE => read_parse(frame).ok().map(|p| {
+                unnamed_in_batch |= p.name.is_empty();
+                p.query
+            }),
             tag::BIND => match bind_statement(frame) {
-                Ok(name) if !name.is_empty() => statements
-                    .get(name)
-                    .and_then(|s| read_parse(&s.parse).ok().map(|p| p.query)),
-                // The unnamed statement of this batch's Parse, classified there.
-                Ok(_) => continue,
+                Ok(name) if name.is_empty() && unnamed_in_batch => continue,
+                // The client's statement from an earlier round trip; an unknown one is
+                // left to the primary, which reports the error.
+                Ok(name) => statements.query_of(name),
                 Err(_) => None,
             },
             tag::FUNCTION_CALL => None,
@@ -172,7 +180,12 @@ mod tests {
         let execute = Frame::new(tag::EXECUTE, &[0, 0, 0, 0, 0]);
         assert_eq!(
             route(
-                &[read_parse_frame.clone(), bind(""), execute, sync.clone()],
+                &[
+                    read_parse_frame.clone(),
+                    bind(""),
+                    execute.clone(),
+                    sync.clone()
+                ],
                 &statements
             ),
             BatchRoute::Read {
@@ -204,7 +217,25 @@ mod tests {
         );
         // An unknown statement name is left to the primary (which reports the error).
         assert_eq!(
-            route(&[bind("nope"), sync], &statements),
+            route(&[bind("nope"), sync.clone()], &statements),
+            BatchRoute::Primary
+        );
+        // The unnamed statement of an earlier round trip decides where its Bind runs.
+        assert_eq!(
+            route(&[bind(""), execute.clone(), sync.clone()], &statements),
+            BatchRoute::Primary
+        );
+        statements.set_unnamed(messages::parse("", b"SELECT $1::text", &[0, 0]));
+        assert_eq!(
+            route(&[bind(""), execute.clone(), sync.clone()], &statements),
+            BatchRoute::Read {
+                replica_hint: false,
+                runs_statements: true
+            }
+        );
+        statements.set_unnamed(messages::parse("", b"INSERT INTO t VALUES ($1)", &[0, 0]));
+        assert_eq!(
+            route(&[bind(""), execute.clone(), sync.clone()], &statements),
             BatchRoute::Primary
         );
         assert_eq!(

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::net::messages::{parse, tag};
+use crate::net::messages::{parse, query, tag};
 use crate::net::{Frame, WireError};
 
 /// Gives every distinct (query, parameter types) one server-side name, shared by all
@@ -39,10 +39,16 @@ pub struct ClientStatement {
     pub parse: Frame,
 }
 
-/// The named statements of one client.
+/// The prepared statements of one client: its named ones, and its unnamed one.
+///
+/// In PostgreSQL the unnamed statement lasts until the client's next unnamed Parse, a
+/// simple Query or a Close of it, whichever server connection the client's next round trip
+/// gets; so it is kept per client, as the Parse that makes it, and made again on a server
+/// connection that holds another.
 #[derive(Debug, Default)]
 pub struct ClientStatements {
     by_name: HashMap<Vec<u8>, ClientStatement>,
+    unnamed: Option<Frame>,
 }
 
 /// A Parse message taken apart.
@@ -84,13 +90,100 @@ impl ClientStatements {
         self.by_name.get(name)
     }
 
+    /// Whether the client has a named statement `name`.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Removes a named statement, or the unnamed one for `""`.
     pub fn close(&mut self, name: &[u8]) {
-        self.by_name.remove(name);
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.by_name.remove(name);
+        }
     }
 
     pub fn clear(&mut self) {
         self.by_name.clear();
+        self.unnamed = None;
     }
+
+    /// Records the client's unnamed Parse, which replaces its previous unnamed statement.
+    pub fn set_unnamed(&mut self, parse: Frame) {
+        self.unnamed = Some(parse);
+    }
+
+    /// The Parse of the client's unnamed statement, if it has one.
+    pub fn unnamed(&self) -> Option<&Frame> {
+        self.unnamed.as_ref()
+    }
+
+    /// The query text of the statement a Bind or Describe names: `""` is the unnamed one.
+    pub fn query_of(&self, name: &[u8]) -> Option<&[u8]> {
+        let parse = if name.is_empty() {
+            self.unnamed.as_ref()?
+        } else {
+            &self.by_name.get(name)?.parse
+        };
+        read_parse(parse).ok().map(|p| p.query)
+    }
+}
+
+/// Whether a Bind, Describe or Close names a statement the client never prepared but which
+/// has the name of one of the proxy's own: it must never reach a server as written.
+pub fn is_internal_name(name: &[u8]) -> bool {
+    name.starts_with(pgshard_router::INTERNAL_STATEMENT_PREFIX.as_bytes())
+}
+
+/// A Query or Parse whose SQL prepares, executes or deallocates one of the proxy's own
+/// statements (`pgshard_…`) becomes one that fails with 42939 where the original would
+/// have run, so the refusal reaches the client in its place in the stream and aborts a
+/// transaction as an error there would. Other messages come back unchanged.
+pub fn refuse_internal_names(frame: Frame) -> Frame {
+    let prefix = pgshard_router::INTERNAL_STATEMENT_PREFIX.as_bytes();
+    let text = match frame.tag() {
+        tag::QUERY => frame.reader().cstr().ok(),
+        tag::PARSE => read_parse(&frame).ok().map(|p| p.query),
+        _ => None,
+    };
+    let Some(text) = text else {
+        return frame;
+    };
+    if !text
+        .windows(prefix.len())
+        .any(|w| w.eq_ignore_ascii_case(prefix))
+    {
+        return frame;
+    }
+    let sql = String::from_utf8_lossy(text);
+    if !pgshard_router::split_statements(&sql)
+        .into_iter()
+        .any(pgshard_router::names_internal_statement)
+    {
+        return frame;
+    }
+    let refusal = "DO $pgshard$BEGIN RAISE EXCEPTION USING ERRCODE = '42939', MESSAGE = \
+                   'pgshard: prepared statement names starting with \"pgshard_\" are reserved \
+                   by the proxy; choose another name'; END$pgshard$";
+    match frame.tag() {
+        tag::PARSE => match read_parse(&frame) {
+            Ok(p) => parse_named(p.name, refusal.as_bytes(), p.types),
+            Err(_) => frame,
+        },
+        _ => query(refusal),
+    }
+}
+
+/// A Parse of statement `name` (raw bytes, as the client sent it).
+fn parse_named(name: &[u8], sql: &[u8], types: &[u8]) -> Frame {
+    let mut body = Vec::with_capacity(name.len() + sql.len() + types.len() + 2);
+    body.extend_from_slice(name);
+    body.push(0);
+    body.extend_from_slice(sql);
+    body.push(0);
+    body.extend_from_slice(types);
+    Frame::new(tag::PARSE, &body)
 }
 
 /// The statement name a Bind refers to.
@@ -149,6 +242,31 @@ mod tests {
         let renamed = read_parse(&s1.parse).unwrap();
         assert_eq!(renamed.name, s1.global.as_bytes());
         assert_eq!(renamed.types, &[0, 1, 0, 0, 0, 23]);
+    }
+
+    #[test]
+    fn sql_naming_internal_statements_is_refused() {
+        let plain = query("SELECT 'pgshard_s1'");
+        assert_eq!(refuse_internal_names(plain.clone()), plain);
+        let attack = query("SELECT 1; DEALLOCATE pgshard_s1");
+        let refused = refuse_internal_names(attack);
+        assert!(refused.reader().cstr_utf8().unwrap().contains("42939"));
+        let parsed = parse("mine", b"EXECUTE PGSHARD_S2", &[0, 0]);
+        let refused = refuse_internal_names(parsed);
+        let p = read_parse(&refused).unwrap();
+        assert_eq!((p.name, p.types), (&b"mine"[..], &[0u8, 0][..]));
+        assert!(p.query.starts_with(b"DO $pgshard$"));
+        assert!(is_internal_name(b"pgshard_s7") && !is_internal_name(b"s7"));
+    }
+
+    #[test]
+    fn unnamed_statement_is_kept_per_client() {
+        let mut c = ClientStatements::default();
+        assert_eq!(c.query_of(b""), None);
+        c.set_unnamed(parse("", b"SELECT $1::text", &[0, 0]));
+        assert_eq!(c.query_of(b""), Some(&b"SELECT $1::text"[..]));
+        c.close(b"");
+        assert!(c.unnamed().is_none());
     }
 
     #[test]

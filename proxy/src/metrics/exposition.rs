@@ -62,7 +62,7 @@ pub fn render(ctx: &ProxyContext) -> String {
         for (target, state) in &pools {
             let labels = [
                 ("server", target.addr.as_str()),
-                ("user", target.user.as_str()),
+                ("user", target.pool_user.as_str()),
                 ("database", target.database.as_str()),
             ];
             out.sample(name, &labels, value(state));

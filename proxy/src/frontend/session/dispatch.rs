@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pgshard_router::RoleHint;
 
-use super::{Flow, Replay, Session};
+use super::{CheckoutFailure, Flow, Replay, Session};
 use crate::frontend::batch::BatchEnd;
 use crate::frontend::route_decision::{route_batch, BatchRoute};
 use crate::net::messages::tag;
@@ -81,15 +81,20 @@ impl Session {
             // During a hold, a primary that fails its health checks is not dialled: the
             // attempt could hang for connect_timeout while a new primary is promoted.
             let primary = primary.filter(|&p| hold.is_zero() || !self.shard().failing(p));
-            let error = match primary {
+            let failure = match primary {
                 Some(primary) => match self.ensure_server_on(primary).await {
                     Ok(()) => break,
-                    Err(message) => message,
+                    Err(failure @ CheckoutFailure::Replay(_)) => {
+                        return self.refuse_with(&last, failure).await
+                    }
+                    Err(failure) => failure,
                 },
-                None => "pgshard: no primary is available (a failover is under way)".to_string(),
+                None => CheckoutFailure::Unavailable(
+                    "pgshard: no primary is available (a failover is under way)".to_string(),
+                ),
             };
             if started.elapsed() + HOLD_POLL > hold {
-                return self.refuse(&last, "08006", &error).await;
+                return self.refuse_with(&last, failure).await;
             }
             tokio::time::sleep(HOLD_POLL).await;
         }
@@ -115,7 +120,7 @@ impl Session {
         let Some(last) = frames.last().cloned() else {
             return Flow::Continue;
         };
-        let mut error = None;
+        let mut failure = None;
         let mut chosen = None;
         for node in nodes {
             match self.ensure_server_on(node).await {
@@ -123,20 +128,27 @@ impl Session {
                     chosen = Some(node);
                     break;
                 }
-                Err(message) => {
+                // The node works; the client's settings are the problem.
+                Err(refused @ CheckoutFailure::Replay(_)) => {
+                    return self.refuse_with(&last, refused).await
+                }
+                Err(unavailable) => {
                     self.shard().ban(node);
                     tried.push(node);
-                    error = Some(message);
+                    failure = Some(unavailable);
                 }
             }
         }
         let Some(node) = chosen else {
-            let message = error.unwrap_or_else(|| {
-                "pgshard: no node can serve this read now: the replicas are down, banned or \
-                 lagging, and the primary may not serve it (primary_reads, or it just failed)"
-                    .to_string()
+            let failure = failure.unwrap_or_else(|| {
+                CheckoutFailure::Unavailable(
+                    "pgshard: no node can serve this read now: the replicas are down, banned \
+                     or lagging, and the primary may not serve it (primary_reads, or it just \
+                     failed)"
+                        .to_string(),
+                )
             });
-            return self.refuse(&last, "08006", &message).await;
+            return self.refuse_with(&last, failure).await;
         };
         tried.push(node);
         self.replay = (end == BatchEnd::Complete).then(|| Replay {

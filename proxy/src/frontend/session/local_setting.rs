@@ -1,6 +1,9 @@
-//! Answering `SET` / `RESET` / `SHOW pgshard.*` in the session, never on a server.
+//! Answering `SET` / `RESET` / `SHOW pgshard.*`, and `DEALLOCATE` of a client's own
+//! statement, in the session, never on a server.
 
-use pgshard_router::{mentions_proxy_settings, proxy_setting, split_statements};
+use pgshard_router::{
+    deallocated_statement, mentions_proxy_settings, proxy_setting, split_statements,
+};
 
 use crate::frontend::proxy_settings::shard_setting;
 
@@ -50,6 +53,36 @@ impl Session {
             )],
         };
         replies.push(messages::ready_for_query(self.status()));
+        let flow = self.reply_local(&replies).await;
+        self.release_if_idle();
+        Some(flow)
+    }
+
+    /// `Some` when the simple query is `DEALLOCATE name` of a statement the client prepared
+    /// over the extended protocol, and has been answered: on the servers the statement has
+    /// a shared name and stays for other clients; only the client's name goes. In a failed
+    /// transaction it goes to the server, which refuses it as PostgreSQL would.
+    pub(super) async fn deallocate_locally(&mut self, query: &Frame) -> Option<Flow> {
+        if self.mode != pgshard_config::PoolMode::Transaction {
+            return None;
+        }
+        let sql = query.reader().cstr_utf8().ok()?;
+        let name = deallocated_statement(sql)?;
+        if !self.statements.contains(name.as_bytes()) {
+            return None;
+        }
+        if let Err(flow) = self.drain_pending().await {
+            return Some(flow);
+        }
+        if self.status() == b'E' {
+            return None;
+        }
+        self.statements.close(name.as_bytes());
+        self.statements.close(b"");
+        let replies = [
+            messages::command_complete("DEALLOCATE"),
+            messages::ready_for_query(self.status()),
+        ];
         let flow = self.reply_local(&replies).await;
         self.release_if_idle();
         Some(flow)

@@ -13,9 +13,10 @@ use super::expect::{ExpectedReplies, ReplyAction};
 use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
-use super::settings::ClientSettings;
+use super::settings::{quote_literal, ClientSettings};
 use super::statements::{
-    bind_statement, read_parse, rename_bind, retarget, target_of, ClientStatements,
+    bind_statement, is_internal_name, read_parse, refuse_internal_names, rename_bind, retarget,
+    target_of, ClientStatements,
 };
 use crate::backend::pool::{checkout_from, ServerConnector};
 use crate::backend::{CheckoutError, PooledServer};
@@ -133,28 +134,39 @@ impl Session {
     /// Checks out a server, sends the client its ParameterStatus, BackendKeyData and
     /// ReadyForQuery. False when no server could be had (the client was told).
     pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
-        // Any node can tell the server parameters: the primary, else a replica, so reads
-        // keep working while the primary is down.
-        let count = self.shard().nodes.len();
-        let primary = self.shard().primary();
-        let others = (0..count).map(NodeId).filter(|&n| Some(n) != primary);
-        // Nodes failing their health checks last: dialling them may hang until the timeout.
-        let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = primary
-            .into_iter()
-            .chain(others)
-            .partition(|&n| !self.shard().failing(n));
-        let mut result = Err(String::new());
-        for node in healthy.into_iter().chain(failing) {
-            result = self.checkout_on(node, true).await;
-            if result.is_ok() {
-                break;
+        let result = if self.mode == PoolMode::Session {
+            // The session keeps this server for good, and its writes must work: the
+            // primary only, never a replica because the primary's pool is busy.
+            match self.shard().primary() {
+                Some(primary) => self.checkout_on(primary, false).await,
+                None => Err(CheckoutFailure::Unavailable(
+                    "pgshard: no primary is available (a failover is under way); try again"
+                        .to_string(),
+                )),
             }
-        }
-        if let Err(message) = result {
-            let _ = self
-                .client
-                .send(&error_response(Severity::Fatal, "08006", &message))
-                .await;
+        } else {
+            // Any node can tell the server parameters: the primary, else a replica, so
+            // reads keep working while the primary is down.
+            let count = self.shard().nodes.len();
+            let primary = self.shard().primary();
+            let others = (0..count).map(NodeId).filter(|&n| Some(n) != primary);
+            // Nodes failing their health checks last: dialling them may hang until the
+            // timeout.
+            let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = primary
+                .into_iter()
+                .chain(others)
+                .partition(|&n| !self.shard().failing(n));
+            let mut result = Err(CheckoutFailure::Unavailable(String::new()));
+            for node in healthy.into_iter().chain(failing) {
+                result = self.checkout_on(node, true).await;
+                if matches!(result, Ok(()) | Err(CheckoutFailure::Replay(_))) {
+                    break;
+                }
+            }
+            result
+        };
+        if let Err(failure) = result {
+            let _ = self.client.send(&failure.fatal()).await;
             return false;
         }
         let mut frames = Vec::new();
@@ -291,8 +303,12 @@ impl Session {
             }
             return Flow::Continue;
         }
+        let frame = refuse_internal_names(frame);
         if frame.tag() == tag::QUERY && self.held.is_empty() {
             if let Some(flow) = self.proxy_setting(&frame).await {
+                return flow;
+            }
+            if let Some(flow) = self.deallocate_locally(&frame).await {
                 return flow;
             }
         }
@@ -344,6 +360,8 @@ impl Session {
         match frame.tag() {
             tag::QUERY => {
                 self.sent_batches += 1;
+                // A simple Query drops the unnamed statement.
+                self.statements.close(b"");
                 let sql = frame.reader().cstr_utf8().unwrap_or("");
                 for stmt in split_statements(sql) {
                     let effect = session_effect(stmt);
@@ -365,8 +383,12 @@ impl Session {
                     self.pinned.get_or_insert(why);
                 }
                 if parsed.name.is_empty() {
-                    self.parses.push(batch, ReplyAction::Forward, None);
-                    return server.write(&frame).await;
+                    let parse = Frame::new(tag::PARSE, frame.body());
+                    self.parses
+                        .push(batch, ReplyAction::Forward, Some(Arc::from("")));
+                    let result = server.write(&parse).await;
+                    self.statements.set_unnamed(parse);
+                    return result;
                 }
                 let stmt = self.statements.prepare(&self.ctx.statements, &parsed);
                 if server.statements.touch(&stmt.global) {
@@ -390,10 +412,33 @@ impl Session {
                         _ => b"",
                     }
                 };
-                let Some(stmt) = (!name.is_empty())
-                    .then(|| self.statements.get(name).cloned())
-                    .flatten()
-                else {
+                if name.is_empty() {
+                    // The client's unnamed statement, made again here when this server
+                    // holds another client's (or none); a client without one gets the
+                    // server's own error for it, never another client's statement.
+                    match self.statements.unnamed() {
+                        Some(parse) if server.unnamed.as_ref() == Some(parse) => {}
+                        Some(parse) => {
+                            self.parses.push(batch, ReplyAction::Swallow, None);
+                            server.write(&parse.clone()).await?;
+                        }
+                        None => {
+                            self.closes.push(batch, ReplyAction::Swallow, None);
+                            server.write(&messages::close(b'S', "")).await?;
+                        }
+                    }
+                    return server.write(&frame).await;
+                }
+                let Some(stmt) = self.statements.get(name).cloned() else {
+                    if is_internal_name(name) {
+                        // Another client's statement on this server: not the client's to use.
+                        let renamed = if frame.tag() == tag::BIND {
+                            rename_bind(&frame, NO_STATEMENT)?
+                        } else {
+                            retarget(&frame, NO_STATEMENT)
+                        };
+                        return server.write(&renamed).await;
+                    }
                     return server.write(&frame).await;
                 };
                 if !server.statements.touch(&stmt.global) {
@@ -421,6 +466,10 @@ impl Session {
                         // name goes.
                         self.statements.close(name);
                         server.write(&messages::close(b'S', NO_STATEMENT)).await
+                    }
+                    (b'S', _) => {
+                        self.statements.close(b"");
+                        server.write(&frame).await
                     }
                     _ => server.write(&frame).await,
                 }
@@ -466,8 +515,11 @@ impl Session {
             Some(tag::ERROR_RESPONSE) => {
                 let skipped = self.parses.skip_batch(batch);
                 self.closes.skip_batch(batch);
-                if let Some(server) = self.server.as_mut() {
-                    for name in skipped {
+                for name in skipped {
+                    if name.is_empty() {
+                        // The client's unnamed Parse failed or never ran: it has none now.
+                        self.statements.close(b"");
+                    } else if let Some(server) = self.server.as_mut() {
                         server.statements.remove(&name);
                     }
                 }
@@ -545,6 +597,7 @@ impl Session {
             }
             let mut undone = false;
             for effect in self.staged.drain(..) {
+                let effect = effective_value(effect, &server.params);
                 undone |= self.settings.undone_by(&effect);
                 self.settings.apply(&effect);
             }
@@ -611,13 +664,13 @@ impl Session {
     }
 
     /// Checks out a server connection to `node` and brings it to the client's settings.
-    async fn ensure_server_on(&mut self, node: NodeId) -> Result<(), String> {
+    async fn ensure_server_on(&mut self, node: NodeId) -> Result<(), CheckoutFailure> {
         self.checkout_on(node, false).await
     }
 
     /// Like [`Self::ensure_server_on`]; `quick` waits no longer than a connect for a busy
     /// pool, for a caller that has other nodes to try.
-    async fn checkout_on(&mut self, node: NodeId, quick: bool) -> Result<(), String> {
+    async fn checkout_on(&mut self, node: NodeId, quick: bool) -> Result<(), CheckoutFailure> {
         if self.server.is_some() {
             return Ok(());
         }
@@ -625,7 +678,9 @@ impl Session {
             Some(pool) => pool,
             None => {
                 let Some(target) = self.ctx.target(&self.user, &self.db, node) else {
-                    return Err("pgshard: the database has no shards configured".to_string());
+                    return Err(CheckoutFailure::Unavailable(
+                        "pgshard: the database has no shards configured".to_string(),
+                    ));
                 };
                 let pool = self.ctx.pools.pool(&target, &self.user.pool);
                 if self.node_pools.len() <= node.0 {
@@ -645,11 +700,13 @@ impl Session {
         {
             Ok(s) => s,
             Err(CheckoutError::TimedOut(addr)) => {
-                return Err(format!(
+                return Err(CheckoutFailure::Unavailable(format!(
                     "pgshard: timed out waiting for a server connection to {addr}"
-                ))
+                )))
             }
-            Err(CheckoutError::Server(e)) => return Err(format!("pgshard: {e}")),
+            Err(CheckoutError::Server(e)) => {
+                return Err(CheckoutFailure::Unavailable(format!("pgshard: {e}")))
+            }
         };
         let wanted = self.settings.fingerprint();
         let current = server
@@ -659,11 +716,15 @@ impl Session {
             match server.run_quietly(&self.settings.replay_sql()).await {
                 Ok(None) => server.applied_settings = Some(wanted),
                 Ok(Some(error)) => {
+                    // The server is fine and idle; its settings are not the client's.
                     server.applied_settings = None;
-                    let (_, message) = messages::error_fields(&error);
-                    return Err(message);
+                    return Err(CheckoutFailure::Replay(error));
                 }
-                Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+                Err(e) => {
+                    return Err(CheckoutFailure::Unavailable(format!(
+                        "pgshard: server connection failed: {e}"
+                    )))
+                }
             }
         }
         *lock(&self.cancel) = Some(CancelTarget {
@@ -702,6 +763,32 @@ impl Session {
             _ => {
                 self.discard_until_sync = true;
                 self.reply_local(&[error]).await
+            }
+        }
+    }
+
+    /// A batch that `last` ends is not run because the client's settings could not be
+    /// made on the server: the server's own error, as PostgreSQL would have answered the
+    /// statement that set them.
+    async fn refuse_with(&mut self, last: &Frame, failure: CheckoutFailure) -> Flow {
+        match failure {
+            CheckoutFailure::Unavailable(message) => self.refuse(last, "08006", &message).await,
+            CheckoutFailure::Replay(error) => {
+                let (code, message) = messages::error_fields(&error);
+                tracing::info!(
+                    "the client's settings were refused by the server: {code} {message}"
+                );
+                let status = self.status();
+                match last.tag() {
+                    tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
+                        self.reply_local(&[error, messages::ready_for_query(status)])
+                            .await
+                    }
+                    _ => {
+                        self.discard_until_sync = true;
+                        self.reply_local(&[error]).await
+                    }
+                }
             }
         }
     }
@@ -750,8 +837,9 @@ impl Session {
         let pending = self.pending();
         let keep_state = self.mode == PoolMode::Session || self.pinned.is_some();
         if let Some(server) = self.server.as_mut() {
-            if pending > 0 || server.in_transaction() {
-                // Abandoned mid-query or mid-transaction: close it rather than wait.
+            if pending > 0 || self.in_batch || server.in_transaction() {
+                // Abandoned mid-query, mid-batch (no Sync yet) or mid-transaction: close it
+                // rather than wait, or hand another client half of this one's work.
                 server.broken = true;
             } else if keep_state {
                 match server.run_quietly("DISCARD ALL").await {
@@ -765,6 +853,50 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
+    }
+}
+
+/// A `SET` of a setting the server reports (DateStyle, TimeZone, client_encoding, …) is
+/// remembered with the value the server reported after it, not as written: `SET DateStyle
+/// TO dmy` keeps the output style the session had, and replaying the reported value gives
+/// the same session anywhere.
+fn effective_value(
+    effect: SessionEffect,
+    reported: &std::collections::HashMap<String, String>,
+) -> SessionEffect {
+    match effect {
+        SessionEffect::Set { name, value } => {
+            let value = reported
+                .iter()
+                .find(|(reported, _)| reported.eq_ignore_ascii_case(&name))
+                .map_or(value, |(_, now)| quote_literal(now));
+            SessionEffect::Set { name, value }
+        }
+        other => other,
+    }
+}
+
+/// Why a session got no usable server connection.
+pub(super) enum CheckoutFailure {
+    /// No connection to that node could be had: the client hears why, as `08006`.
+    Unavailable(String),
+    /// The connection is fine, but the server refused the client's settings: the client
+    /// hears the server's own error; the node stays in service.
+    Replay(Frame),
+}
+
+impl CheckoutFailure {
+    /// The failure as a FATAL error that ends a client's login.
+    fn fatal(&self) -> Frame {
+        match self {
+            CheckoutFailure::Unavailable(message) => {
+                error_response(Severity::Fatal, "08006", message)
+            }
+            CheckoutFailure::Replay(error) => {
+                let (code, message) = messages::error_fields(error);
+                error_response(Severity::Fatal, &code, &message)
+            }
+        }
     }
 }
 
