@@ -1,0 +1,696 @@
+//! What a pooled client leaves on a server connection never reaches another client: its
+//! unnamed statement, its statement names, its role and settings, a batch it abandoned.
+//! Several clients run at once on few server connections, and every answer is checked
+//! against what that client asked.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use pgshard_config::PoolMode;
+use pgshard_proxy::ProxyHandle;
+use pgshard_tests::wire::{self, BackendMessage, RawConnection};
+use pgshard_tests::{sqlstate, wait_for, Cluster, User};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// Starts a proxy in front of shard 0 of `cluster` (its replicas too), `pool_size` server
+/// connections per node, and waits until reads reach a replica when there is one.
+async fn proxy(
+    cluster: &Cluster,
+    mode: PoolMode,
+    pool_size: u32,
+    extra_users: &str,
+) -> Result<ProxyHandle> {
+    let shard = cluster.shard(0);
+    let mode = match mode {
+        PoolMode::Transaction => "transaction",
+        PoolMode::Session => "session",
+    };
+    let toml = format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:0"
+pool_mode = "{mode}"
+pool_size = {pool_size}
+connect_timeout = "2s"
+checkout_timeout = "10s"
+log_level = "warn"
+[[users]]
+name = "app"
+password = "app"
+{extra_users}
+[[databases]]
+name = "app"
+[databases.routing]
+health_check_interval = "100ms"
+[[databases.shards]]
+primary = "{}"
+replicas = [{}]
+"#,
+        shard.primary().proxy_addr(),
+        shard.replicas_toml()
+    );
+    let config = pgshard_config::parse(&toml, "pooled_state.toml").map_err(|e| anyhow!("{e}"))?;
+    let proxy = pgshard_proxy::start(config).await?;
+    if !shard.replicas().is_empty() && mode == "transaction" {
+        let client = connect(&proxy, &[]).await?;
+        wait_for(
+            "reads to reach a replica",
+            Duration::from_secs(30),
+            || async {
+                let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await;
+                Ok(row.ok().and_then(|r| r.get::<_, bool>(0).then_some(())))
+            },
+        )
+        .await?;
+    }
+    Ok(proxy)
+}
+
+/// A client of the proxy as `app`, with `options` (`-c name=value`) at startup.
+async fn connect(proxy: &ProxyHandle, options: &[(&str, &str)]) -> Result<Client> {
+    connect_as(proxy, "app", "app", options).await
+}
+
+async fn connect_as(
+    proxy: &ProxyHandle,
+    user: &str,
+    password: &str,
+    options: &[(&str, &str)],
+) -> Result<Client> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(proxy.addr.ip().to_string())
+        .port(proxy.addr.port())
+        .user(user)
+        .password(password)
+        .dbname("app")
+        .connect_timeout(Duration::from_secs(15));
+    if !options.is_empty() {
+        let options: Vec<String> = options
+            .iter()
+            .map(|(name, value)| format!("-c {name}={}", value.replace(' ', "\\ ")))
+            .collect();
+        config.options(options.join(" "));
+    }
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The first column of the first row of a simple query.
+async fn value(client: &Client, sql: &str) -> Result<String> {
+    client
+        .simple_query(sql)
+        .await?
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .with_context(|| format!("{sql}: no row"))
+}
+
+fn describe_statement(name: &str) -> Vec<u8> {
+    let mut body = vec![b'S'];
+    body.extend_from_slice(name.as_bytes());
+    body.push(0);
+    wire::message(b'D', &body)
+}
+
+fn flush() -> Vec<u8> {
+    wire::message(b'H', &[])
+}
+
+/// Sends messages and reads up to ReadyForQuery.
+async fn round_trip(conn: &mut RawConnection, messages: &[Vec<u8>]) -> Result<Vec<BackendMessage>> {
+    conn.send_bytes(&messages.concat()).await?;
+    Ok(conn.read_until_ready().await?)
+}
+
+fn error_of(replies: &[BackendMessage]) -> Option<String> {
+    replies.iter().find(|m| m.tag == b'E').map(|e| {
+        format!(
+            "{} {}",
+            e.sqlstate().unwrap_or_default(),
+            e.field(b'M').unwrap_or_default()
+        )
+    })
+}
+
+fn rows(replies: &[BackendMessage]) -> Vec<Vec<Option<String>>> {
+    replies
+        .iter()
+        .filter(|m| m.tag == b'D')
+        .map(wire::data_row)
+        .collect()
+}
+
+/// What Go's lib/pq, pgx without a statement cache and libpq's `PQprepare("")` do: the
+/// unnamed statement is prepared and described in one round trip, bound and executed in
+/// the next, so the two may get different server connections.
+async fn lib_pq_style(
+    conn: &mut RawConnection,
+    sql: &str,
+    param: &str,
+) -> Result<Vec<BackendMessage>> {
+    let prepared = round_trip(
+        conn,
+        &[wire::parse("", sql), describe_statement(""), wire::sync()],
+    )
+    .await?;
+    if let Some(error) = error_of(&prepared) {
+        return Err(anyhow!("Parse of {sql:?}: {error}"));
+    }
+    let ran = round_trip(
+        conn,
+        &[
+            wire::bind("", &[Some(param)]),
+            wire::execute(),
+            wire::sync(),
+        ],
+    )
+    .await?;
+    if let Some(error) = error_of(&ran) {
+        return Err(anyhow!("Bind/Execute of {sql:?} with {param:?}: {error}"));
+    }
+    Ok(ran)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
+    const READERS: usize = 4;
+    const WRITERS: usize = 2;
+    const ROUNDS: usize = 150;
+    let cluster = Cluster::start(1, 1).await?;
+    cluster.wait_streaming(Duration::from_secs(60)).await?;
+    cluster
+        .shard(0)
+        .primary()
+        .execute("CREATE TABLE ledger (writer text, n int)")
+        .await?;
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        cluster
+            .shard(0)
+            .primary()
+            .execute("TRUNCATE ledger")
+            .await?;
+        // Two server connections per node for six clients: in transaction pooling every
+        // round trip may land on a connection another client used last. Session pooling
+        // needs one per client.
+        let size = if mode == PoolMode::Transaction { 2 } else { 6 };
+        let proxy = proxy(&cluster, mode, size, "").await?;
+        let user = User::app();
+        let readers = (0..READERS).map(|r| {
+            let user = user.clone();
+            let addr = proxy.addr;
+            async move {
+                let (mut conn, _) = RawConnection::login(addr, &user).await?;
+                for i in 0..ROUNDS {
+                    let asked = format!("C{r}-{i}");
+                    let replies = lib_pq_style(&mut conn, "SELECT $1::text", &asked).await?;
+                    let got = rows(&replies);
+                    ensure!(
+                        got == vec![vec![Some(asked.clone())]],
+                        "{mode:?}: client C{r} asked for {asked:?}, got {got:?}"
+                    );
+                }
+                anyhow::Ok(())
+            }
+        });
+        let writers = (0..WRITERS).map(|w| {
+            let user = user.clone();
+            let addr = proxy.addr;
+            async move {
+                let (mut conn, _) = RawConnection::login(addr, &user).await?;
+                let mut acknowledged = 0i64;
+                for i in 0..ROUNDS {
+                    let replies = lib_pq_style(
+                        &mut conn,
+                        &format!("INSERT INTO ledger VALUES ('W{w}', $1::int)"),
+                        &i.to_string(),
+                    )
+                    .await?;
+                    ensure!(
+                        replies
+                            .iter()
+                            .any(|m| m.tag == b'C' && m.body.starts_with(b"INSERT 0 1")),
+                        "{mode:?}: writer W{w} got {replies:?}"
+                    );
+                    acknowledged += 1;
+                }
+                anyhow::Ok((format!("W{w}"), acknowledged))
+            }
+        });
+        let (read_results, write_results) = tokio::join!(
+            futures::future::join_all(readers),
+            futures::future::join_all(writers)
+        );
+        for result in read_results {
+            result?;
+        }
+        let primary = cluster.shard(0).primary().client(&User::app()).await?;
+        for result in write_results {
+            let (writer, acknowledged) = result?;
+            let stored: i64 = primary
+                .query_one("SELECT count(*) FROM ledger WHERE writer = $1", &[&writer])
+                .await?
+                .get(0);
+            assert_eq!(stored, acknowledged, "{mode:?}: rows of {writer}");
+        }
+        let total: i64 = primary
+            .query_one("SELECT count(*) FROM ledger", &[])
+            .await?
+            .get(0);
+        assert_eq!(total, (WRITERS * ROUNDS) as i64, "{mode:?}: rows in all");
+        proxy.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_names_belong_to_their_client() -> Result<()> {
+    const CLIENTS: usize = 4;
+    const ROUNDS: usize = 20;
+    let cluster = Cluster::start(1, 0).await?;
+    let primary = cluster.shard(0).primary();
+    primary
+        .execute("CREATE TABLE kept (client int, n int)")
+        .await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    let user = User::app();
+
+    // As PHP PDO and DBD::Pg free a statement inside a transaction: DEALLOCATE of a name
+    // the client prepared over the extended protocol, then COMMIT.
+    let clients = (0..CLIENTS).map(|c| {
+        let user = user.clone();
+        let addr = proxy.addr;
+        async move {
+            let (mut conn, _) = RawConnection::login(addr, &user).await?;
+            for n in 0..ROUNDS {
+                let began = round_trip(&mut conn, &[wire::query("BEGIN")]).await?;
+                ensure!(error_of(&began).is_none(), "BEGIN: {began:?}");
+                let name = format!("stmt_{n}");
+                let inserted = round_trip(
+                    &mut conn,
+                    &[
+                        wire::parse(&name, "INSERT INTO kept VALUES ($1::int, $2::int)"),
+                        wire::bind(&name, &[Some(&c.to_string()), Some(&n.to_string())]),
+                        wire::execute(),
+                        wire::sync(),
+                    ],
+                )
+                .await?;
+                ensure!(error_of(&inserted).is_none(), "insert: {inserted:?}");
+                let freed =
+                    round_trip(&mut conn, &[wire::query(&format!("DEALLOCATE {name}"))]).await?;
+                ensure!(
+                    error_of(&freed).is_none()
+                        && freed
+                            .iter()
+                            .any(|m| m.tag == b'C' && m.body == b"DEALLOCATE\0")
+                        && freed.last().map(|m| m.body.clone()) == Some(b"T".to_vec()),
+                    "DEALLOCATE {name} inside a transaction: {freed:?}"
+                );
+                let committed = round_trip(&mut conn, &[wire::query("COMMIT")]).await?;
+                ensure!(
+                    committed
+                        .iter()
+                        .any(|m| m.tag == b'C' && m.body == b"COMMIT\0"),
+                    "COMMIT: {committed:?}"
+                );
+                // The name is gone for this client, as in PostgreSQL.
+                let gone = round_trip(
+                    &mut conn,
+                    &[
+                        wire::bind(&name, &[Some("0"), Some("0")]),
+                        wire::execute(),
+                        wire::sync(),
+                    ],
+                )
+                .await?;
+                ensure!(
+                    gone.iter()
+                        .any(|m| m.sqlstate().as_deref() == Some("26000")),
+                    "Bind of a deallocated statement: {gone:?}"
+                );
+            }
+            anyhow::Ok(())
+        }
+    });
+    for result in futures::future::join_all(clients).await {
+        result?;
+    }
+    let stored = primary.query_one_i64("SELECT count(*) FROM kept").await?;
+    assert_eq!(stored, (CLIENTS * ROUNDS) as i64, "acknowledged inserts");
+
+    // The proxy's own statement names are nobody's: not through SQL, not through Bind.
+    let (mut owner, _) = RawConnection::login(proxy.addr, &user).await?;
+    let owned = round_trip(
+        &mut owner,
+        &[
+            wire::parse("mine", "INSERT INTO kept VALUES (-1, $1::int)"),
+            wire::sync(),
+        ],
+    )
+    .await?;
+    ensure!(error_of(&owned).is_none(), "{owned:?}");
+    let (mut intruder, _) = RawConnection::login(proxy.addr, &user).await?;
+    for n in 1..=20 {
+        let name = format!("pgshard_s{n}");
+        let bound = round_trip(
+            &mut intruder,
+            &[
+                wire::bind(&name, &[Some("7")]),
+                wire::execute(),
+                wire::sync(),
+            ],
+        )
+        .await?;
+        assert_eq!(
+            bound.iter().find_map(|m| m.sqlstate()),
+            Some("26000".to_string()),
+            "Bind of {name}: {bound:?}"
+        );
+        for sql in [
+            format!("DEALLOCATE {name}"),
+            format!("EXECUTE {name}(7)"),
+            format!("PREPARE {name} AS SELECT 1"),
+        ] {
+            let refused = round_trip(&mut intruder, &[wire::query(&sql)]).await?;
+            assert_eq!(
+                refused.iter().find_map(|m| m.sqlstate()),
+                Some("42939".to_string()),
+                "{sql}: {refused:?}"
+            );
+        }
+    }
+    assert_eq!(
+        primary
+            .query_one_i64("SELECT count(*) FROM kept WHERE client = -1")
+            .await?,
+        0,
+        "another client's statement ran"
+    );
+    let used = round_trip(
+        &mut owner,
+        &[
+            wire::bind("mine", &[Some("1")]),
+            wire::execute(),
+            wire::sync(),
+        ],
+    )
+    .await?;
+    ensure!(
+        error_of(&used).is_none(),
+        "the owner's statement broke: {used:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_and_settings_never_reach_another_client() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let primary = cluster.shard(0).primary();
+    primary
+        .client(&User::postgres())
+        .await?
+        .batch_execute(
+            "CREATE ROLE other_role; GRANT other_role TO app; \
+             CREATE SCHEMA s1 AUTHORIZATION app",
+        )
+        .await?;
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        // Two server connections: one may be pinned by a client that changed its role; the
+        // bystander and the other changers take turns on the other.
+        let proxy = proxy(&cluster, mode, 2, "").await?;
+        let bystander = connect(&proxy, &[]).await?;
+        let before: Vec<String> = {
+            let mut seen = Vec::new();
+            for sql in BYSTANDER_VIEW {
+                seen.push(value(&bystander, sql).await?);
+            }
+            seen
+        };
+        assert_eq!(before[0], "app");
+
+        for change in [
+            "SET SESSION ROLE other_role",
+            "SET ROLE other_role",
+            "SET SESSION AUTHORIZATION other_role",
+            "SET SCHEMA 's1'",
+            "SET NAMES 'LATIN1'",
+            "SET XML OPTION DOCUMENT",
+            "SET TIME ZONE 'Asia/Tokyo'",
+            "SET SESSION search_path TO s1",
+        ] {
+            let changer = connect(&proxy, &[]).await?;
+            let result = changer.batch_execute(change).await;
+            if change.contains("AUTHORIZATION") {
+                // Only a superuser may; the refusal leaves nothing behind either.
+                ensure!(result.is_err(), "{change} was allowed");
+            } else {
+                result.with_context(|| change.to_string())?;
+            }
+            for _ in 0..3 {
+                let mut seen = Vec::new();
+                for sql in BYSTANDER_VIEW {
+                    seen.push(value(&bystander, sql).await?);
+                }
+                assert_eq!(seen, before, "{mode:?}: after another client's {change}");
+            }
+            // The changer keeps its own change across transactions.
+            if change.contains("ROLE") {
+                assert_eq!(value(&changer, "SELECT current_user").await?, "other_role");
+            }
+        }
+        proxy.shutdown().await;
+    }
+    Ok(())
+}
+
+/// What a client that changed nothing must keep seeing.
+const BYSTANDER_VIEW: [&str; 5] = [
+    "SELECT current_user",
+    "SHOW search_path",
+    "SHOW client_encoding",
+    "SHOW xmloption",
+    "SHOW TimeZone",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_and_partial_settings_come_back_to_the_clients_own() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    for mode in [PoolMode::Transaction, PoolMode::Session] {
+        // Transaction pooling: two server connections for three clients. Session pooling:
+        // one each.
+        let size = if mode == PoolMode::Transaction { 2 } else { 3 };
+        let proxy = proxy(&cluster, mode, size, "").await?;
+        let client = connect(
+            &proxy,
+            &[
+                ("TimeZone", "America/New_York"),
+                ("DateStyle", "Postgres, MDY"),
+            ],
+        )
+        .await?;
+        // Others with other settings use the same server connections in between.
+        let others = [
+            connect(&proxy, &[("TimeZone", "UTC")]).await?,
+            connect(&proxy, &[("DateStyle", "ISO, YMD")]).await?,
+        ];
+        client.batch_execute("SET TIME ZONE 'Asia/Tokyo'").await?;
+        client.batch_execute("RESET TIME ZONE").await?;
+        client.batch_execute("SET DateStyle TO dmy").await?;
+        for round in 0..10 {
+            for other in &others {
+                value(other, "SELECT 1").await?;
+            }
+            assert_eq!(
+                value(&client, "SHOW TimeZone").await?,
+                "America/New_York",
+                "{mode:?} round {round}: RESET TIME ZONE goes back to the startup value"
+            );
+            assert_eq!(
+                value(&client, "SHOW DateStyle").await?,
+                "Postgres, DMY",
+                "{mode:?} round {round}: SET DateStyle TO dmy keeps the output style"
+            );
+            assert_eq!(
+                value(&client, "SELECT '03/04/2024'::date::text").await?,
+                "03-04-2024",
+                "{mode:?} round {round}"
+            );
+        }
+        proxy.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_batch_leaves_nothing_to_the_next() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let primary = cluster.shard(0).primary();
+    primary.execute("CREATE TABLE left_behind (v text)").await?;
+    // One server connection: the next client gets the one the departed client used.
+    let proxy = proxy(&cluster, PoolMode::Transaction, 1, "").await?;
+    let user = User::app();
+    for round in 0..5 {
+        let (mut departing, _) = RawConnection::login(proxy.addr, &user).await?;
+        departing
+            .send_bytes(
+                &[
+                    wire::parse("", "BEGIN"),
+                    wire::bind("", &[]),
+                    wire::execute(),
+                    wire::parse("", "INSERT INTO left_behind VALUES ('departed')"),
+                    wire::bind("", &[]),
+                    wire::execute(),
+                    wire::parse("", "SET DateStyle = 'SQL, DMY'"),
+                    wire::bind("", &[]),
+                    wire::execute(),
+                    flush(),
+                ]
+                .concat(),
+            )
+            .await?;
+        // Its replies up to the Flush arrive; then it leaves without Sync.
+        for _ in 0..9 {
+            departing.expect_message().await?;
+        }
+        drop(departing);
+
+        let next = tokio::time::timeout(Duration::from_secs(15), async {
+            let next = connect(&proxy, &[]).await?;
+            let style = value(&next, "SHOW DateStyle").await?;
+            next.batch_execute("INSERT INTO left_behind VALUES ('next')")
+                .await?;
+            let date = value(&next, "SELECT '03/04/2024'::date::text").await?;
+            anyhow::Ok((style, date))
+        })
+        .await
+        .map_err(|_| anyhow!("round {round}: the next client hung"))??;
+        assert_eq!(
+            next,
+            ("ISO, MDY".to_string(), "2024-03-04".to_string()),
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        primary
+            .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'departed'")
+            .await?,
+        0,
+        "an abandoned, uncommitted insert was committed"
+    );
+    assert_eq!(
+        primary
+            .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'next'")
+            .await?,
+        5
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_settings_replay_gives_the_servers_error() -> Result<()> {
+    let cluster = Cluster::start(1, 1).await?;
+    cluster.wait_streaming(Duration::from_secs(60)).await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    // Server connection X loads plpgsql inside a transaction held open; the client's
+    // placeholder setting is accepted on the other one, Y, where plpgsql is not loaded.
+    let holder_x = connect(&proxy, &[]).await?;
+    holder_x
+        .batch_execute("BEGIN; DO $$BEGIN PERFORM 1; END$$")
+        .await?;
+    let client = connect(&proxy, &[]).await?;
+    client.batch_execute("SET plpgsql.pgshard_test = 1").await?;
+    let holder_y = connect(&proxy, &[]).await?;
+    holder_y.batch_execute("BEGIN; SELECT 1").await?;
+    holder_x.batch_execute("COMMIT").await?;
+    // The client's next write gets X, where the replay fails as the SET would have.
+    let error = client
+        .batch_execute("CREATE TABLE IF NOT EXISTS replay_probe (v int)")
+        .await
+        .err()
+        .context("the write ran although its settings could not be made")?;
+    assert_eq!(
+        sqlstate(&error),
+        Some("42602"),
+        "the server's own error, not 08006: {error}"
+    );
+    holder_y.batch_execute("COMMIT").await?;
+    // The nodes stay in service: everyone else's reads and writes go on at once.
+    let other = connect(&proxy, &[]).await?;
+    other
+        .batch_execute("CREATE TABLE IF NOT EXISTS after_replay (v int)")
+        .await?;
+    let reader = connect(&proxy, &[]).await?;
+    for _ in 0..5 {
+        assert_eq!(value(&reader, "SELECT pg_is_in_recovery()").await?, "t");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_mode_client_waits_for_the_primary_never_a_replica() -> Result<()> {
+    let cluster = Cluster::start(1, 1).await?;
+    cluster.wait_streaming(Duration::from_secs(60)).await?;
+    let proxy = proxy(&cluster, PoolMode::Session, 1, "").await?;
+    let first = connect(&proxy, &[]).await?;
+    assert_eq!(value(&first, "SELECT pg_is_in_recovery()").await?, "f");
+    // The primary's only server connection is taken: the next client waits for it past
+    // connect_timeout (2 s) rather than being given the replica.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        drop(first);
+    });
+    let second = connect(&proxy, &[]).await?;
+    release.await?;
+    assert_eq!(value(&second, "SELECT pg_is_in_recovery()").await?, "f");
+    second
+        .batch_execute("CREATE TABLE session_write (v int); INSERT INTO session_write VALUES (1)")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_sharing_a_server_user_have_pools_of_their_own() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let users = r#"
+[[users]]
+name = "small"
+password = "small-secret"
+server_user = "app"
+server_password = "app"
+pool_size = 1
+[[users]]
+name = "large"
+password = "large-secret"
+server_user = "app"
+server_password = "app"
+pool_size = 3
+"#;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, users).await?;
+    // The small user's pool is made first; the large user's is its own, of 3.
+    let small = connect_as(&proxy, "small", "small-secret", &[]).await?;
+    value(&small, "SELECT 1").await?;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let client = connect_as(&proxy, "large", "large-secret", &[]).await?;
+        client.batch_execute("BEGIN").await?;
+        let pid = value(&client, "SELECT pg_backend_pid()").await?;
+        held.push((client, pid));
+    }
+    let pids: std::collections::HashSet<_> = held.iter().map(|(_, pid)| pid.clone()).collect();
+    assert_eq!(
+        pids.len(),
+        3,
+        "three transactions at once on three connections"
+    );
+    // The small user still has its one connection, while the large user holds three.
+    assert_eq!(value(&small, "SELECT 2").await?, "2");
+    for (client, _) in held {
+        client.batch_execute("COMMIT").await?;
+    }
+    Ok(())
+}
