@@ -9,7 +9,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use pgshard_config::PoolMode;
 use pgshard_proxy::ProxyHandle;
 use pgshard_tests::wire::{self, BackendMessage, RawConnection};
-use pgshard_tests::{sqlstate, wait_for, Cluster, User};
+use pgshard_tests::{run_tool, sqlstate, wait_for, Cluster, User};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// Starts a proxy in front of shard 0 of `cluster` (its replicas too), `pool_size` server
@@ -691,6 +691,117 @@ pool_size = 3
     assert_eq!(value(&small, "SELECT 2").await?, "2");
     for (client, _) in held {
         client.batch_execute("COMMIT").await?;
+    }
+    Ok(())
+}
+
+/// A script of `tests/drivers/`.
+fn driver_script(name: &str) -> String {
+    format!("{}/drivers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_lib_pq_clients_get_their_own_answers_and_keep_their_writes() -> Result<()> {
+    let cluster = Cluster::start(1, 1).await?;
+    cluster.wait_streaming(Duration::from_secs(60)).await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    let cache = pgshard_tests::ScratchDir::new("go-cache")?;
+    let gocache = format!("GOCACHE={}", cache.path().display());
+    let script = driver_script("lib_pq_clients.go");
+    // Debian's golang-go and golang-github-lib-pq-dev, in GOPATH mode.
+    let output = run_tool(
+        "env",
+        proxy.addr,
+        &User::app(),
+        &[
+            "GOPATH=/usr/share/gocode",
+            "GO111MODULE=off",
+            &gocache,
+            "go",
+            "run",
+            &script,
+        ],
+        Duration::from_secs(300),
+    )
+    .await?;
+    assert!(
+        output.status.success(),
+        "lib/pq clients failed: {}",
+        output.describe()
+    );
+    let primary = cluster.shard(0).primary().client(&User::app()).await?;
+    let mut writers = 0;
+    for line in output.stdout.lines() {
+        let Some(rest) = line.strip_prefix("acknowledged ") else {
+            continue;
+        };
+        let (writer, acknowledged) = rest.split_once(' ').context("acknowledged line")?;
+        let acknowledged: i64 = acknowledged.parse()?;
+        let stored: i64 = primary
+            .query_one(
+                "SELECT count(*) FROM go_ledger WHERE writer = $1",
+                &[&writer],
+            )
+            .await?
+            .get(0);
+        assert_eq!(
+            stored,
+            acknowledged,
+            "rows of {writer}: {}",
+            output.describe()
+        );
+        writers += 1;
+    }
+    assert_eq!(writers, 2, "{}", output.describe());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_pdo_commits_survive_freeing_statements_in_a_transaction() -> Result<()> {
+    const CLIENTS: usize = 3;
+    let cluster = Cluster::start(1, 1).await?;
+    cluster.wait_streaming(Duration::from_secs(60)).await?;
+    let primary = cluster.shard(0).primary();
+    primary
+        .execute("CREATE TABLE pdo_ledger (client text, n int)")
+        .await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    let script = driver_script("pdo_deallocate.php");
+    let runs = (0..CLIENTS).map(|c| {
+        let script = script.clone();
+        let addr = proxy.addr;
+        async move {
+            let client = format!("P{c}");
+            let output = run_tool(
+                "php",
+                addr,
+                &User::app(),
+                &[&script, &client, "100"],
+                Duration::from_secs(300),
+            )
+            .await?;
+            anyhow::Ok((client, output))
+        }
+    });
+    for result in futures::future::join_all(runs).await {
+        let (client, output) = result?;
+        assert!(
+            output.status.success(),
+            "PDO client {client}: {}",
+            output.describe()
+        );
+        let acknowledged: i64 = output
+            .stdout
+            .trim()
+            .strip_prefix("acknowledged ")
+            .context("no count printed")?
+            .parse()?;
+        let stored = primary
+            .query_one_i64(&format!(
+                "SELECT count(*) FROM pdo_ledger WHERE client = '{client}'"
+            ))
+            .await?;
+        assert_eq!((stored, acknowledged), (100, 100), "PDO client {client}");
     }
     Ok(())
 }
