@@ -21,6 +21,17 @@ async fn proxy(
     extra_users: &str,
 ) -> Result<ProxyHandle> {
     let shard = cluster.shard(0);
+    let shards: String = cluster
+        .shards()
+        .iter()
+        .map(|s| {
+            format!(
+                "[[databases.shards]]\nprimary = \"{}\"\nreplicas = [{}]\n",
+                s.primary().proxy_addr(),
+                s.replicas_toml()
+            )
+        })
+        .collect();
     let mode = match mode {
         PoolMode::Transaction => "transaction",
         PoolMode::Session => "session",
@@ -42,12 +53,8 @@ password = "app"
 name = "app"
 [databases.routing]
 health_check_interval = "100ms"
-[[databases.shards]]
-primary = "{}"
-replicas = [{}]
-"#,
-        shard.primary().proxy_addr(),
-        shard.replicas_toml()
+{shards}
+"#
     );
     let config = pgshard_config::parse(&toml, "pooled_state.toml").map_err(|e| anyhow!("{e}"))?;
     let proxy = pgshard_proxy::start(config).await?;
