@@ -26,6 +26,22 @@ pub enum SessionEffect {
     Pin(&'static str),
 }
 
+impl SessionEffect {
+    /// Whether the statement changes the session's role or authorization, which a
+    /// settings replay cannot carry (RESET ALL leaves both alone).
+    pub fn changes_role(&self) -> bool {
+        matches!(
+            self,
+            SessionEffect::Pin(
+                "SET ROLE"
+                    | "RESET ROLE"
+                    | "SET SESSION AUTHORIZATION"
+                    | "RESET SESSION AUTHORIZATION"
+            )
+        )
+    }
+}
+
 /// The effects of every statement of a simple-query string, in order.
 pub fn session_effects(sql: &str) -> Vec<SessionEffect> {
     split_statements(sql)
@@ -444,6 +460,9 @@ mod tests {
             assert!(matches!(session_effect(pinning), Pin(_)), "{pinning}");
         }
         assert_eq!(session_effect("SET LOCAL ROLE r"), None);
+        assert!(session_effect("RESET ROLE").changes_role());
+        assert!(session_effect("set session authorization default").changes_role());
+        assert!(!session_effect("LISTEN c").changes_role());
     }
 
     #[test]

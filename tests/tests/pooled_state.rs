@@ -12,8 +12,13 @@ use pgshard_tests::wire::{self, BackendMessage, RawConnection};
 use pgshard_tests::{run_tool, sqlstate, wait_for, Cluster, User};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-/// Starts a proxy in front of shard 0 of `cluster` (its replicas too), `pool_size` server
-/// connections per node, and waits until reads reach a replica when there is one.
+/// Tables the sharded database keeps in full on every shard.
+const REPLICATED: &str = r#"["ledger", "kept", "left_behind"]"#;
+
+/// Starts a proxy with `pool_size` server connections per node: database `app` on shard 0
+/// of `cluster` (its replicas too) and, when the cluster has several shards, database
+/// `sharded` on all of them (the same server database). Waits until reads reach a replica
+/// when there is one.
 async fn proxy(
     cluster: &Cluster,
     mode: PoolMode,
@@ -21,17 +26,27 @@ async fn proxy(
     extra_users: &str,
 ) -> Result<ProxyHandle> {
     let shard = cluster.shard(0);
-    let shards: String = cluster
-        .shards()
-        .iter()
-        .map(|s| {
-            format!(
-                "[[databases.shards]]\nprimary = \"{}\"\nreplicas = [{}]\n",
-                s.primary().proxy_addr(),
-                s.replicas_toml()
-            )
-        })
-        .collect();
+    let shard_toml = |s: &pgshard_tests::Shard| {
+        format!(
+            "[[databases.shards]]\nprimary = \"{}\"\nreplicas = [{}]\n",
+            s.primary().proxy_addr(),
+            s.replicas_toml()
+        )
+    };
+    let routing = "[databases.routing]\nhealth_check_interval = \"100ms\"\n";
+    let mut databases = format!(
+        "[[databases]]\nname = \"app\"\n{routing}{}",
+        shard_toml(shard)
+    );
+    if cluster.shards().len() > 1 {
+        databases.push_str(&format!(
+            "[[databases]]\nname = \"sharded\"\nserver_database = \"app\"\n\
+             replicated_tables = {REPLICATED}\n{routing}"
+        ));
+        for s in cluster.shards() {
+            databases.push_str(&shard_toml(s));
+        }
+    }
     let mode = match mode {
         PoolMode::Transaction => "transaction",
         PoolMode::Session => "session",
@@ -49,17 +64,13 @@ log_level = "warn"
 name = "app"
 password = "app"
 {extra_users}
-[[databases]]
-name = "app"
-[databases.routing]
-health_check_interval = "100ms"
-{shards}
+{databases}
 "#
     );
     let config = pgshard_config::parse(&toml, "pooled_state.toml").map_err(|e| anyhow!("{e}"))?;
     let proxy = pgshard_proxy::start(config).await?;
     if !shard.replicas().is_empty() && mode == "transaction" {
-        let client = connect(&proxy, &[]).await?;
+        let client = connect(&proxy, "app", &[]).await?;
         wait_for(
             "reads to reach a replica",
             Duration::from_secs(30),
@@ -73,24 +84,42 @@ health_check_interval = "100ms"
     Ok(proxy)
 }
 
-/// A client of the proxy as `app`, with `options` (`-c name=value`) at startup.
-async fn connect(proxy: &ProxyHandle, options: &[(&str, &str)]) -> Result<Client> {
-    connect_as(proxy, "app", "app", options).await
+/// The proxy's databases for `cluster`: the one-shard one, and the sharded one when the
+/// cluster has several shards.
+fn databases(cluster: &Cluster) -> Vec<&'static str> {
+    if cluster.shards().len() > 1 {
+        vec!["app", "sharded"]
+    } else {
+        vec!["app"]
+    }
 }
 
-async fn connect_as(
-    proxy: &ProxyHandle,
-    user: &str,
-    password: &str,
-    options: &[(&str, &str)],
-) -> Result<Client> {
+/// `app` logging in to database `database` of the proxy.
+fn app_on(database: &str) -> User {
+    User::new("app", "app", database)
+}
+
+/// Runs `sql` on every shard's primary, directly.
+async fn on_every_primary(cluster: &Cluster, sql: &str) -> Result<()> {
+    for shard in cluster.shards() {
+        shard.primary().execute(sql).await?;
+    }
+    Ok(())
+}
+
+/// A client of the proxy as `app` on `database`, with `options` (`-c name=value`).
+async fn connect(proxy: &ProxyHandle, database: &str, options: &[(&str, &str)]) -> Result<Client> {
+    connect_as(proxy, &app_on(database), options).await
+}
+
+async fn connect_as(proxy: &ProxyHandle, user: &User, options: &[(&str, &str)]) -> Result<Client> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(proxy.addr.ip().to_string())
         .port(proxy.addr.port())
-        .user(user)
-        .password(password)
-        .dbname("app")
+        .user(&user.name)
+        .password(&user.password)
+        .dbname(&user.database)
         .connect_timeout(Duration::from_secs(15));
     if !options.is_empty() {
         let options: Vec<String> = options
@@ -183,30 +212,43 @@ async fn lib_pq_style(
     Ok(ran)
 }
 
+/// Each pool mode with each database of the proxy.
+fn modes_and_databases(cluster: &Cluster) -> Vec<(PoolMode, &'static str)> {
+    [PoolMode::Transaction, PoolMode::Session]
+        .into_iter()
+        .flat_map(|mode| databases(cluster).into_iter().map(move |db| (mode, db)))
+        .collect()
+}
+
+/// The primaries that hold a replicated table's rows written through `database`.
+fn primaries_of<'a>(cluster: &'a Cluster, database: &str) -> Vec<&'a pgshard_tests::Node> {
+    let shards = if database == "app" {
+        1
+    } else {
+        cluster.shards().len()
+    };
+    cluster.shards()[..shards]
+        .iter()
+        .map(|s| s.primary())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
     const READERS: usize = 4;
     const WRITERS: usize = 2;
     const ROUNDS: usize = 150;
-    let cluster = Cluster::start(1, 1).await?;
+    let cluster = Cluster::start(2, 1).await?;
     cluster.wait_streaming(Duration::from_secs(60)).await?;
-    cluster
-        .shard(0)
-        .primary()
-        .execute("CREATE TABLE ledger (writer text, n int)")
-        .await?;
-    for mode in [PoolMode::Transaction, PoolMode::Session] {
-        cluster
-            .shard(0)
-            .primary()
-            .execute("TRUNCATE ledger")
-            .await?;
+    on_every_primary(&cluster, "CREATE TABLE ledger (writer text, n int)").await?;
+    for (mode, database) in modes_and_databases(&cluster) {
+        on_every_primary(&cluster, "TRUNCATE ledger").await?;
         // Two server connections per node for six clients: in transaction pooling every
         // round trip may land on a connection another client used last. Session pooling
         // needs one per client.
         let size = if mode == PoolMode::Transaction { 2 } else { 6 };
         let proxy = proxy(&cluster, mode, size, "").await?;
-        let user = User::app();
+        let user = app_on(database);
         let readers = (0..READERS).map(|r| {
             let user = user.clone();
             let addr = proxy.addr;
@@ -218,7 +260,7 @@ async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
                     let got = rows(&replies);
                     ensure!(
                         got == vec![vec![Some(asked.clone())]],
-                        "{mode:?}: client C{r} asked for {asked:?}, got {got:?}"
+                        "{mode:?} on {database}: client C{r} asked for {asked:?}, got {got:?}"
                     );
                 }
                 anyhow::Ok(())
@@ -241,7 +283,7 @@ async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
                         replies
                             .iter()
                             .any(|m| m.tag == b'C' && m.body.starts_with(b"INSERT 0 1")),
-                        "{mode:?}: writer W{w} got {replies:?}"
+                        "{mode:?} on {database}: writer W{w} got {replies:?}"
                     );
                     acknowledged += 1;
                 }
@@ -255,20 +297,29 @@ async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
         for result in read_results {
             result?;
         }
-        let primary = cluster.shard(0).primary().client(&User::app()).await?;
-        for result in write_results {
-            let (writer, acknowledged) = result?;
-            let stored: i64 = primary
-                .query_one("SELECT count(*) FROM ledger WHERE writer = $1", &[&writer])
+        let write_results: Vec<(String, i64)> = write_results.into_iter().collect::<Result<_>>()?;
+        for primary in primaries_of(&cluster, database) {
+            let primary = primary.client(&User::app()).await?;
+            for (writer, acknowledged) in &write_results {
+                let stored: i64 = primary
+                    .query_one("SELECT count(*) FROM ledger WHERE writer = $1", &[writer])
+                    .await?
+                    .get(0);
+                assert_eq!(
+                    stored, *acknowledged,
+                    "{mode:?} on {database}: rows of {writer}"
+                );
+            }
+            let total: i64 = primary
+                .query_one("SELECT count(*) FROM ledger", &[])
                 .await?
                 .get(0);
-            assert_eq!(stored, acknowledged, "{mode:?}: rows of {writer}");
+            assert_eq!(
+                total,
+                (WRITERS * ROUNDS) as i64,
+                "{mode:?} on {database}: rows in all"
+            );
         }
-        let total: i64 = primary
-            .query_one("SELECT count(*) FROM ledger", &[])
-            .await?
-            .get(0);
-        assert_eq!(total, (WRITERS * ROUNDS) as i64, "{mode:?}: rows in all");
         proxy.shutdown().await;
     }
     Ok(())
@@ -276,16 +327,20 @@ async fn unnamed_statements_of_concurrent_clients_never_mix() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_names_belong_to_their_client() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    on_every_primary(&cluster, "CREATE TABLE kept (client int, n int)").await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    for database in databases(&cluster) {
+        on_every_primary(&cluster, "TRUNCATE kept").await?;
+        statement_names_on(&cluster, &proxy, database).await?;
+    }
+    Ok(())
+}
+
+async fn statement_names_on(cluster: &Cluster, proxy: &ProxyHandle, database: &str) -> Result<()> {
     const CLIENTS: usize = 4;
     const ROUNDS: usize = 20;
-    let cluster = Cluster::start(1, 0).await?;
-    let primary = cluster.shard(0).primary();
-    primary
-        .execute("CREATE TABLE kept (client int, n int)")
-        .await?;
-    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
-    let user = User::app();
-
+    let user = app_on(database);
     // As PHP PDO and DBD::Pg free a statement inside a transaction: DEALLOCATE of a name
     // the client prepared over the extended protocol, then COMMIT.
     let clients = (0..CLIENTS).map(|c| {
@@ -316,14 +371,14 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
                             .iter()
                             .any(|m| m.tag == b'C' && m.body == b"DEALLOCATE\0")
                         && freed.last().map(|m| m.body.clone()) == Some(b"T".to_vec()),
-                    "DEALLOCATE {name} inside a transaction: {freed:?}"
+                    "DEALLOCATE {name} inside a transaction on {database}: {freed:?}"
                 );
                 let committed = round_trip(&mut conn, &[wire::query("COMMIT")]).await?;
                 ensure!(
                     committed
                         .iter()
                         .any(|m| m.tag == b'C' && m.body == b"COMMIT\0"),
-                    "COMMIT: {committed:?}"
+                    "COMMIT on {database}: {committed:?}"
                 );
                 // The name is gone for this client, as in PostgreSQL.
                 let gone = round_trip(
@@ -338,7 +393,7 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
                 ensure!(
                     gone.iter()
                         .any(|m| m.sqlstate().as_deref() == Some("26000")),
-                    "Bind of a deallocated statement: {gone:?}"
+                    "Bind of a deallocated statement on {database}: {gone:?}"
                 );
             }
             anyhow::Ok(())
@@ -347,8 +402,14 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
     for result in futures::future::join_all(clients).await {
         result?;
     }
-    let stored = primary.query_one_i64("SELECT count(*) FROM kept").await?;
-    assert_eq!(stored, (CLIENTS * ROUNDS) as i64, "acknowledged inserts");
+    for primary in primaries_of(cluster, database) {
+        let stored = primary.query_one_i64("SELECT count(*) FROM kept").await?;
+        assert_eq!(
+            stored,
+            (CLIENTS * ROUNDS) as i64,
+            "acknowledged inserts through {database}"
+        );
+    }
 
     // The proxy's own statement names are nobody's: not through SQL, not through Bind.
     let (mut owner, _) = RawConnection::login(proxy.addr, &user).await?;
@@ -376,7 +437,7 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
         assert_eq!(
             bound.iter().find_map(|m| m.sqlstate()),
             Some("26000".to_string()),
-            "Bind of {name}: {bound:?}"
+            "Bind of {name} on {database}: {bound:?}"
         );
         for sql in [
             format!("DEALLOCATE {name}"),
@@ -384,20 +445,27 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
             format!("PREPARE {name} AS SELECT 1"),
         ] {
             let refused = round_trip(&mut intruder, &[wire::query(&sql)]).await?;
-            assert_eq!(
-                refused.iter().find_map(|m| m.sqlstate()),
-                Some("42939".to_string()),
-                "{sql}: {refused:?}"
+            let code = refused.iter().find_map(|m| m.sqlstate());
+            // One shard: the names are reserved. Sharded: a client's statements live in
+            // the proxy, so the name is unknown (26000); SQL PREPARE and EXECUTE are
+            // refused there (0A000).
+            let allowed: &[&str] = if database == "app" {
+                &["42939"]
+            } else {
+                &["26000", "0A000"]
+            };
+            assert!(
+                code.as_deref().is_some_and(|c| allowed.contains(&c)),
+                "{sql} on {database}: {refused:?}"
             );
         }
     }
-    assert_eq!(
-        primary
+    for primary in primaries_of(cluster, database) {
+        let ran = primary
             .query_one_i64("SELECT count(*) FROM kept WHERE client = -1")
-            .await?,
-        0,
-        "another client's statement ran"
-    );
+            .await?;
+        assert_eq!(ran, 0, "another client's statement ran through {database}");
+    }
     let used = round_trip(
         &mut owner,
         &[
@@ -409,65 +477,77 @@ async fn statement_names_belong_to_their_client() -> Result<()> {
     .await?;
     ensure!(
         error_of(&used).is_none(),
-        "the owner's statement broke: {used:?}"
+        "the owner's statement broke on {database}: {used:?}"
     );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_and_settings_never_reach_another_client() -> Result<()> {
-    let cluster = Cluster::start(1, 0).await?;
-    let primary = cluster.shard(0).primary();
-    primary
-        .client(&User::postgres())
-        .await?
-        .batch_execute(
-            "CREATE ROLE other_role; GRANT other_role TO app; \
-             CREATE SCHEMA s1 AUTHORIZATION app",
-        )
-        .await?;
+    let cluster = Cluster::start(2, 0).await?;
+    for shard in cluster.shards() {
+        shard
+            .primary()
+            .client(&User::postgres())
+            .await?
+            .batch_execute(
+                "CREATE ROLE other_role; GRANT other_role TO app; \
+                 CREATE SCHEMA s1 AUTHORIZATION app",
+            )
+            .await?;
+    }
     for mode in [PoolMode::Transaction, PoolMode::Session] {
         // Two server connections: one may be pinned by a client that changed its role; the
         // bystander and the other changers take turns on the other.
         let proxy = proxy(&cluster, mode, 2, "").await?;
-        let bystander = connect(&proxy, &[]).await?;
-        let before: Vec<String> = {
-            let mut seen = Vec::new();
+        for database in databases(&cluster) {
+            let bystander = connect(&proxy, database, &[]).await?;
+            let mut before = Vec::new();
             for sql in BYSTANDER_VIEW {
-                seen.push(value(&bystander, sql).await?);
+                before.push(value(&bystander, sql).await?);
             }
-            seen
-        };
-        assert_eq!(before[0], "app");
+            assert_eq!(before[0], "app");
 
-        for change in [
-            "SET SESSION ROLE other_role",
-            "SET ROLE other_role",
-            "SET SESSION AUTHORIZATION other_role",
-            "SET SCHEMA 's1'",
-            "SET NAMES 'LATIN1'",
-            "SET XML OPTION DOCUMENT",
-            "SET TIME ZONE 'Asia/Tokyo'",
-            "SET SESSION search_path TO s1",
-        ] {
-            let changer = connect(&proxy, &[]).await?;
-            let result = changer.batch_execute(change).await;
-            if change.contains("AUTHORIZATION") {
-                // Only a superuser may; the refusal leaves nothing behind either.
-                ensure!(result.is_err(), "{change} was allowed");
-            } else {
-                result.with_context(|| change.to_string())?;
-            }
-            for _ in 0..3 {
-                let mut seen = Vec::new();
-                for sql in BYSTANDER_VIEW {
-                    seen.push(value(&bystander, sql).await?);
+            for change in [
+                "SET SESSION ROLE other_role",
+                "SET ROLE other_role",
+                "SET SESSION AUTHORIZATION other_role",
+                "SET SCHEMA 's1'",
+                "SET NAMES 'LATIN1'",
+                "SET XML OPTION DOCUMENT",
+                "SET TIME ZONE 'Asia/Tokyo'",
+                "SET SESSION search_path TO s1",
+            ] {
+                let changer = connect(&proxy, database, &[]).await?;
+                let result = changer.batch_execute(change).await;
+                let role_change = change.contains("ROLE") || change.contains("AUTHORIZATION");
+                if change.contains("AUTHORIZATION") {
+                    // Only a superuser may; the refusal leaves nothing behind either.
+                    ensure!(result.is_err(), "{change} was allowed on {database}");
+                } else if role_change && database == "sharded" {
+                    // A role would have to follow the client onto every shard it reaches
+                    // later: refused, with what to do instead.
+                    let error = result
+                        .err()
+                        .context("a role change on a sharded database")?;
+                    assert_eq!(sqlstate(&error), Some("0A000"), "{change}: {error}");
+                } else {
+                    result.with_context(|| format!("{change} on {database}"))?;
                 }
-                assert_eq!(seen, before, "{mode:?}: after another client's {change}");
-            }
-            // The changer keeps its own change across transactions.
-            if change.contains("ROLE") {
-                assert_eq!(value(&changer, "SELECT current_user").await?, "other_role");
+                for _ in 0..3 {
+                    let mut seen = Vec::new();
+                    for sql in BYSTANDER_VIEW {
+                        seen.push(value(&bystander, sql).await?);
+                    }
+                    assert_eq!(
+                        seen, before,
+                        "{mode:?} on {database}: after another client's {change}"
+                    );
+                }
+                // The changer keeps its own change across transactions.
+                if change.contains("ROLE") && database == "app" {
+                    assert_eq!(value(&changer, "SELECT current_user").await?, "other_role");
+                }
             }
         }
         proxy.shutdown().await;
@@ -486,14 +566,15 @@ const BYSTANDER_VIEW: [&str; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_and_partial_settings_come_back_to_the_clients_own() -> Result<()> {
-    let cluster = Cluster::start(1, 0).await?;
-    for mode in [PoolMode::Transaction, PoolMode::Session] {
+    let cluster = Cluster::start(2, 0).await?;
+    for (mode, database) in modes_and_databases(&cluster) {
         // Transaction pooling: two server connections for three clients. Session pooling:
         // one each.
         let size = if mode == PoolMode::Transaction { 2 } else { 3 };
         let proxy = proxy(&cluster, mode, size, "").await?;
         let client = connect(
             &proxy,
+            database,
             &[
                 ("TimeZone", "America/New_York"),
                 ("DateStyle", "Postgres, MDY"),
@@ -502,8 +583,8 @@ async fn reset_and_partial_settings_come_back_to_the_clients_own() -> Result<()>
         .await?;
         // Others with other settings use the same server connections in between.
         let others = [
-            connect(&proxy, &[("TimeZone", "UTC")]).await?,
-            connect(&proxy, &[("DateStyle", "ISO, YMD")]).await?,
+            connect(&proxy, database, &[("TimeZone", "UTC")]).await?,
+            connect(&proxy, database, &[("DateStyle", "ISO, YMD")]).await?,
         ];
         client.batch_execute("SET TIME ZONE 'Asia/Tokyo'").await?;
         client.batch_execute("RESET TIME ZONE").await?;
@@ -512,20 +593,21 @@ async fn reset_and_partial_settings_come_back_to_the_clients_own() -> Result<()>
             for other in &others {
                 value(other, "SELECT 1").await?;
             }
+            let what = format!("{mode:?} on {database}, round {round}");
             assert_eq!(
                 value(&client, "SHOW TimeZone").await?,
                 "America/New_York",
-                "{mode:?} round {round}: RESET TIME ZONE goes back to the startup value"
+                "{what}: RESET TIME ZONE goes back to the startup value"
             );
             assert_eq!(
                 value(&client, "SHOW DateStyle").await?,
                 "Postgres, DMY",
-                "{mode:?} round {round}: SET DateStyle TO dmy keeps the output style"
+                "{what}: SET DateStyle TO dmy keeps the output style"
             );
             assert_eq!(
                 value(&client, "SELECT '03/04/2024'::date::text").await?,
                 "03-04-2024",
-                "{mode:?} round {round}"
+                "{what}"
             );
         }
         proxy.shutdown().await;
@@ -535,66 +617,73 @@ async fn reset_and_partial_settings_come_back_to_the_clients_own() -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_gone_mid_batch_leaves_nothing_to_the_next() -> Result<()> {
-    let cluster = Cluster::start(1, 0).await?;
-    let primary = cluster.shard(0).primary();
-    primary.execute("CREATE TABLE left_behind (v text)").await?;
-    // One server connection: the next client gets the one the departed client used.
+    let cluster = Cluster::start(2, 0).await?;
+    on_every_primary(&cluster, "CREATE TABLE left_behind (v text)").await?;
+    // One server connection per node: the next client gets the one the departed client
+    // used.
     let proxy = proxy(&cluster, PoolMode::Transaction, 1, "").await?;
-    let user = User::app();
-    for round in 0..5 {
-        let (mut departing, _) = RawConnection::login(proxy.addr, &user).await?;
-        departing
-            .send_bytes(
-                &[
-                    wire::parse("", "BEGIN"),
-                    wire::bind("", &[]),
-                    wire::execute(),
-                    wire::parse("", "INSERT INTO left_behind VALUES ('departed')"),
-                    wire::bind("", &[]),
-                    wire::execute(),
-                    wire::parse("", "SET DateStyle = 'SQL, DMY'"),
-                    wire::bind("", &[]),
-                    wire::execute(),
-                    flush(),
-                ]
-                .concat(),
-            )
-            .await?;
-        // Its replies up to the Flush arrive; then it leaves without Sync.
-        for _ in 0..9 {
-            departing.expect_message().await?;
-        }
-        drop(departing);
-
-        let next = tokio::time::timeout(Duration::from_secs(15), async {
-            let next = connect(&proxy, &[]).await?;
-            let style = value(&next, "SHOW DateStyle").await?;
-            next.batch_execute("INSERT INTO left_behind VALUES ('next')")
+    for database in databases(&cluster) {
+        on_every_primary(&cluster, "TRUNCATE left_behind").await?;
+        let user = app_on(database);
+        for round in 0..5 {
+            let (mut departing, _) = RawConnection::login(proxy.addr, &user).await?;
+            departing
+                .send_bytes(
+                    &[
+                        wire::parse("", "BEGIN"),
+                        wire::bind("", &[]),
+                        wire::execute(),
+                        wire::parse("", "INSERT INTO left_behind VALUES ('departed')"),
+                        wire::bind("", &[]),
+                        wire::execute(),
+                        wire::parse("", "SET DateStyle = 'SQL, DMY'"),
+                        wire::bind("", &[]),
+                        wire::execute(),
+                        flush(),
+                    ]
+                    .concat(),
+                )
                 .await?;
-            let date = value(&next, "SELECT '03/04/2024'::date::text").await?;
-            anyhow::Ok((style, date))
-        })
-        .await
-        .map_err(|_| anyhow!("round {round}: the next client hung"))??;
-        assert_eq!(
-            next,
-            ("ISO, MDY".to_string(), "2024-03-04".to_string()),
-            "round {round}"
-        );
+            // Its replies up to the Flush arrive; then it leaves without Sync.
+            for _ in 0..9 {
+                let reply = departing.expect_message().await?;
+                ensure!(reply.tag != b'E', "{database}: {reply:?}");
+            }
+            drop(departing);
+
+            let next = tokio::time::timeout(Duration::from_secs(15), async {
+                let next = connect(&proxy, database, &[]).await?;
+                let style = value(&next, "SHOW DateStyle").await?;
+                next.batch_execute("INSERT INTO left_behind VALUES ('next')")
+                    .await?;
+                let date = value(&next, "SELECT '03/04/2024'::date::text").await?;
+                anyhow::Ok((style, date))
+            })
+            .await
+            .map_err(|_| anyhow!("{database}, round {round}: the next client hung"))??;
+            assert_eq!(
+                next,
+                ("ISO, MDY".to_string(), "2024-03-04".to_string()),
+                "{database}, round {round}"
+            );
+        }
+        for primary in primaries_of(&cluster, database) {
+            assert_eq!(
+                primary
+                    .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'departed'")
+                    .await?,
+                0,
+                "{database}: an abandoned, uncommitted insert was committed"
+            );
+            assert_eq!(
+                primary
+                    .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'next'")
+                    .await?,
+                5,
+                "{database}"
+            );
+        }
     }
-    assert_eq!(
-        primary
-            .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'departed'")
-            .await?,
-        0,
-        "an abandoned, uncommitted insert was committed"
-    );
-    assert_eq!(
-        primary
-            .query_one_i64("SELECT count(*) FROM left_behind WHERE v = 'next'")
-            .await?,
-        5
-    );
     Ok(())
 }
 
@@ -605,13 +694,13 @@ async fn a_refused_settings_replay_gives_the_servers_error() -> Result<()> {
     let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
     // Server connection X loads plpgsql inside a transaction held open; the client's
     // placeholder setting is accepted on the other one, Y, where plpgsql is not loaded.
-    let holder_x = connect(&proxy, &[]).await?;
+    let holder_x = connect(&proxy, "app", &[]).await?;
     holder_x
         .batch_execute("BEGIN; DO $$BEGIN PERFORM 1; END$$")
         .await?;
-    let client = connect(&proxy, &[]).await?;
+    let client = connect(&proxy, "app", &[]).await?;
     client.batch_execute("SET plpgsql.pgshard_test = 1").await?;
-    let holder_y = connect(&proxy, &[]).await?;
+    let holder_y = connect(&proxy, "app", &[]).await?;
     holder_y.batch_execute("BEGIN; SELECT 1").await?;
     holder_x.batch_execute("COMMIT").await?;
     // The client's next write gets X, where the replay fails as the SET would have.
@@ -627,11 +716,11 @@ async fn a_refused_settings_replay_gives_the_servers_error() -> Result<()> {
     );
     holder_y.batch_execute("COMMIT").await?;
     // The nodes stay in service: everyone else's reads and writes go on at once.
-    let other = connect(&proxy, &[]).await?;
+    let other = connect(&proxy, "app", &[]).await?;
     other
         .batch_execute("CREATE TABLE IF NOT EXISTS after_replay (v int)")
         .await?;
-    let reader = connect(&proxy, &[]).await?;
+    let reader = connect(&proxy, "app", &[]).await?;
     for _ in 0..5 {
         assert_eq!(value(&reader, "SELECT pg_is_in_recovery()").await?, "t");
     }
@@ -643,7 +732,7 @@ async fn a_session_mode_client_waits_for_the_primary_never_a_replica() -> Result
     let cluster = Cluster::start(1, 1).await?;
     cluster.wait_streaming(Duration::from_secs(60)).await?;
     let proxy = proxy(&cluster, PoolMode::Session, 1, "").await?;
-    let first = connect(&proxy, &[]).await?;
+    let first = connect(&proxy, "app", &[]).await?;
     assert_eq!(value(&first, "SELECT pg_is_in_recovery()").await?, "f");
     // The primary's only server connection is taken: the next client waits for it past
     // connect_timeout (2 s) rather than being given the replica.
@@ -651,7 +740,7 @@ async fn a_session_mode_client_waits_for_the_primary_never_a_replica() -> Result
         tokio::time::sleep(Duration::from_secs(4)).await;
         drop(first);
     });
-    let second = connect(&proxy, &[]).await?;
+    let second = connect(&proxy, "app", &[]).await?;
     release.await?;
     assert_eq!(value(&second, "SELECT pg_is_in_recovery()").await?, "f");
     second
@@ -679,11 +768,11 @@ pool_size = 3
 "#;
     let proxy = proxy(&cluster, PoolMode::Transaction, 2, users).await?;
     // The small user's pool is made first; the large user's is its own, of 3.
-    let small = connect_as(&proxy, "small", "small-secret", &[]).await?;
+    let small = connect_as(&proxy, &User::new("small", "small-secret", "app"), &[]).await?;
     value(&small, "SELECT 1").await?;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let client = connect_as(&proxy, "large", "large-secret", &[]).await?;
+        let client = connect_as(&proxy, &User::new("large", "large-secret", "app"), &[]).await?;
         client.batch_execute("BEGIN").await?;
         let pid = value(&client, "SELECT pg_backend_pid()").await?;
         held.push((client, pid));

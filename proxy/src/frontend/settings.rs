@@ -109,6 +109,26 @@ impl ClientSettings {
     }
 }
 
+/// A `SET` of a setting the server reports (DateStyle, TimeZone, client_encoding, …) is
+/// remembered with the value the server reported after it, not as written: `SET DateStyle
+/// TO dmy` keeps the output style the session had, and replaying the reported value gives
+/// the same session anywhere.
+pub fn effective_value(
+    effect: SessionEffect,
+    reported: &std::collections::HashMap<String, String>,
+) -> SessionEffect {
+    match effect {
+        SessionEffect::Set { name, value } => {
+            let value = reported
+                .iter()
+                .find(|(reported, _)| reported.eq_ignore_ascii_case(&name))
+                .map_or(value, |(_, now)| quote_literal(now));
+            SessionEffect::Set { name, value }
+        }
+        other => other,
+    }
+}
+
 /// `-c a=b --c=d` as PostgreSQL reads the `options` startup parameter (backslash escapes
 /// a space).
 fn parse_options(options: &str) -> Vec<(String, String)> {
@@ -188,6 +208,24 @@ mod tests {
              SELECT set_config('search_path', 'a,b', false); \
              SELECT set_config('statement_timeout', '5s', false)"
         );
+    }
+
+    #[test]
+    fn reported_settings_are_kept_at_their_reported_value() {
+        let reported: std::collections::HashMap<String, String> =
+            [("DateStyle".to_string(), "Postgres, DMY".to_string())].into();
+        let set = |name: &str| SessionEffect::Set {
+            name: name.into(),
+            value: "dmy".into(),
+        };
+        assert_eq!(
+            effective_value(set("datestyle"), &reported),
+            SessionEffect::Set {
+                name: "datestyle".into(),
+                value: "'Postgres, DMY'".into()
+            }
+        );
+        assert_eq!(effective_value(set("work_mem"), &reported), set("work_mem"));
     }
 
     #[test]

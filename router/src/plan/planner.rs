@@ -5,7 +5,7 @@ use super::error::PlanError;
 use super::input::PlanInput;
 use super::schema::ShardSchema;
 use super::spec::ShardPlan;
-use super::template::on_shard;
+use super::template::{any_one, on_shard};
 use super::template_cache::TemplateCache;
 use crate::hint::{hints_from_comments, leading_comments};
 use std::sync::Arc;
@@ -47,6 +47,12 @@ impl Planner {
             }
             return Ok(on_shard(shard));
         }
+        if is_settings_statement(body) {
+            // Every grammar form of SET and RESET runs on any one shard, the session
+            // replaying it on the others; PostgreSQL's grammar, not the SQL parser's,
+            // decides what is valid.
+            return Ok(any_one());
+        }
         let template = match self.cache.get(body) {
             Some(template) => template,
             None => {
@@ -62,4 +68,23 @@ impl Planner {
     pub(crate) fn cached(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// `SET …` or `RESET …` that changes a session setting (not `SET LOCAL`, `SET TRANSACTION`
+/// or `SET CONSTRAINTS`, which the SQL parser plans as it does other statements).
+fn is_settings_statement(body: &str) -> bool {
+    let word = body
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    if !(word.eq_ignore_ascii_case("set") || word.eq_ignore_ascii_case("reset")) {
+        return false;
+    }
+    matches!(
+        crate::session_effect(body),
+        crate::SessionEffect::Set { .. }
+            | crate::SessionEffect::Reset { .. }
+            | crate::SessionEffect::ResetAll
+    )
 }

@@ -13,7 +13,7 @@ use super::expect::{ExpectedReplies, ReplyAction};
 use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
-use super::settings::{quote_literal, ClientSettings};
+use super::settings::{effective_value, ClientSettings};
 use super::statements::{
     bind_statement, is_internal_name, read_parse, refuse_internal_names, rename_bind, retarget,
     target_of, ClientStatements,
@@ -853,26 +853,6 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
-    }
-}
-
-/// A `SET` of a setting the server reports (DateStyle, TimeZone, client_encoding, …) is
-/// remembered with the value the server reported after it, not as written: `SET DateStyle
-/// TO dmy` keeps the output style the session had, and replaying the reported value gives
-/// the same session anywhere.
-fn effective_value(
-    effect: SessionEffect,
-    reported: &std::collections::HashMap<String, String>,
-) -> SessionEffect {
-    match effect {
-        SessionEffect::Set { name, value } => {
-            let value = reported
-                .iter()
-                .find(|(reported, _)| reported.eq_ignore_ascii_case(&name))
-                .map_or(value, |(_, now)| quote_literal(now));
-            SessionEffect::Set { name, value }
-        }
-        other => other,
     }
 }
 

@@ -8,7 +8,8 @@ use pgshard_router::plan::{
     ShardStatements, ShardTarget,
 };
 use pgshard_router::{
-    proxy_setting, savepoint_command, session_effect, Route, SessionEffect, TxnControl,
+    deallocated_statement, proxy_setting, savepoint_command, session_effect, Route, SessionEffect,
+    TxnControl,
 };
 
 use super::bind::{bind_frame, describe_frame, execute_frame, parse_frame, sync_frame, Portal};
@@ -17,6 +18,7 @@ use super::replies::Lost;
 use super::transaction::{ImplicitBlock, TxnState};
 use super::{Flow, ShardedSession};
 use crate::frontend::cancel::{lock, CancelTarget};
+use crate::frontend::settings::effective_value;
 use crate::net::messages::{self, command_complete, error_response, tag};
 use crate::net::{Frame, Severity};
 use crate::routing::ReadNeeds;
@@ -77,7 +79,34 @@ impl ShardedSession {
                 )
                 .await;
         }
+        if let Some(name) = deallocated_statement(stmt.sql) {
+            // The client's statements live in the proxy, never on a shard.
+            if self.statements.remove(&name).is_none() {
+                let message = format!("prepared statement \"{name}\" does not exist");
+                return self.statement_error("26000", &message).await;
+            }
+            return match self
+                .client
+                .write_frame(&command_complete("DEALLOCATE"))
+                .await
+            {
+                Ok(()) => Outcome::Done,
+                Err(_) => Outcome::Stop,
+            };
+        }
         let effect = session_effect(stmt.sql);
+        if effect.changes_role() {
+            // The role would have to reach every shard the session uses later, which a
+            // settings replay cannot carry, in either pool mode.
+            return self
+                .statement_error(
+                    "0A000",
+                    "pgshard: changing the role (SET ROLE, SET SESSION AUTHORIZATION) is not \
+                     supported on a sharded database; log in as that role instead (a \
+                     [[users]] entry with its server_user)",
+                )
+                .await;
+        }
         if let SessionEffect::Pin(why) = effect {
             if self.mode == pgshard_config::PoolMode::Transaction {
                 return self
@@ -141,20 +170,28 @@ impl ShardedSession {
         }
         let dispatch = self.dispatch_for(&plan, &stmt);
         self.copy_needs_sync = stmt.portal.is_some();
-        let outcome = self.run_plan(&plan, dispatch, &stmt, write).await;
-        if let (
-            Outcome::Done,
+        let changes_settings = matches!(
+            effect,
             SessionEffect::Set { .. }
-            | SessionEffect::Reset { .. }
-            | SessionEffect::ResetAll
-            | SessionEffect::DiscardAll,
-        ) = (&outcome, &effect)
-        {
+                | SessionEffect::Reset { .. }
+                | SessionEffect::ResetAll
+                | SessionEffect::DiscardAll
+        );
+        self.changing_settings = changes_settings;
+        let outcome = self.run_plan(&plan, dispatch, &stmt, write).await;
+        self.changing_settings = false;
+        if matches!(outcome, Outcome::Done) && changes_settings {
+            let effect = effective_value(effect, &self.reported);
+            if effect == SessionEffect::DiscardAll {
+                // DISCARD ALL and DEALLOCATE ALL drop the client's statements, which the
+                // proxy keeps.
+                self.statements.clear();
+            }
             if self.txn.is_open() {
                 self.staged.push(effect);
             } else {
                 self.settings.apply(&effect);
-                self.mark_settings_applied();
+                self.replay_on_held_links().await;
             }
         }
         outcome
@@ -197,11 +234,18 @@ impl ShardedSession {
         }
     }
 
-    /// After a SET ran on the servers held now, they hold the client's settings.
-    fn mark_settings_applied(&mut self) {
+    /// After a settings statement, the servers still held (session pooling) are brought
+    /// to the client's settings: the statement ran on one shard, and a RESET there went
+    /// back to the proxy's defaults rather than the client's startup values.
+    async fn replay_on_held_links(&mut self) {
         let fingerprint = self.settings.fingerprint();
+        let sql = self.settings.replay_sql();
         for link in self.links.iter_mut().flatten() {
-            link.server.applied_settings = Some(fingerprint);
+            link.server.applied_settings = match link.server.run_quietly(&sql).await {
+                Ok(None) => Some(fingerprint),
+                // Replayed again at the next checkout; a failed connection is dropped.
+                Ok(Some(_)) | Err(_) => None,
+            };
         }
     }
 
@@ -648,7 +692,11 @@ impl ShardedSession {
                 self.written_at = Some(std::time::Instant::now());
             }
         }
+        // Settings changed in the transaction stay on its servers or were undone: either
+        // way they are replayed at their next checkout.
+        self.changing_settings = !staged.is_empty();
         self.release_links();
+        self.changing_settings = false;
         error
     }
 

@@ -73,6 +73,12 @@ pub struct ShardedSession {
     copy_needs_sync: bool,
     /// Spreads statements any shard can answer.
     turn: usize,
+    /// The ParameterStatus values the client was last told: a shard's report reaches the
+    /// client only when it changes one, whichever shard ran the statement.
+    reported: HashMap<String, String>,
+    /// A settings statement is running: the servers it ran on no longer hold the settings
+    /// the proxy last recorded for them, so they are replayed at their next checkout.
+    changing_settings: bool,
     cancel: CancelSlot,
 }
 
@@ -110,6 +116,8 @@ impl ShardedSession {
             written_at: None,
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
+            reported: HashMap::new(),
+            changing_settings: false,
             cancel,
         }
     }
@@ -150,6 +158,7 @@ impl ShardedSession {
                 let _ = self.db.bytewise_text.set(bytewise);
             }
         }
+        self.reported = link.server.params.clone();
         let mut params: Vec<_> = link.server.params.iter().collect();
         params.sort();
         let mut frames: Vec<Frame> = params
@@ -269,12 +278,13 @@ impl ShardedSession {
             return;
         }
         for slot in &mut self.links {
-            if let Some(link) = slot.as_ref() {
+            if let Some(link) = slot.as_mut() {
                 if link.server.in_transaction() {
                     // Left mid-transaction by a failure: never hand it to another client.
-                    if let Some(link) = slot.as_mut() {
-                        link.server.broken = true;
-                    }
+                    link.server.broken = true;
+                }
+                if self.changing_settings {
+                    link.server.applied_settings = None;
                 }
             }
             *slot = None;

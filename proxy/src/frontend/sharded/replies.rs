@@ -50,8 +50,8 @@ impl ShardedSession {
             match frame.tag() {
                 tag::PARSE_COMPLETE | tag::BIND_COMPLETE => continue,
                 tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION_RESPONSE => {
-                    if frame.tag() == tag::PARAMETER_STATUS && shard != 0 {
-                        // Every shard reports the same settings; shard 0's reports do.
+                    if frame.tag() == tag::PARAMETER_STATUS && !self.is_news(&frame) {
+                        // Every shard reports the same settings: once is enough.
                         continue;
                     }
                     if self.client.write_frame(&frame).await.is_err() {
@@ -64,6 +64,20 @@ impl ShardedSession {
                 _ => return Ok(frame),
             }
         }
+    }
+
+    /// Whether a ParameterStatus tells the client something it was not told yet; if so,
+    /// it is remembered as told.
+    fn is_news(&mut self, frame: &Frame) -> bool {
+        let mut r = frame.reader();
+        let (Ok(name), Ok(value)) = (r.cstr_utf8(), r.cstr_utf8()) else {
+            return true;
+        };
+        if self.reported.get(name).map(String::as_str) == Some(value) {
+            return false;
+        }
+        self.reported.insert(name.to_string(), value.to_string());
+        true
     }
 
     /// Reads each of `shards` up to its first `wanted` message (e.g. RowDescription or
