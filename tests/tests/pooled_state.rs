@@ -901,3 +901,22 @@ async fn php_pdo_commits_survive_freeing_statements_in_a_transaction() -> Result
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_log_in_to_a_sharded_database_while_its_first_shard_is_down() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+    cluster.shard(0).primary().stop().await?;
+    let client = connect(&proxy, "sharded", &[]).await?;
+    assert_eq!(
+        value(&client, "/* pgshard: shard=1 */ SELECT 'served by shard 1'").await?,
+        "served by shard 1"
+    );
+    let error = client
+        .simple_query("/* pgshard: shard=0 */ SELECT 1")
+        .await
+        .err()
+        .context("shard 0 answered while stopped")?;
+    assert_eq!(sqlstate(&error), Some("08006"), "{error}");
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod cancel;
+pub mod checkout;
 pub mod client;
 pub mod expect;
 pub mod flow;

@@ -2,19 +2,14 @@
 //! one during a failover), reads to a replica, run again elsewhere when that replica fails
 //! before answering.
 
-use std::time::{Duration, Instant};
-
 use pgshard_router::RoleHint;
 
-use super::{CheckoutFailure, Flow, Replay, Session};
+use super::{Flow, Replay, Session};
 use crate::frontend::batch::BatchEnd;
 use crate::frontend::route_decision::{route_batch, BatchRoute};
 use crate::net::messages::tag;
 use crate::net::Frame;
 use crate::routing::{NodeId, ReadNeeds};
-
-/// How often a write waiting for a primary looks again.
-const HOLD_POLL: Duration = Duration::from_millis(100);
 
 impl Session {
     /// Decides where a held batch runs and sends it there.
@@ -62,45 +57,15 @@ impl Session {
             .await
     }
 
-    /// Sends a batch to the primary. With failover on, a batch that finds no primary (one
-    /// is being promoted, or it does not answer) waits up to `hold_timeout` for one instead
-    /// of failing.
+    /// Sends a batch to the primary, waiting out a failover as the checkout does.
     async fn send_to_primary(&mut self, frames: Vec<Frame>) -> Flow {
         let Some(last) = frames.last().cloned() else {
             return Flow::Continue;
         };
-        let failover = &self.db.config.failover;
-        let hold = if failover.enabled {
-            failover.hold_timeout
-        } else {
-            Duration::ZERO
-        };
-        let started = Instant::now();
-        loop {
-            let primary = self.shard().primary();
-            // During a hold, a primary that fails its health checks is not dialled: the
-            // attempt could hang for connect_timeout while a new primary is promoted.
-            let primary = primary.filter(|&p| hold.is_zero() || !self.shard().failing(p));
-            let failure = match primary {
-                Some(primary) => match self.ensure_server_on(primary).await {
-                    Ok(()) => break,
-                    Err(failure @ CheckoutFailure::Replay(_)) => {
-                        return self.refuse_with(&last, failure).await
-                    }
-                    Err(failure) => failure,
-                },
-                None => CheckoutFailure::Unavailable(
-                    "pgshard: no primary is available (a failover is under way)".to_string(),
-                ),
-            };
-            if started.elapsed() + HOLD_POLL > hold {
-                return self.refuse_with(&last, failure).await;
-            }
-            tokio::time::sleep(HOLD_POLL).await;
-        }
-        if started.elapsed() > HOLD_POLL {
-            if let Some(lease) = &self.lease {
-                tracing::info!(primary = %lease.addr(), waited = ?started.elapsed(), "write served after waiting for a primary");
+        if self.server.is_none() {
+            match self.checkout().primary(0).await {
+                Ok((node, server)) => self.attach(node, server),
+                Err(failure) => return self.refuse_with(&last, failure).await,
             }
         }
         self.replay = None;
@@ -120,35 +85,12 @@ impl Session {
         let Some(last) = frames.last().cloned() else {
             return Flow::Continue;
         };
-        let mut failure = None;
-        let mut chosen = None;
-        for node in nodes {
-            match self.ensure_server_on(node).await {
-                Ok(()) => {
-                    chosen = Some(node);
-                    break;
-                }
-                // The node works; the client's settings are the problem.
-                Err(refused @ CheckoutFailure::Replay(_)) => {
-                    return self.refuse_with(&last, refused).await
-                }
-                Err(unavailable) => {
-                    self.shard().ban(node);
-                    tried.push(node);
-                    failure = Some(unavailable);
-                }
+        let node = match self.checkout().read(0, nodes, &mut tried).await {
+            Ok((node, server)) => {
+                self.attach(node, server);
+                node
             }
-        }
-        let Some(node) = chosen else {
-            let failure = failure.unwrap_or_else(|| {
-                CheckoutFailure::Unavailable(
-                    "pgshard: no node can serve this read now: the replicas are down, banned \
-                     or lagging, and the primary may not serve it (primary_reads, or it just \
-                     failed)"
-                        .to_string(),
-                )
-            });
-            return self.refuse_with(&last, failure).await;
+            Err(failure) => return self.refuse_with(&last, failure).await,
         };
         tried.push(node);
         self.replay = (end == BatchEnd::Complete).then(|| Replay {

@@ -9,6 +9,7 @@ use pgshard_router::{session_effect, split_statements, SessionEffect};
 
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
+use super::checkout::{Checkout, CheckoutFailure, NodePools};
 use super::expect::{ExpectedReplies, ReplyAction};
 use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
@@ -18,13 +19,11 @@ use super::statements::{
     bind_statement, is_internal_name, read_parse, refuse_internal_names, rename_bind, retarget,
     target_of, ClientStatements,
 };
-use crate::backend::pool::{checkout_from, ServerConnector};
-use crate::backend::{CheckoutError, PooledServer};
+use crate::backend::PooledServer;
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
 use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 use crate::routing::{DatabaseRoute, NodeId, NodeLease, ReadNeeds, ShardNodes};
-use bb8::Pool;
 
 mod dispatch;
 mod local_setting;
@@ -46,7 +45,7 @@ pub struct Session {
     /// The node `server` belongs to, counted while the session uses it.
     lease: Option<NodeLease>,
     /// This session's pool of each node, looked up once instead of per transaction.
-    node_pools: Vec<Option<Pool<ServerConnector>>>,
+    node_pools: NodePools,
     /// When `server` is on the primary: wakes the session if another node becomes the
     /// primary, since the work on the old one is lost.
     primary_watch: Option<tokio::sync::watch::Receiver<Option<usize>>>,
@@ -110,7 +109,7 @@ impl Session {
             statements: ClientStatements::default(),
             server: None,
             lease: None,
-            node_pools: Vec::new(),
+            node_pools: NodePools::default(),
             primary_watch: None,
             held: HeldBatch::default(),
             replay: None,
@@ -159,7 +158,7 @@ impl Session {
             let mut result = Err(CheckoutFailure::Unavailable(String::new()));
             for node in healthy.into_iter().chain(failing) {
                 result = self.checkout_on(node, true).await;
-                if matches!(result, Ok(()) | Err(CheckoutFailure::Replay(_))) {
+                if matches!(result, Ok(()) | Err(CheckoutFailure::Refused(_))) {
                     break;
                 }
             }
@@ -663,70 +662,29 @@ impl Session {
         }
     }
 
-    /// Checks out a server connection to `node` and brings it to the client's settings.
-    async fn ensure_server_on(&mut self, node: NodeId) -> Result<(), CheckoutFailure> {
-        self.checkout_on(node, false).await
+    /// The checkout of this session's server connections.
+    fn checkout(&mut self) -> Checkout<'_> {
+        Checkout {
+            ctx: &self.ctx,
+            user: &self.user,
+            db: &self.db,
+            settings: &self.settings,
+            pools: &mut self.node_pools,
+        }
     }
 
-    /// Like [`Self::ensure_server_on`]; `quick` waits no longer than a connect for a busy
-    /// pool, for a caller that has other nodes to try.
+    /// Checks out a server connection to `node` at the client's settings; `quick` waits no
+    /// longer than a connect for a busy pool, for a caller that has other nodes to try.
     async fn checkout_on(&mut self, node: NodeId, quick: bool) -> Result<(), CheckoutFailure> {
-        if self.server.is_some() {
-            return Ok(());
+        if self.server.is_none() {
+            let server = self.checkout().node(0, node, quick).await?;
+            self.attach(node, server);
         }
-        let pool = match self.node_pools.get(node.0).cloned().flatten() {
-            Some(pool) => pool,
-            None => {
-                let Some(target) = self.ctx.target(&self.user, &self.db, node) else {
-                    return Err(CheckoutFailure::Unavailable(
-                        "pgshard: the database has no shards configured".to_string(),
-                    ));
-                };
-                let pool = self.ctx.pools.pool(&target, &self.user.pool);
-                if self.node_pools.len() <= node.0 {
-                    self.node_pools.resize(node.0 + 1, None);
-                }
-                self.node_pools[node.0] = Some(pool.clone());
-                pool
-            }
-        };
-        let db = self.db.clone();
-        let addr = &db.shards[0].slot(node).addr;
-        let mut settings = self.user.pool.clone();
-        if quick {
-            settings.checkout_timeout = settings.checkout_timeout.min(settings.connect_timeout);
-        }
-        let mut server = match checkout_from(&pool, &settings, addr, &self.ctx.pools.failures).await
-        {
-            Ok(s) => s,
-            Err(CheckoutError::TimedOut(addr)) => {
-                return Err(CheckoutFailure::Unavailable(format!(
-                    "pgshard: timed out waiting for a server connection to {addr}"
-                )))
-            }
-            Err(CheckoutError::Server(e)) => {
-                return Err(CheckoutFailure::Unavailable(format!("pgshard: {e}")))
-            }
-        };
-        let wanted = self.settings.fingerprint();
-        let current = server
-            .applied_settings
-            .unwrap_or_else(ClientSettings::server_default_fingerprint);
-        if current != wanted {
-            match server.run_quietly(&self.settings.replay_sql()).await {
-                Ok(None) => server.applied_settings = Some(wanted),
-                Ok(Some(error)) => {
-                    // The server is fine and idle; its settings are not the client's.
-                    server.applied_settings = None;
-                    return Err(CheckoutFailure::Replay(error));
-                }
-                Err(e) => {
-                    return Err(CheckoutFailure::Unavailable(format!(
-                        "pgshard: server connection failed: {e}"
-                    )))
-                }
-            }
-        }
+        Ok(())
+    }
+
+    /// Makes `server`, of `node`, the one this session's messages go to.
+    fn attach(&mut self, node: NodeId, server: PooledServer) {
         *lock(&self.cancel) = Some(CancelTarget {
             addr: server.addr.clone(),
             pid: server.pid,
@@ -742,7 +700,6 @@ impl Session {
             watch.mark_unchanged();
             watch
         });
-        Ok(())
     }
 
     /// A batch that `last` ends is not run: an error in its place, as PostgreSQL would
@@ -767,28 +724,22 @@ impl Session {
         }
     }
 
-    /// A batch that `last` ends is not run because the client's settings could not be
-    /// made on the server: the server's own error, as PostgreSQL would have answered the
-    /// statement that set them.
+    /// A batch that `last` ends is not run because no server could be had for it: the
+    /// reason, or the server's own error when it refused the client's settings.
     async fn refuse_with(&mut self, last: &Frame, failure: CheckoutFailure) -> Flow {
-        match failure {
-            CheckoutFailure::Unavailable(message) => self.refuse(last, "08006", &message).await,
-            CheckoutFailure::Replay(error) => {
-                let (code, message) = messages::error_fields(&error);
-                tracing::info!(
-                    "the client's settings were refused by the server: {code} {message}"
-                );
+        if let CheckoutFailure::Unavailable(message) = &failure {
+            tracing::warn!("{message}");
+        }
+        let error = failure.error();
+        match last.tag() {
+            tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
                 let status = self.status();
-                match last.tag() {
-                    tag::QUERY | tag::FUNCTION_CALL | tag::SYNC => {
-                        self.reply_local(&[error, messages::ready_for_query(status)])
-                            .await
-                    }
-                    _ => {
-                        self.discard_until_sync = true;
-                        self.reply_local(&[error]).await
-                    }
-                }
+                self.reply_local(&[error, messages::ready_for_query(status)])
+                    .await
+            }
+            _ => {
+                self.discard_until_sync = true;
+                self.reply_local(&[error]).await
             }
         }
     }
@@ -853,30 +804,6 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
-    }
-}
-
-/// Why a session got no usable server connection.
-pub(super) enum CheckoutFailure {
-    /// No connection to that node could be had: the client hears why, as `08006`.
-    Unavailable(String),
-    /// The connection is fine, but the server refused the client's settings: the client
-    /// hears the server's own error; the node stays in service.
-    Replay(Frame),
-}
-
-impl CheckoutFailure {
-    /// The failure as a FATAL error that ends a client's login.
-    fn fatal(&self) -> Frame {
-        match self {
-            CheckoutFailure::Unavailable(message) => {
-                error_response(Severity::Fatal, "08006", message)
-            }
-            CheckoutFailure::Replay(error) => {
-                let (code, message) = messages::error_fields(error);
-                error_response(Severity::Fatal, &code, &message)
-            }
-        }
     }
 }
 

@@ -18,6 +18,7 @@ use super::replies::Lost;
 use super::transaction::{ImplicitBlock, TxnState};
 use super::{Flow, ShardedSession};
 use crate::frontend::cancel::{lock, CancelTarget};
+use crate::frontend::checkout::CheckoutFailure;
 use crate::frontend::settings::effective_value;
 use crate::net::messages::{self, command_complete, error_response, tag};
 use crate::net::{Frame, Severity};
@@ -205,8 +206,8 @@ impl ShardedSession {
             None => self.any_shard(),
         };
         let need = self.need(true);
-        if let Err(message) = self.ensure_link(shard, need, false).await {
-            return Err(self.statement_error("08006", &message).await);
+        if let Err(failure) = self.ensure_link(shard, need, false).await {
+            return Err(self.checkout_failed(failure).await);
         }
         let listed = match self.links[shard].as_mut() {
             Some(link) => link.server.query_value(&columns_query(table)).await,
@@ -247,6 +248,18 @@ impl ShardedSession {
                 Ok(Some(_)) | Err(_) => None,
             };
         }
+    }
+
+    /// The statement gets no server: the reason, or the server's own error.
+    pub(super) async fn checkout_failed(&mut self, failure: CheckoutFailure) -> Outcome {
+        if let CheckoutFailure::Unavailable(message) = &failure {
+            tracing::warn!("{message}");
+        }
+        self.txn.fail();
+        if self.client.write_frame(&failure.error()).await.is_err() {
+            return Outcome::Stop;
+        }
+        Outcome::Failed
     }
 
     /// An error for this statement, in the protocol's shape.
@@ -326,11 +339,11 @@ impl ShardedSession {
         let implicit = multi_write && !self.txn.is_open();
         let need = self.need(write);
         for &shard in &dispatch.shards {
-            if let Err(message) = self.ensure_link(shard, need, implicit).await {
+            if let Err(failure) = self.ensure_link(shard, need, implicit).await {
                 if implicit {
                     self.abort_implicit(&dispatch.shards).await;
                 }
-                let outcome = self.statement_error("08006", &message).await;
+                let outcome = self.checkout_failed(failure).await;
                 self.release_links();
                 return outcome;
             }
@@ -410,7 +423,7 @@ impl ShardedSession {
         shard: usize,
         need: Need,
         implicit: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckoutFailure> {
         let unfit = match (&self.links[shard], need) {
             (None, _) => true,
             (Some(link), Need::Primary) => !link.on_primary,
@@ -420,23 +433,15 @@ impl ShardedSession {
             if let Some(old) = self.links[shard].take() {
                 if old.in_transaction {
                     self.links[shard] = Some(old);
-                    return Err(
-                        "pgshard: the transaction started on a replica cannot write; \
-                                begin it without READ ONLY"
-                            .to_string(),
-                    );
+                    return Err(CheckoutFailure::Refused(error_response(
+                        Severity::Error,
+                        "25006",
+                        "pgshard: the transaction started on a replica cannot write; begin \
+                         it without READ ONLY",
+                    )));
                 }
             }
-            let link = checkout(
-                &self.ctx,
-                &self.user,
-                &self.db,
-                shard,
-                need,
-                &self.settings,
-                &mut self.node_pools,
-            )
-            .await?;
+            let link = checkout(&mut self.checkout(), shard, need).await?;
             self.links[shard] = Some(link);
         }
         let begin = match &self.txn {
@@ -452,8 +457,12 @@ impl ShardedSession {
                 for sql in std::iter::once(begin).chain(savepoints) {
                     match link.server.run_quietly(sql).await {
                         Ok(None) => link.in_transaction = true,
-                        Ok(Some(error)) => return Err(messages::error_fields(&error).1),
-                        Err(e) => return Err(format!("pgshard: server connection failed: {e}")),
+                        Ok(Some(error)) => return Err(CheckoutFailure::Refused(error)),
+                        Err(e) => {
+                            return Err(CheckoutFailure::Unavailable(format!(
+                                "pgshard: server connection failed: {e}"
+                            )))
+                        }
                     }
                 }
             }

@@ -119,8 +119,17 @@ impl ShardedSession {
             .min(self.links.len().saturating_sub(1));
         let write = false;
         let need = self.need(write);
-        if let Err(message) = self.ensure_link(shard, need, false).await {
-            return self.error_reply("08006", &message, false).await;
+        if let Err(failure) = self.ensure_link(shard, need, false).await {
+            return match self.checkout_failed(failure).await {
+                super::execute::Outcome::Stop => Flow::Stop,
+                _ => {
+                    self.discard_until_sync = true;
+                    self.client
+                        .flush()
+                        .await
+                        .map_or(Flow::Stop, |()| Flow::Continue)
+                }
+            };
         }
         if let Err(lost) = self.send_to(shard, &frames).await {
             self.lost(lost).await;

@@ -13,6 +13,7 @@ use pgshard_config::PoolMode;
 use pgshard_router::plan::{PlanError, Planner};
 
 use super::cancel::{lock, CancelSlot};
+use super::checkout::{Checkout, CheckoutFailure, NodePools};
 use super::flow::{client_frame, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
@@ -46,7 +47,7 @@ pub struct ShardedSession {
     planner: Arc<Planner>,
     mode: PoolMode,
     settings: ClientSettings,
-    node_pools: link::NodePools,
+    node_pools: NodePools,
     /// The server held on each shard, if any.
     links: Vec<Option<ShardLink>>,
     txn: TxnState,
@@ -101,7 +102,7 @@ impl ShardedSession {
             db,
             planner,
             settings,
-            node_pools: link::NodePools::default(),
+            node_pools: NodePools::default(),
             links: (0..shards).map(|_| None).collect(),
             txn: TxnState::Idle,
             block: ImplicitBlock::Off,
@@ -122,28 +123,26 @@ impl ShardedSession {
         }
     }
 
-    /// Checks that a server answers (shard 0, any node) and sends the client its
-    /// ParameterStatus, BackendKeyData and ReadyForQuery. False when no server could be
-    /// had (the client was told).
+    /// Checks that a server answers (the first shard that has a node to read from) and
+    /// sends the client its ParameterStatus, BackendKeyData and ReadyForQuery. False when
+    /// no server could be had (the client was told).
     pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
         let needs = crate::routing::ReadNeeds { written_at: None };
-        let link = link::checkout(
-            &self.ctx,
-            &self.user,
-            &self.db,
-            0,
-            link::Need::Read(needs),
-            &self.settings,
-            &mut self.node_pools,
-        )
-        .await;
-        let link = match link {
-            Ok(link) => link,
-            Err(message) => {
-                let _ = self
-                    .client
-                    .send(&error_response(Severity::Fatal, "08006", &message))
-                    .await;
+        let mut result = Err(CheckoutFailure::Unavailable(
+            "pgshard: the database has no shards configured".to_string(),
+        ));
+        for shard in 0..self.links.len() {
+            result = link::checkout(&mut self.checkout(), shard, link::Need::Read(needs))
+                .await
+                .map(|link| (shard, link));
+            if matches!(result, Ok(_) | Err(CheckoutFailure::Refused(_))) {
+                break;
+            }
+        }
+        let (shard, link) = match result {
+            Ok(found) => found,
+            Err(failure) => {
+                let _ = self.client.send(&failure.fatal()).await;
                 return false;
             }
         };
@@ -167,7 +166,7 @@ impl ShardedSession {
             .collect();
         frames.push(messages::backend_key_data(pid, key));
         frames.push(messages::ready_for_query(b'I'));
-        self.links[0] = Some(link);
+        self.links[shard] = Some(link);
         self.release_links();
         for f in &frames {
             if self.client.write_frame(f).await.is_err() {
@@ -242,6 +241,17 @@ impl ShardedSession {
                 self.fatal("08P01", &format!("invalid frontend message type {other}"))
                     .await
             }
+        }
+    }
+
+    /// The checkout of this session's server connections.
+    fn checkout(&mut self) -> Checkout<'_> {
+        Checkout {
+            ctx: &self.ctx,
+            user: &self.user,
+            db: &self.db,
+            settings: &self.settings,
+            pools: &mut self.node_pools,
         }
     }
 
