@@ -184,5 +184,24 @@ async fn every_shard_keeps_its_read_write_split() -> Result<()> {
         .await?
         .get(0);
     ensure!(total == 60, "count(*) over both shards gave {total}");
+
+    // A `role=replica` hint skips read-your-writes, as on a one-shard database: right
+    // after a write, the hinted read runs on the key's replica.
+    for id in 200..205i64 {
+        writer
+            .batch_execute(&format!("INSERT INTO items (id, n) VALUES ({id}, 7)"))
+            .await?;
+        let nodes = answered_by(
+            &writer,
+            "/* pgshard: role=replica */ SELECT inet_server_addr()::text FROM items WHERE id = 1",
+            &names,
+        )
+        .await?;
+        let expected = format!("s{}-replica1", shard_of(1, 2));
+        ensure!(
+            nodes == vec![expected.clone()],
+            "hinted read after a write on {nodes:?}, expected {expected}"
+        );
+    }
     Ok(())
 }

@@ -13,6 +13,24 @@ pub struct ReadNeeds {
     pub written_at: Option<Instant>,
 }
 
+impl ReadNeeds {
+    /// What a read asks of a replica: the client's last write (`written_at`) must be
+    /// there when read-your-writes is on, unless the session (`SET pgshard.role`) or the
+    /// statement (`/* pgshard: role=replica */`) asked for a replica regardless.
+    pub fn for_read(
+        read_your_writes: bool,
+        written_at: Option<Instant>,
+        session_role: Option<pgshard_router::RoleHint>,
+        replica_hint: bool,
+    ) -> ReadNeeds {
+        let replica = pgshard_router::RoleHint::Replica;
+        let own_writes = read_your_writes && !replica_hint && session_role != Some(replica);
+        ReadNeeds {
+            written_at: written_at.filter(|_| own_writes),
+        }
+    }
+}
+
 /// Whether node `i` may serve a read as a replica, given the monitor's view and the
 /// limits.
 pub fn replica_eligible(
@@ -103,6 +121,25 @@ mod tests {
             LagLimit::Time(Duration::from_secs(1)),
             ANY
         ));
+    }
+
+    #[test]
+    fn a_replica_hint_or_role_skips_read_your_writes() {
+        use pgshard_router::RoleHint;
+        let wrote = Some(Instant::now());
+        assert!(ReadNeeds::for_read(true, wrote, None, false)
+            .written_at
+            .is_some());
+        assert!(ReadNeeds::for_read(true, wrote, None, true)
+            .written_at
+            .is_none());
+        let replica = Some(RoleHint::Replica);
+        assert!(ReadNeeds::for_read(true, wrote, replica, false)
+            .written_at
+            .is_none());
+        assert!(ReadNeeds::for_read(false, wrote, None, false)
+            .written_at
+            .is_none());
     }
 
     #[test]

@@ -37,12 +37,12 @@ impl Session {
             } => match self.role.current() {
                 Some(RoleHint::Primary) => self.send_to_primary(frames).await,
                 role => {
-                    let own_writes = self.db.config.routing.read_your_writes
-                        && !replica_hint
-                        && role != Some(RoleHint::Replica);
-                    let needs = ReadNeeds {
-                        written_at: self.written_at.filter(|_| own_writes),
-                    };
+                    let needs = ReadNeeds::for_read(
+                        self.db.config.routing.read_your_writes,
+                        self.written_at,
+                        role,
+                        replica_hint,
+                    );
                     let nodes = self.shard().read_order(needs, &[], runs_statements);
                     self.send_read(frames, end, nodes, needs, Vec::new()).await
                 }

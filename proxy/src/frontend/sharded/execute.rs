@@ -122,6 +122,7 @@ impl ShardedSession {
                     .await;
             }
         }
+        self.replica_hint = classification.hint == Some(pgshard_router::RoleHint::Replica);
         let write = classification.route == Route::Write
             || classification.hint == Some(pgshard_router::RoleHint::Primary)
             || self.role.current() == Some(pgshard_router::RoleHint::Primary);
@@ -409,11 +410,12 @@ impl ShardedSession {
     }
 
     fn read_needs(&self) -> ReadNeeds {
-        let own_writes = self.db.config.routing.read_your_writes
-            && self.role.current() != Some(pgshard_router::RoleHint::Replica);
-        ReadNeeds {
-            written_at: self.written_at.filter(|_| own_writes),
-        }
+        ReadNeeds::for_read(
+            self.db.config.routing.read_your_writes,
+            self.written_at,
+            self.role.current(),
+            self.replica_hint,
+        )
     }
 
     /// A server on `shard` fit for `need`, in the session's transaction if one is open

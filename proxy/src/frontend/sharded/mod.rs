@@ -77,6 +77,9 @@ pub struct ShardedSession {
     /// The ParameterStatus values the client was last told: a shard's report reaches the
     /// client only when it changes one, whichever shard ran the statement.
     reported: HashMap<String, String>,
+    /// The statement running now asked for a replica (`/* pgshard: role=replica */`), so
+    /// its reads skip read-your-writes as on a one-shard database.
+    replica_hint: bool,
     /// A settings statement is running: the servers it ran on no longer hold the settings
     /// the proxy last recorded for them, so they are replayed at their next checkout.
     changing_settings: bool,
@@ -118,6 +121,7 @@ impl ShardedSession {
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
             reported: HashMap::new(),
+            replica_hint: false,
             changing_settings: false,
             cancel,
         }
