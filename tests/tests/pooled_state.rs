@@ -920,3 +920,60 @@ async fn clients_log_in_to_a_sharded_database_while_its_first_shard_is_down() ->
     assert_eq!(sqlstate(&error), Some("08006"), "{error}");
     Ok(())
 }
+
+/// A raw connection logged in to `database` with `client_encoding = LATIN1`.
+async fn latin1_client(proxy: &ProxyHandle, database: &str) -> Result<RawConnection> {
+    let user = app_on(database);
+    let mut conn = RawConnection::connect(proxy.addr).await?;
+    conn.send_bytes(&wire::startup_packet(&[
+        ("user", &user.name),
+        ("database", &user.database),
+        ("client_encoding", "LATIN1"),
+    ]))
+    .await?;
+    conn.authenticate(&user).await?;
+    let greeting = conn.read_until_ready().await?;
+    ensure!(error_of(&greeting).is_none(), "{greeting:?}");
+    Ok(conn)
+}
+
+/// A simple query of raw bytes (text in the client's encoding).
+fn latin1_query(sql: &[u8]) -> Vec<u8> {
+    let mut body = sql.to_vec();
+    body.push(0);
+    wire::message(b'Q', &body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_in_another_client_encoding_is_tracked_or_refused_never_lost() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
+
+    // One shard: a setting whose text is LATIN1 cannot be replayed as read, so the client
+    // keeps its server connection, and nobody else gets the setting.
+    let mut latin1 = latin1_client(&proxy, "app").await?;
+    let set = round_trip(&mut latin1, &[latin1_query(b"SET my.label = 'caf\xe9'")]).await?;
+    ensure!(error_of(&set).is_none(), "{set:?}");
+    let bystander = connect(&proxy, "app", &[]).await?;
+    for _ in 0..3 {
+        let label = "SELECT coalesce(current_setting('my.label', true), 'unset')";
+        assert_eq!(value(&bystander, label).await?, "unset");
+        let shown = round_trip(&mut latin1, &[wire::query("SHOW my.label")]).await?;
+        assert_eq!(
+            rows(&shown),
+            vec![vec![Some(String::from_utf8_lossy(b"caf\xe9").into_owned())]]
+        );
+    }
+
+    // Sharded: the planner reads UTF-8 only; other text is refused, and the session goes on.
+    let mut latin1 = latin1_client(&proxy, "sharded").await?;
+    let refused = round_trip(&mut latin1, &[latin1_query(b"SELECT 'caf\xe9'")]).await?;
+    assert_eq!(
+        refused.iter().find_map(|m| m.sqlstate()),
+        Some("22021".to_string()),
+        "{refused:?}"
+    );
+    let after = round_trip(&mut latin1, &[wire::query("SELECT 'still here'")]).await?;
+    assert_eq!(rows(&after), vec![vec![Some("still here".to_string())]]);
+    Ok(())
+}

@@ -14,6 +14,9 @@ pub enum WireError {
     TooLarge { len: usize, max: usize },
     #[error("malformed message: {0}")]
     Malformed(&'static str),
+    /// A well-formed string that is not UTF-8 (a client_encoding other than UTF8).
+    #[error("text that is not valid UTF-8")]
+    NotUtf8,
     #[error("unsupported frontend protocol {}.{}", .0 >> 16, .0 & 0xffff)]
     UnsupportedProtocol(i32),
     #[error("connection closed")]

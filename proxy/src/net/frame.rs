@@ -113,7 +113,7 @@ impl<'a> BodyReader<'a> {
     }
 
     pub fn cstr_utf8(&mut self) -> Result<&'a str, WireError> {
-        std::str::from_utf8(self.cstr()?).map_err(|_| WireError::Malformed("invalid UTF-8"))
+        std::str::from_utf8(self.cstr()?).map_err(|_| WireError::NotUtf8)
     }
 
     pub fn u8(&mut self) -> Result<u8, WireError> {

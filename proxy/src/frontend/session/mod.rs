@@ -361,9 +361,9 @@ impl Session {
                 self.sent_batches += 1;
                 // A simple Query drops the unnamed statement.
                 self.statements.close(b"");
-                let sql = frame.reader().cstr_utf8().unwrap_or("");
-                for stmt in split_statements(sql) {
-                    let effect = session_effect(stmt);
+                let sql = String::from_utf8_lossy(frame.reader().cstr().unwrap_or(b""));
+                for stmt in split_statements(&sql) {
+                    let effect = tracked_effect(stmt, &sql);
                     if let SessionEffect::Pin(why) = effect {
                         if self.pinned.is_none() && rewrite {
                             tracing::debug!("client pinned to its server connection: {why}");
@@ -376,9 +376,8 @@ impl Session {
             }
             tag::PARSE if rewrite => {
                 let parsed = read_parse(&frame)?;
-                if let SessionEffect::Pin(why) =
-                    session_effect(std::str::from_utf8(parsed.query).unwrap_or(""))
-                {
+                let sql = String::from_utf8_lossy(parsed.query);
+                if let SessionEffect::Pin(why) = tracked_effect(&sql, &sql) {
                     self.pinned.get_or_insert(why);
                 }
                 if parsed.name.is_empty() {
@@ -804,6 +803,21 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
+    }
+}
+
+/// The session effect of `stmt`, a statement of `text`. Text that is not UTF-8 (a client
+/// encoding such as LATIN1) is read with its other bytes replaced, which keeps keywords
+/// readable; a setting's value could then not be replayed as written, so such a
+/// statement pins instead.
+fn tracked_effect(stmt: &str, text: &std::borrow::Cow<'_, str>) -> SessionEffect {
+    match session_effect(stmt) {
+        SessionEffect::Set { .. } | SessionEffect::Reset { .. }
+            if matches!(text, std::borrow::Cow::Owned(_)) =>
+        {
+            SessionEffect::Pin("a setting sent in an encoding other than UTF-8")
+        }
+        effect => effect,
     }
 }
 

@@ -9,12 +9,15 @@ use super::execute::{Outcome, Statement};
 use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
 use crate::net::messages::tag;
-use crate::net::Frame;
+use crate::net::{Frame, WireError};
 
 impl ShardedSession {
     pub(super) async fn on_parse(&mut self, frame: &Frame) -> Flow {
         let (name, prepared) = match read_parse(frame) {
             Ok(p) => p,
+            Err(WireError::NotUtf8) => {
+                return self.error_reply("22021", super::NOT_UTF8, false).await
+            }
             Err(_) => return self.fatal("08P01", "invalid Parse message").await,
         };
         if !name.is_empty() && self.statements.contains_key(&name) {

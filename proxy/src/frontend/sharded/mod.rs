@@ -38,6 +38,10 @@ use bind::{Portal, Prepared};
 use link::ShardLink;
 use transaction::{ImplicitBlock, TxnState};
 
+/// Why a statement whose text is not UTF-8 is refused: the planner reads SQL as UTF-8.
+const NOT_UTF8: &str = "pgshard: statements on a sharded database must be sent in UTF-8; \
+                        set client_encoding to UTF8";
+
 /// One client's session on a sharded database; see the module doc.
 pub struct ShardedSession {
     ctx: Arc<ProxyContext>,

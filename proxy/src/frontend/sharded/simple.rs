@@ -6,14 +6,15 @@ use pgshard_router::split_statements;
 
 use super::execute::{Outcome, Statement};
 use super::transaction::ImplicitBlock;
-use super::{Flow, ShardedSession};
+use super::{Flow, ShardedSession, NOT_UTF8};
 use crate::net::messages::{self, tag};
-use crate::net::Frame;
+use crate::net::{Frame, WireError};
 
 impl ShardedSession {
     pub(super) async fn on_query(&mut self, frame: &Frame) -> Flow {
         let sql = match frame.reader().cstr_utf8() {
             Ok(sql) => sql.to_string(),
+            Err(WireError::NotUtf8) => return self.error_reply("22021", NOT_UTF8, true).await,
             Err(_) => return self.fatal("08P01", "invalid query message").await,
         };
         let statements = split_statements(&sql);
