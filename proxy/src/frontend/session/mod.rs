@@ -362,8 +362,9 @@ impl Session {
                 // A simple Query drops the unnamed statement.
                 self.statements.close(b"");
                 let sql = String::from_utf8_lossy(frame.reader().cstr().unwrap_or(b""));
+                let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
                 for stmt in split_statements(&sql) {
-                    let effect = tracked_effect(stmt, &sql);
+                    let effect = tracked_effect(stmt, utf8);
                     if let SessionEffect::Pin(why) = effect {
                         if self.pinned.is_none() && rewrite {
                             tracing::debug!("client pinned to its server connection: {why}");
@@ -377,7 +378,8 @@ impl Session {
             tag::PARSE if rewrite => {
                 let parsed = read_parse(&frame)?;
                 let sql = String::from_utf8_lossy(parsed.query);
-                if let SessionEffect::Pin(why) = tracked_effect(&sql, &sql) {
+                let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
+                if let SessionEffect::Pin(why) = tracked_effect(&sql, utf8) {
                     self.pinned.get_or_insert(why);
                 }
                 if parsed.name.is_empty() {
@@ -806,15 +808,13 @@ impl Session {
     }
 }
 
-/// The session effect of `stmt`, a statement of `text`. Text that is not UTF-8 (a client
+/// The session effect of `stmt`, `utf8` when its text was. Text that is not UTF-8 (a client
 /// encoding such as LATIN1) is read with its other bytes replaced, which keeps keywords
 /// readable; a setting's value could then not be replayed as written, so such a
 /// statement pins instead.
-fn tracked_effect(stmt: &str, text: &std::borrow::Cow<'_, str>) -> SessionEffect {
+fn tracked_effect(stmt: &str, utf8: bool) -> SessionEffect {
     match session_effect(stmt) {
-        SessionEffect::Set { .. } | SessionEffect::Reset { .. }
-            if matches!(text, std::borrow::Cow::Owned(_)) =>
-        {
+        SessionEffect::Set { .. } | SessionEffect::Reset { .. } if !utf8 => {
             SessionEffect::Pin("a setting sent in an encoding other than UTF-8")
         }
         effect => effect,
