@@ -764,7 +764,9 @@ async fn write_rows(client: &Client, addr: SocketAddr, rows: &Rows, how: Load) -
         Load::Copy(format, protocol) => {
             let (copy, data) = match format {
                 CopyFormat::Text => (
-                    format!("COPY {table} ({columns}) FROM STDIN"),
+                    // A line break before FROM, as people write it: the plan, not the
+                    // spacing of the text, says what the statement is.
+                    format!("COPY {table} ({columns})\nFROM STDIN"),
                     records.iter().map(|(_, f)| copy_text_line(f)).collect(),
                 ),
                 CopyFormat::Csv => {

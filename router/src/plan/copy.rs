@@ -54,7 +54,7 @@ pub(crate) fn plan(schema: &ShardSchema, statement: &Statement) -> Result<Templa
                 return Ok(Template::Fixed(if *to {
                     any_one()
                 } else {
-                    everywhere(ResultMerge::Same)
+                    everywhere(ResultMerge::CopyEverywhere)
                 }));
             }
             let Some(table) = schema.sharded(&name) else {

@@ -64,6 +64,9 @@ pub enum ResultMerge {
     /// Every shard runs it and must succeed (DDL, broadcast utility statements): the
     /// client gets the first shard's reply once.
     Same,
+    /// `COPY replicated_table FROM STDIN`: every shard is sent the statement and every
+    /// data row; the client gets one shard's reply once, as with [`ResultMerge::Same`].
+    CopyEverywhere,
     /// `COPY sharded_table FROM STDIN`: every targeted shard is sent the statement, then
     /// each data row goes to the shard its key names (see [`CopySplit`]); the row
     /// counts of the "COPY n" tags are summed.

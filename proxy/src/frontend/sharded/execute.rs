@@ -325,16 +325,14 @@ impl ShardedSession {
         stmt: &Statement<'_>,
         write: bool,
     ) -> Outcome {
-        // COPY FROM STDIN into a replicated table: every shard gets every row.
-        let broadcast_copy = matches!(plan.merge, ResultMerge::Same) && is_copy_from(stmt.sql);
         let multi_write = dispatch.shards.len() > 1
-            && (broadcast_copy
-                || matches!(
-                    plan.merge,
-                    ResultMerge::Counts
-                        | ResultMerge::InsertReturning { .. }
-                        | ResultMerge::Copy(_)
-                ));
+            && matches!(
+                plan.merge,
+                ResultMerge::Counts
+                    | ResultMerge::InsertReturning { .. }
+                    | ResultMerge::Copy(_)
+                    | ResultMerge::CopyEverywhere
+            );
         // A write on several shards outside a transaction runs in one on each, so an
         // error on one shard undoes it on all.
         let implicit = multi_write && !self.txn.is_open();
@@ -373,7 +371,7 @@ impl ShardedSession {
                 self.write_counts(&dispatch, Some(row_shards), stmt, implicit)
                     .await
             }
-            ResultMerge::Same if broadcast_copy => self.copy_in(&dispatch, None, implicit).await,
+            ResultMerge::CopyEverywhere => self.copy_in(&dispatch, None, implicit).await,
             ResultMerge::Same => self.same(&dispatch).await,
             ResultMerge::Copy(split) => self.copy_in(&dispatch, Some(split), implicit).await,
         };
@@ -791,16 +789,6 @@ fn extended_frames(
     frames.push(execute_frame());
     frames.push(sync_frame());
     frames
-}
-
-/// `COPY … FROM`: the only COPY a plan sends to several shards.
-fn is_copy_from(sql: &str) -> bool {
-    let lower = sql.trim_start().to_ascii_lowercase();
-    let Some(rest) = lower.strip_prefix("copy") else {
-        return false;
-    };
-    // `COPY (SELECT … FROM …) TO …` reads.
-    !rest.trim_start().starts_with('(') && rest.contains(" from ")
 }
 
 #[allow(dead_code)]

@@ -191,7 +191,12 @@ fn copy_of_replicated_tables_and_copy_to() {
     let p = planner(2);
     assert_eq!(
         plan(&p, "COPY countries FROM STDIN"),
-        Ok(everywhere(ResultMerge::Same))
+        Ok(everywhere(ResultMerge::CopyEverywhere))
+    );
+    // The plan says what it is, whatever the spacing.
+    assert_eq!(
+        plan(&p, "COPY countries\nFROM STDIN"),
+        Ok(everywhere(ResultMerge::CopyEverywhere))
     );
     assert_eq!(plan(&p, "COPY countries TO STDOUT"), Ok(any()));
     assert_eq!(
