@@ -108,16 +108,6 @@ impl ProxyContext {
         }))
     }
 
-    /// Where a session connects for `node` of the database's first shard, as `user`.
-    pub fn target(
-        &self,
-        user: &UserEntry,
-        db: &DatabaseRoute,
-        node: NodeId,
-    ) -> Option<ServerTarget> {
-        self.target_on(user, db, 0, node)
-    }
-
     /// Where a session connects for `node` of shard `shard`, as `user`.
     pub fn target_on(
         &self,
