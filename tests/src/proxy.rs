@@ -50,6 +50,8 @@ pub struct ProxyOptions {
     pub users: Vec<ProxyUser>,
     /// More lines for `[proxy]` (e.g. TLS settings).
     pub proxy_extra: String,
+    /// The one `[[databases]]` entry's name, the same on the servers; `app` by default.
+    pub database: String,
 }
 
 impl Default for ProxyOptions {
@@ -65,13 +67,14 @@ impl Default for ProxyOptions {
             shutdown_timeout: Duration::from_secs(10),
             users: vec![ProxyUser::plain(&User::app())],
             proxy_extra: String::new(),
+            database: User::app().database,
         }
     }
 }
 
 impl ProxyOptions {
-    /// The configuration file for a proxy whose database `app` has its primary at
-    /// `primary` and no replicas (every statement runs there).
+    /// The configuration file for a proxy whose database (`app` unless `database` says
+    /// otherwise) has its primary at `primary` and no replicas (every statement runs there).
     pub fn config_toml(&self, primary: SocketAddr) -> String {
         let pool_mode = match self.pool_mode {
             PoolMode::Transaction => "transaction",
@@ -115,7 +118,8 @@ impl ProxyOptions {
         }
         let _ = write!(
             toml,
-            "\n[[databases]]\nname = \"app\"\n\n[[databases.shards]]\nprimary = \"{primary}\"\n"
+            "\n[[databases]]\nname = {}\n\n[[databases.shards]]\nprimary = \"{primary}\"\n",
+            toml_string(&self.database)
         );
         toml
     }
