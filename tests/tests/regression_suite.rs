@@ -128,7 +128,11 @@ fn selected_runs() -> Result<BTreeSet<&'static str>> {
         return Ok(all);
     };
     let mut selected = BTreeSet::new();
-    for name in wanted.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+    for name in wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
         let Some(run) = all.get(name) else {
             bail!("PGSHARD_REGRESS_RUNS names {name:?}; the runs are {all:?}");
         };
@@ -202,8 +206,8 @@ impl Prepared {
     /// Every test of `parallel_schedule`, in order.
     fn schedule(&self) -> Result<Vec<String>> {
         let path = self.regress_dir.join("parallel_schedule");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         let tests: Vec<String> = text
             .lines()
             .filter_map(|line| line.trim().strip_prefix("test:"))
@@ -253,15 +257,19 @@ struct Listed {
 impl Listed {
     fn load(schedule: &[String]) -> Result<Listed> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("regress/expected-differences.toml");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("read {}", path.display()))?;
-        let file: ListFile = toml_edit::de::from_str(&text)
-            .with_context(|| format!("parse {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let file: ListFile =
+            toml_edit::de::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
         let known_runs: BTreeSet<&str> = RUNS.iter().map(|run| run.name).collect();
         let mut entries = BTreeMap::new();
         let sections = [
             ("expected", Allowance::Expected, &file.expected),
-            ("known_proxy_bugs", Allowance::KnownProxyBug, &file.known_proxy_bugs),
+            (
+                "known_proxy_bugs",
+                Allowance::KnownProxyBug,
+                &file.known_proxy_bugs,
+            ),
         ];
         for (section, allowance, list) in sections {
             for entry in list {
@@ -284,8 +292,7 @@ impl Listed {
                         known_runs.contains(run.as_str()),
                         "{place}: unknown run {run:?}; the runs are {known_runs:?}"
                     );
-                    let previous =
-                        entries.insert((run.clone(), entry.test.clone()), allowance);
+                    let previous = entries.insert((run.clone(), entry.test.clone()), allowance);
                     ensure!(previous.is_none(), "{place}: listed twice for {run:?}");
                 }
             }
@@ -623,7 +630,9 @@ impl HostServer {
             ("timezone_abbreviations", "Default"),
         ] {
             client
-                .simple_query(&format!("ALTER DATABASE {DATABASE} SET {name} TO '{value}'"))
+                .simple_query(&format!(
+                    "ALTER DATABASE {DATABASE} SET {name} TO '{value}'"
+                ))
                 .await?;
         }
         Ok(())
