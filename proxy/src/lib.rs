@@ -12,6 +12,8 @@ pub mod net;
 pub mod proxy;
 pub mod routing;
 pub mod shutdown;
+#[cfg(test)]
+mod testing;
 
 pub use error::ProxyError;
 pub use proxy::{start, ProxyHandle};

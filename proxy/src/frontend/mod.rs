@@ -15,3 +15,6 @@ pub mod setting_statements;
 pub mod settings;
 pub mod sharded;
 pub mod statements;
+
+#[cfg(test)]
+mod session_tests;

@@ -1,0 +1,406 @@
+//! Fast tests of what a session does for its client, against scripted servers: every
+//! case runs on a one-shard database (pass-through sessions) and on a two-shard one
+//! (planned sessions), so both database kinds are held to the same behaviour.
+
+use std::sync::Arc;
+
+use crate::testing::scripted_server::{echo, echo_reply, Reply, ScriptedServer, Statement};
+use crate::testing::{bind, describe, execute, flush, parse, start_proxy, sync, TestClient};
+use crate::ProxyHandle;
+
+/// A proxy over `shards` scripted servers, and the servers.
+struct Bed {
+    proxy: ProxyHandle,
+    servers: Vec<ScriptedServer>,
+}
+
+impl Bed {
+    async fn start(shards: usize, pool_mode: &str, pool_size: u32) -> Bed {
+        Bed::with_script(shards, pool_mode, pool_size, echo()).await
+    }
+
+    async fn with_script(
+        shards: usize,
+        pool_mode: &str,
+        pool_size: u32,
+        script: crate::testing::scripted_server::Script,
+    ) -> Bed {
+        let mut servers = Vec::new();
+        for _ in 0..shards {
+            servers.push(ScriptedServer::start(script.clone()).await);
+        }
+        let refs: Vec<&ScriptedServer> = servers.iter().collect();
+        let proxy = start_proxy(&refs, pool_mode, pool_size, "").await;
+        Bed { proxy, servers }
+    }
+
+    async fn client(&self, params: &[(&str, &str)]) -> TestClient {
+        TestClient::connect(&self.proxy, params).await
+    }
+
+    /// Every statement any server ran.
+    fn ran(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .flat_map(|s| s.ran().into_iter().map(|(_, sql)| sql))
+            .collect()
+    }
+
+    fn violations(&self) -> Vec<String> {
+        self.servers.iter().flat_map(|s| s.violations()).collect()
+    }
+}
+
+const KINDS: [(usize, &str); 2] = [(1, "one shard"), (2, "two shards")];
+
+/// lib/pq's round trips: Parse("") + Describe + Sync, then Bind("") + Execute + Sync. With
+/// one server connection for both clients, the second client's Parse replaces the first's
+/// unnamed statement there; each client must still run its own.
+#[tokio::test]
+async fn the_unnamed_statement_is_the_clients_own_in_its_next_round_trip() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        let mut b = bed.client(&[]).await;
+        a.send(&[
+            parse("", "SELECT $1::text AS a"),
+            describe(b'S', ""),
+            sync(),
+        ])
+        .await;
+        let described = a.replies().await;
+        assert!(described.errors.is_empty(), "{kind}: {described:?}");
+        b.send(&[
+            parse("", "SELECT $1::int, $2::int AS b"),
+            describe(b'S', ""),
+            sync(),
+        ])
+        .await;
+        assert!(b.replies().await.errors.is_empty(), "{kind}");
+        for round in 0..3 {
+            let asked = format!("A-{round}");
+            a.send(&[bind("", &[&asked]), execute(), sync()]).await;
+            let answer = a.replies().await;
+            assert_eq!(answer.rows, vec![asked.clone()], "{kind}: {answer:?}");
+            let (x, y) = (round.to_string(), (round + 10).to_string());
+            b.send(&[bind("", &[&x, &y]), execute(), sync()]).await;
+            let answer = b.replies().await;
+            assert_eq!(answer.rows, vec![format!("{x},{y}")], "{kind}: {answer:?}");
+        }
+        assert!(
+            bed.violations().is_empty(),
+            "{kind}: {:?}",
+            bed.violations()
+        );
+    }
+}
+
+/// A client that never parsed an unnamed statement gets PostgreSQL's own error for it,
+/// never another client's statement.
+#[tokio::test]
+async fn binding_an_unnamed_statement_never_parsed_fails_as_in_postgres() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[parse("", "SELECT $1::text"), sync()]).await;
+        a.replies().await;
+        let mut b = bed.client(&[]).await;
+        b.send(&[bind("", &["B"]), execute(), sync()]).await;
+        let answer = b.replies().await;
+        assert!(
+            answer.rows.is_empty(),
+            "{kind}: ran another client's statement: {answer:?}"
+        );
+        assert_eq!(answer.error_code(), Some("26000"), "{kind}: {answer:?}");
+    }
+}
+
+/// A client that leaves after Flush, its batch without Sync, must not hand the next
+/// client a server connection in the middle of that batch.
+#[tokio::test]
+async fn a_client_leaving_mid_batch_never_poisons_the_next() {
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed = Bed::start(shards, mode, 1).await;
+            let mut a = bed.client(&[]).await;
+            a.send(&[
+                parse("", "BEGIN"),
+                bind("", &[]),
+                execute(),
+                parse("", "SELECT $1::text"),
+                bind("", &["A"]),
+                execute(),
+                flush(),
+            ])
+            .await;
+            // The replies up to the flush: PostgreSQL sends them without a ReadyForQuery.
+            let mut seen = 0;
+            while seen < 2 {
+                if a.read().await.tag() == b'C' {
+                    seen += 1;
+                }
+            }
+            a.drop_connection();
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT 'B'").await;
+            assert_eq!(
+                answer.rows,
+                vec!["SELECT 'B'".to_string()],
+                "{kind}, {mode}"
+            );
+            assert_eq!(
+                answer.status, 'I',
+                "{kind}, {mode}: inherited a transaction"
+            );
+            assert!(
+                bed.violations().is_empty(),
+                "{kind}, {mode}: {:?}",
+                bed.violations()
+            );
+        }
+    }
+}
+
+/// DEALLOCATE of a client's statement is the client's business: answered by the proxy
+/// under the client's name, never sent to a server under that name.
+#[tokio::test]
+async fn deallocate_of_a_clients_statement_is_answered_under_its_name() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[parse("s1", "SELECT $1::text"), sync()]).await;
+        assert!(a.replies().await.errors.is_empty(), "{kind}");
+        a.send(&[bind("s1", &["x"]), execute(), sync()]).await;
+        assert_eq!(a.replies().await.rows, vec!["x".to_string()], "{kind}");
+        let answer = a.query("DEALLOCATE s1").await;
+        assert_eq!(
+            answer.tags,
+            vec!["DEALLOCATE".to_string()],
+            "{kind}: {answer:?}"
+        );
+        assert!(
+            !bed.ran().iter().any(|sql| sql.contains("s1")),
+            "{kind}: a server saw the client's name: {:?}",
+            bed.ran()
+        );
+        a.send(&[bind("s1", &["y"]), execute(), sync()]).await;
+        let answer = a.replies().await;
+        assert_eq!(answer.error_code(), Some("26000"), "{kind}: {answer:?}");
+        let again = a.query("DEALLOCATE s1").await;
+        assert_eq!(again.error_code(), Some("26000"), "{kind}: {again:?}");
+    }
+}
+
+/// The proxy's own statement names are out of every client's reach.
+#[tokio::test]
+async fn clients_cannot_name_the_proxys_statements() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[parse("mine", "SELECT $1::text"), sync()]).await;
+        a.replies().await;
+        a.send(&[bind("mine", &["a"]), execute(), sync()]).await;
+        a.replies().await;
+        let mut b = bed.client(&[]).await;
+        for name in ["pgshard_s1", "pgshard_s0", "pgshard_1"] {
+            b.send(&[bind(name, &["b"]), execute(), sync()]).await;
+            let answer = b.replies().await;
+            assert!(answer.rows.is_empty(), "{kind}: ran {name}: {answer:?}");
+            assert!(!answer.errors.is_empty(), "{kind}: {name}: {answer:?}");
+        }
+        let answer = b.query("DEALLOCATE pgshard_s1").await;
+        assert!(!answer.errors.is_empty(), "{kind}: {answer:?}");
+        a.send(&[bind("mine", &["still"]), execute(), sync()]).await;
+        assert_eq!(a.replies().await.rows, vec!["still".to_string()], "{kind}");
+    }
+}
+
+/// Changing the role: in transaction pooling a one-shard client keeps its server
+/// connection for good (so no other client runs as that role), and a sharded database
+/// refuses it; either way no other client's statement runs after the SET ROLE on the
+/// same server connection.
+#[tokio::test]
+async fn a_role_change_never_reaches_another_client() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        let answer = a.query("SET ROLE other").await;
+        if shards == 1 {
+            assert_eq!(answer.tags, vec!["SET".to_string()], "{kind}: {answer:?}");
+            let mut b = bed.client_or_refused().await;
+            if let Some(b) = b.as_mut() {
+                // Waits for the pinned connection until the checkout times out.
+                let answer = b.query("SELECT current_user").await;
+                assert!(!answer.errors.is_empty(), "{kind}: {answer:?}");
+            }
+        } else {
+            assert_eq!(answer.error_code(), Some("0A000"), "{kind}: {answer:?}");
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT current_user").await;
+            assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
+        }
+        for server in &bed.servers {
+            let ran = server.ran();
+            if let Some(at) = ran.iter().position(|(_, sql)| sql == "SET ROLE other") {
+                let connection = ran[at].0;
+                assert!(
+                    !ran[at + 1..]
+                        .iter()
+                        .any(|(c, sql)| *c == connection && sql == "SELECT current_user"),
+                    "{kind}: another client ran on the connection set to the role: {ran:?}"
+                );
+            }
+        }
+    }
+}
+
+impl Bed {
+    /// A second client while the only server connection is pinned: its login may or may
+    /// not need a server (one-shard greeting does), so it may be refused at login.
+    async fn client_or_refused(&self) -> Option<TestClient> {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), try_client(&self.proxy)).await
+        {
+            Ok(client) => client,
+            Err(_) => panic!("login neither served nor refused"),
+        }
+    }
+}
+
+/// Logs in, or `None` when the login is refused because no server connection is free.
+async fn try_client(proxy: &ProxyHandle) -> Option<TestClient> {
+    if login_outcome(proxy.addr).await {
+        Some(TestClient::connect(proxy, &[]).await)
+    } else {
+        None
+    }
+}
+
+/// Whether a login through `addr` succeeds now.
+async fn login_outcome(addr: std::net::SocketAddr) -> bool {
+    use crate::net::messages;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    for part in ["user", "app", "database", "app"] {
+        body.extend_from_slice(part.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    if tokio::io::AsyncWriteExt::write_all(&mut stream, &packet)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut conn = crate::net::Connection::new(stream, 1 << 20);
+    let mut password = crate::testing::PASSWORD.as_bytes().to_vec();
+    password.push(0);
+    if conn.read_frame().await.is_err() || conn.send(&messages::password(&password)).await.is_err()
+    {
+        return false;
+    }
+    loop {
+        match conn.read_frame().await {
+            Ok(frame) if frame.tag() == b'Z' => return true,
+            Ok(frame) if frame.tag() == b'E' => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A client's startup settings and SETs are replayed for it alone: the next client on the
+/// same server connection runs with its own.
+#[tokio::test]
+async fn settings_are_replayed_for_each_client_alone() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[("application_name", "client-a")]).await;
+        let mut b = bed.client(&[("application_name", "client-b")]).await;
+        assert!(
+            a.query("SET search_path TO s1").await.errors.is_empty(),
+            "{kind}"
+        );
+        a.query("SELECT 'a'").await;
+        b.query("SELECT 'b'").await;
+        a.query("SELECT 'a again'").await;
+        for server in &bed.servers {
+            let ran: Vec<String> = server.ran().into_iter().map(|(_, sql)| sql).collect();
+            // What each SELECT ran under: the statements since the last RESET ALL.
+            for (at, sql) in ran.iter().enumerate() {
+                let Some(client) = sql.strip_prefix("SELECT '").map(|s| &s[..1]) else {
+                    continue;
+                };
+                let since = ran[..at]
+                    .iter()
+                    .rposition(|s| s == "RESET ALL")
+                    .map_or(0, |reset| reset);
+                let context = ran[since..at].join("; ");
+                let own = format!("client-{client}");
+                let other = if client == "a" {
+                    "client-b"
+                } else {
+                    "client-a"
+                };
+                assert!(
+                    !context.contains(other),
+                    "{kind}: {sql} ran with the other client's settings: {context}"
+                );
+                if since > 0 {
+                    assert!(
+                        context.contains(&own),
+                        "{kind}: {sql} without its own: {context}"
+                    );
+                }
+                if client == "b" {
+                    assert!(
+                        !context.contains("s1"),
+                        "{kind}: {sql} got a's search_path: {context}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
+#[tokio::test]
+async fn an_idle_client_hears_the_shutdown() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 2).await;
+        let mut a = bed.client(&[]).await;
+        a.query("SELECT 1").await;
+        let Bed { proxy, servers } = bed;
+        let stopping = tokio::spawn(proxy.shutdown());
+        let frame = a.read().await;
+        assert_eq!(frame.tag(), b'E', "{kind}");
+        let (code, _) = crate::net::messages::error_fields(&frame);
+        assert_eq!(code, "57P01", "{kind}");
+        let _ = stopping.await;
+        drop(servers);
+    }
+}
+
+/// A server error in a script, to check it reaches the client unchanged.
+#[tokio::test]
+async fn a_servers_error_reaches_the_client_as_it_was() {
+    let script: crate::testing::scripted_server::Script = Arc::new(|statement: &Statement<'_>| {
+        if statement.sql.contains("boom") {
+            Reply::Error("22012".to_string(), "division by zero".to_string())
+        } else {
+            echo_reply(statement)
+        }
+    });
+    for (shards, kind) in KINDS {
+        let bed = Bed::with_script(shards, "transaction", 1, script.clone()).await;
+        let mut a = bed.client(&[]).await;
+        let answer = a.query("SELECT boom").await;
+        assert_eq!(answer.error_code(), Some("22012"), "{kind}: {answer:?}");
+        assert_eq!(answer.status, 'I', "{kind}");
+        let answer = a.query("SELECT 'after'").await;
+        assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
+    }
+}
