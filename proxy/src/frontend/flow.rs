@@ -1,6 +1,9 @@
 //! What a session does after handling one message, and the replies that end a step.
 
-use crate::net::messages::error_response;
+use std::collections::HashMap;
+
+use crate::backend::PooledServer;
+use crate::net::messages::{self, error_response};
 use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
 
 /// Whether the session goes on after a step.
@@ -47,6 +50,53 @@ pub async fn client_frame(
         Err(e) => {
             tracing::debug!("client connection failed: {e}");
             Err(Flow::Stop)
+        }
+    }
+}
+
+/// Ends a login: the server's parameters (as the server that answered reported them),
+/// the client's cancel key and ReadyForQuery. False when the client is gone.
+pub async fn greet_client(
+    client: &mut Connection<ClientStream>,
+    params: &HashMap<String, String>,
+    pid: i32,
+    key: i32,
+) -> bool {
+    let mut params: Vec<_> = params.iter().collect();
+    params.sort();
+    let mut frames: Vec<Frame> = params
+        .into_iter()
+        .map(|(name, value)| messages::parameter_status(name, value))
+        .collect();
+    frames.push(messages::backend_key_data(pid, key));
+    frames.push(messages::ready_for_query(b'I'));
+    matches!(reply_local(client, &frames).await, Flow::Continue)
+}
+
+/// Tells an idle client the proxy is shutting down, in PostgreSQL's words, and ends it.
+pub async fn shutdown_notice(client: &mut Connection<ClientStream>) -> Flow {
+    fatal(
+        client,
+        "57P01",
+        "terminating connection due to administrator command",
+    )
+    .await
+}
+
+/// Makes a server connection fit for the next client once its client has left: closed
+/// when the client abandoned work on it (a query, a batch without Sync, a transaction),
+/// reset with DISCARD ALL when it carries session state (`keep_state`: session pooling or
+/// a pinned client), else given back as it is.
+pub async fn clean_for_next_client(server: &mut PooledServer, abandoned: bool, keep_state: bool) {
+    if abandoned || server.in_transaction() {
+        server.broken = true;
+    } else if keep_state {
+        match server.run_quietly("DISCARD ALL").await {
+            Ok(None) => {
+                server.statements.clear();
+                server.applied_settings = None;
+            }
+            _ => server.broken = true,
         }
     }
 }

@@ -224,7 +224,7 @@ async fn a_role_change_never_reaches_another_client() {
     for (shards, kind) in KINDS {
         let bed = Bed::start(shards, "transaction", 1).await;
         let mut a = bed.client(&[]).await;
-        let answer = a.query("SET ROLE other").await;
+        let answer = a.query("SET SESSION ROLE other").await;
         if shards == 1 {
             assert_eq!(answer.tags, vec!["SET".to_string()], "{kind}: {answer:?}");
             let mut b = bed.client_or_refused().await;
@@ -241,7 +241,10 @@ async fn a_role_change_never_reaches_another_client() {
         }
         for server in &bed.servers {
             let ran = server.ran();
-            if let Some(at) = ran.iter().position(|(_, sql)| sql == "SET ROLE other") {
+            if let Some(at) = ran
+                .iter()
+                .position(|(_, sql)| sql == "SET SESSION ROLE other")
+            {
                 let connection = ran[at].0;
                 assert!(
                     !ran[at + 1..]
@@ -320,10 +323,7 @@ async fn settings_are_replayed_for_each_client_alone() {
         let bed = Bed::start(shards, "transaction", 1).await;
         let mut a = bed.client(&[("application_name", "client-a")]).await;
         let mut b = bed.client(&[("application_name", "client-b")]).await;
-        assert!(
-            a.query("SET search_path TO s1").await.errors.is_empty(),
-            "{kind}"
-        );
+        assert!(a.query("SET SCHEMA 's1'").await.errors.is_empty(), "{kind}");
         a.query("SELECT 'a'").await;
         b.query("SELECT 'b'").await;
         a.query("SELECT 'a again'").await;

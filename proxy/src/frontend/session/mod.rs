@@ -11,7 +11,9 @@ use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::{lock, CancelSlot, CancelTarget};
 use super::checkout::{Checkout, CheckoutFailure, NodePools};
 use super::expect::{ExpectedReplies, ReplyAction};
-use super::flow::{client_frame, fatal, reply_local, Flow};
+use super::flow::{
+    clean_for_next_client, client_frame, fatal, greet_client, reply_local, shutdown_notice, Flow,
+};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
 use super::settings::{effective_value, ClientSettings};
@@ -168,22 +170,12 @@ impl Session {
             let _ = self.client.send(&failure.fatal()).await;
             return false;
         }
-        let mut frames = Vec::new();
-        if let Some(server) = &self.server {
-            let mut params: Vec<_> = server.params.iter().collect();
-            params.sort();
-            for (name, value) in params {
-                frames.push(messages::parameter_status(name, value));
-            }
-        }
-        frames.push(messages::backend_key_data(pid, key));
-        frames.push(messages::ready_for_query(b'I'));
-        for f in &frames {
-            if self.client.write_frame(f).await.is_err() {
-                return false;
-            }
-        }
-        if self.client.flush().await.is_err() {
+        let params = self
+            .server
+            .as_ref()
+            .map(|s| s.params.clone())
+            .unwrap_or_default();
+        if !greet_client(&mut self.client, &params, pid, key).await {
             return false;
         }
         self.release_if_idle();
@@ -259,15 +251,7 @@ impl Session {
     }
 
     async fn on_shutdown(&mut self) -> Flow {
-        let _ = self
-            .client
-            .send(&error_response(
-                Severity::Fatal,
-                "57P01",
-                "terminating connection due to administrator command",
-            ))
-            .await;
-        Flow::Stop
+        shutdown_notice(&mut self.client).await
     }
 
     async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
@@ -788,20 +772,11 @@ impl Session {
     async fn finish(&mut self) {
         let pending = self.pending();
         let keep_state = self.mode == PoolMode::Session || self.pinned.is_some();
+        let abandoned = pending > 0 || self.in_batch;
         if let Some(server) = self.server.as_mut() {
-            if pending > 0 || self.in_batch || server.in_transaction() {
-                // Abandoned mid-query, mid-batch (no Sync yet) or mid-transaction: close it
-                // rather than wait, or hand another client half of this one's work.
-                server.broken = true;
-            } else if keep_state {
-                match server.run_quietly("DISCARD ALL").await {
-                    Ok(None) => {
-                        server.statements.clear();
-                        server.applied_settings = None;
-                    }
-                    _ => server.broken = true,
-                }
-            }
+            // Abandoned mid-query or mid-batch (no Sync yet): closed rather than waited
+            // for, never handed to another client half-way.
+            clean_for_next_client(server, abandoned, keep_state).await;
         }
         self.server = None;
         self.lease = None;

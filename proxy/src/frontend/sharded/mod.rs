@@ -14,7 +14,9 @@ use pgshard_router::plan::{PlanError, Planner};
 
 use super::cancel::{lock, CancelSlot};
 use super::checkout::{Checkout, CheckoutFailure, NodePools};
-use super::flow::{client_frame, fatal, reply_local, Flow};
+use super::flow::{
+    clean_for_next_client, client_frame, fatal, greet_client, reply_local, shutdown_notice, Flow,
+};
 use super::proxy_settings::SessionRole;
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
@@ -166,22 +168,10 @@ impl ShardedSession {
             }
         }
         self.reported = link.server.params.clone();
-        let mut params: Vec<_> = link.server.params.iter().collect();
-        params.sort();
-        let mut frames: Vec<Frame> = params
-            .into_iter()
-            .map(|(name, value)| messages::parameter_status(name, value))
-            .collect();
-        frames.push(messages::backend_key_data(pid, key));
-        frames.push(messages::ready_for_query(b'I'));
         self.links[shard] = Some(link);
         self.release_links();
-        for f in &frames {
-            if self.client.write_frame(f).await.is_err() {
-                return false;
-            }
-        }
-        self.client.flush().await.is_ok()
+        let params = self.reported.clone();
+        greet_client(&mut self.client, &params, pid, key).await
     }
 
     /// Serves the client until it leaves, the proxy shuts down, or a connection fails.
@@ -197,14 +187,7 @@ impl ShardedSession {
             }
             let flow = tokio::select! {
                 frame = self.client.read_frame() => self.on_client(frame).await,
-                _ = shutdown.recv(), if idle => {
-                    let _ = self.client.send(&error_response(
-                        Severity::Fatal,
-                        "57P01",
-                        "terminating connection due to administrator command",
-                    )).await;
-                    Flow::Stop
-                }
+                _ = shutdown.recv(), if idle => shutdown_notice(&mut self.client).await,
             };
             if let Flow::Stop = flow {
                 break;
@@ -313,19 +296,10 @@ impl ShardedSession {
     /// The client left: servers mid-transaction are closed, the others reset when they
     /// carry session state.
     async fn finish(&mut self) {
+        let keep_state = self.mode == PoolMode::Session;
         for slot in &mut self.links {
             if let Some(link) = slot.as_mut() {
-                if link.server.in_transaction() {
-                    link.server.broken = true;
-                } else if self.mode == PoolMode::Session {
-                    match link.server.run_quietly("DISCARD ALL").await {
-                        Ok(None) => {
-                            link.server.statements.clear();
-                            link.server.applied_settings = None;
-                        }
-                        _ => link.server.broken = true,
-                    }
-                }
+                clean_for_next_client(&mut link.server, false, keep_state).await;
             }
             *slot = None;
         }
