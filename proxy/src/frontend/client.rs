@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use super::engine::{serve, SessionCore};
 use super::login::{fatal, login, Destination};
 use super::session::Session;
 use super::settings::ClientSettings;
@@ -35,31 +36,18 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
     };
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
-    if let Some(planner) = database.planner.clone() {
-        let mut session = ShardedSession::new(
-            ctx.clone(),
-            logged_in.conn,
-            logged_in.user,
-            database,
-            planner,
-            settings,
-            slot,
-        );
-        if session.greet(pid, key).await {
-            session.run().await;
-        }
-    } else {
-        let mut session = Session::new(
-            ctx.clone(),
-            logged_in.conn,
-            logged_in.user,
-            database,
-            settings,
-            slot,
-        );
-        if session.greet(pid, key).await {
-            session.run().await;
-        }
+    let planner = database.planner.clone();
+    let core = SessionCore::new(
+        ctx.clone(),
+        logged_in.conn,
+        logged_in.user,
+        database,
+        settings,
+        slot,
+    );
+    match planner {
+        Some(planner) => serve(ShardedSession::new(core, planner), pid, key).await,
+        None => serve(Session::new(core), pid, key).await,
     }
     ctx.cancels.unregister(pid, key);
 }

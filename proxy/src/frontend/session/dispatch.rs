@@ -20,10 +20,11 @@ impl Session {
         if frames.len() == 1 && last.tag() == tag::FLUSH {
             return Flow::Continue;
         }
-        let route = if self.mode == pgshard_config::PoolMode::Session || self.pinned.is_some() {
+        let route = if self.core.mode == pgshard_config::PoolMode::Session || self.pinned.is_some()
+        {
             BatchRoute::Primary
         } else {
-            route_batch(&frames, end, &self.db.classifier, &self.statements)
+            route_batch(&frames, end, &self.core.db.classifier, &self.statements)
         };
         match route {
             BatchRoute::Refuse { code, message } => self.refuse(&last, code, &message).await,
@@ -34,12 +35,12 @@ impl Session {
             BatchRoute::Read {
                 replica_hint,
                 runs_statements,
-            } => match self.role.current() {
+            } => match self.core.role.current() {
                 Some(RoleHint::Primary) => self.send_to_primary(frames).await,
                 role => {
                     let needs = ReadNeeds::for_read(
-                        self.db.config.routing.read_your_writes,
-                        self.written_at,
+                        self.core.db.config.routing.read_your_writes,
+                        self.core.written_at,
                         role,
                         replica_hint,
                     );
@@ -63,7 +64,7 @@ impl Session {
             return Flow::Continue;
         };
         if self.server.is_none() {
-            match self.checkout().primary(0).await {
+            match self.core.checkout().primary(0).await {
                 Ok((node, server)) => self.attach(node, server),
                 Err(failure) => return self.refuse_with(&last, failure).await,
             }
@@ -85,7 +86,7 @@ impl Session {
         let Some(last) = frames.last().cloned() else {
             return Flow::Continue;
         };
-        let node = match self.checkout().read(0, nodes, &mut tried).await {
+        let node = match self.core.checkout().read(0, nodes, &mut tried).await {
             Ok((node, server)) => {
                 self.attach(node, server);
                 node

@@ -35,7 +35,7 @@ impl Session {
                     Some(Err((code, message))) => {
                         vec![error_response(Severity::Error, code, &message)]
                     }
-                    None => self.role.apply(setting, in_transaction),
+                    None => self.core.role.apply(setting, in_transaction),
                 }
             }
             (1, Err(e)) => {
@@ -63,7 +63,7 @@ impl Session {
     /// a shared name and stays for other clients; only the client's name goes. In a failed
     /// transaction it goes to the server, which refuses it as PostgreSQL would.
     pub(super) async fn deallocate_locally(&mut self, query: &Frame) -> Option<Flow> {
-        if self.mode != pgshard_config::PoolMode::Transaction {
+        if self.core.mode != pgshard_config::PoolMode::Transaction {
             return None;
         }
         let sql = query.reader().cstr_utf8().ok()?;

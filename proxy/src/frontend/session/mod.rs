@@ -1,6 +1,7 @@
 //! A logged-in client: its messages go to a pooled server connection and the replies
 //! come back, with the bookkeeping that lets server connections be shared safely.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,24 +9,22 @@ use pgshard_config::PoolMode;
 use pgshard_router::{session_effect, split_statements, SessionEffect};
 
 use super::batch::{BatchEnd, HeldBatch};
-use super::cancel::{lock, CancelSlot, CancelTarget};
-use super::checkout::{Checkout, CheckoutFailure, NodePools};
+use super::cancel::{lock, CancelTarget};
+use super::checkout::CheckoutFailure;
+use super::engine::{Event, Executor, SessionCore};
 use super::expect::{ExpectedReplies, ReplyAction};
-use super::flow::{
-    clean_for_next_client, client_frame, fatal, greet_client, reply_local, shutdown_notice, Flow,
-};
+use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
-use super::settings::{effective_value, ClientSettings};
+use super::settings::effective_value;
 use super::statements::{
     bind_statement, is_internal_name, read_parse, refuse_internal_names, rename_bind, retarget,
     target_of, ClientStatements,
 };
 use crate::backend::PooledServer;
-use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
-use crate::routing::{DatabaseRoute, NodeId, NodeLease, ReadNeeds, ShardNodes};
+use crate::net::{Frame, Severity, WireError};
+use crate::routing::{NodeId, NodeLease, ReadNeeds, ShardNodes};
 
 mod dispatch;
 mod local_setting;
@@ -36,18 +35,11 @@ const NO_STATEMENT: &str = "pgshard_none";
 
 /// One client's session; see the module doc.
 pub struct Session {
-    ctx: Arc<ProxyContext>,
-    client: Connection<ClientStream>,
-    user: Arc<UserEntry>,
-    db: Arc<DatabaseRoute>,
-    mode: PoolMode,
-    settings: ClientSettings,
+    core: SessionCore,
     statements: ClientStatements,
     server: Option<PooledServer>,
     /// The node `server` belongs to, counted while the session uses it.
     lease: Option<NodeLease>,
-    /// This session's pool of each node, looked up once instead of per transaction.
-    node_pools: NodePools,
     /// When `server` is on the primary: wakes the session if another node becomes the
     /// primary, since the work on the old one is lost.
     primary_watch: Option<tokio::sync::watch::Receiver<Option<usize>>>,
@@ -58,10 +50,6 @@ pub struct Session {
     replay: Option<Replay>,
     /// A read to run again on another node, taken up by the session loop.
     retry: Option<Replay>,
-    /// `SET pgshard.role`.
-    role: SessionRole,
-    /// When the client's last write committed, for read-your-writes.
-    written_at: Option<Instant>,
     /// The server has run a batch that may write since it was last idle.
     wrote: bool,
     /// An extended-protocol batch is open on the server (no Sync sent yet), so the server
@@ -69,7 +57,6 @@ pub struct Session {
     in_batch: bool,
     /// Why the client keeps its server connection until it leaves (transaction mode).
     pinned: Option<&'static str>,
-    cancel: CancelSlot,
     /// Queries, Syncs and FunctionCalls sent to the server / ReadyForQuery received.
     sent_batches: u64,
     done_batches: u64,
@@ -92,36 +79,19 @@ struct Replay {
 }
 
 impl Session {
-    pub fn new(
-        ctx: Arc<ProxyContext>,
-        client: Connection<ClientStream>,
-        user: Arc<UserEntry>,
-        db: Arc<DatabaseRoute>,
-        settings: ClientSettings,
-        cancel: CancelSlot,
-    ) -> Session {
-        let mode = user.pool_mode;
+    pub fn new(core: SessionCore) -> Session {
         Session {
-            ctx,
-            client,
-            user,
-            db,
-            mode,
-            settings,
+            core,
             statements: ClientStatements::default(),
             server: None,
             lease: None,
-            node_pools: NodePools::default(),
             primary_watch: None,
             held: HeldBatch::default(),
             replay: None,
             retry: None,
-            role: SessionRole::default(),
-            written_at: None,
             wrote: false,
             in_batch: false,
             pinned: None,
-            cancel,
             sent_batches: 0,
             done_batches: 0,
             parses: ExpectedReplies::default(),
@@ -132,10 +102,9 @@ impl Session {
         }
     }
 
-    /// Checks out a server, sends the client its ParameterStatus, BackendKeyData and
-    /// ReadyForQuery. False when no server could be had (the client was told).
-    pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
-        let result = if self.mode == PoolMode::Session {
+    /// Checks out the server that greets the client: its parameters.
+    async fn open(&mut self) -> Result<HashMap<String, String>, CheckoutFailure> {
+        let result = if self.core.mode == PoolMode::Session {
             // The session keeps this server for good, and its writes must work: the
             // primary only, never a replica because the primary's pool is busy.
             match self.shard().primary() {
@@ -166,51 +135,35 @@ impl Session {
             }
             result
         };
-        if let Err(failure) = result {
-            let _ = self.client.send(&failure.fatal()).await;
-            return false;
-        }
-        let params = self
+        result?;
+        Ok(self
             .server
             .as_ref()
             .map(|s| s.params.clone())
-            .unwrap_or_default();
-        if !greet_client(&mut self.client, &params, pid, key).await {
-            return false;
-        }
-        self.release_if_idle();
-        true
+            .unwrap_or_default())
     }
 
-    /// Serves the client until it leaves, the proxy shuts down, or a connection fails.
-    pub async fn run(mut self) {
-        let mut shutdown = self.ctx.shutdown.clone();
-        loop {
-            let idle =
-                self.pending() == 0 && self.server.as_ref().is_none_or(|s| !s.in_transaction());
-            let flow = match self.server.as_mut() {
-                None => tokio::select! {
-                    frame = self.client.read_frame() => self.on_client(frame).await,
-                    _ = shutdown.recv(), if idle => self.on_shutdown().await,
-                },
-                Some(server) => tokio::select! {
-                    biased;
-                    frame = server.read() => self.on_server(frame).await,
-                    frame = self.client.read_frame() => self.on_client(frame).await,
-                    _ = primary_changed(&mut self.primary_watch) => self.on_primary_change().await,
-                    _ = shutdown.recv(), if idle => self.on_shutdown().await,
-                },
-            };
-            if let Flow::Stop = flow {
-                break;
-            }
-            if let Some(replay) = self.retry.take() {
-                if let Flow::Stop = self.resend(replay).await {
-                    break;
-                }
-            }
+    fn idle(&self) -> bool {
+        self.pending() == 0 && self.server.as_ref().is_none_or(|s| !s.in_transaction())
+    }
+
+    async fn next_event(&mut self) -> Event {
+        match self.server.as_mut() {
+            None => Event::Client(self.core.client.read_frame().await),
+            Some(server) => tokio::select! {
+                biased;
+                frame = server.read() => Event::Server(frame),
+                frame = self.core.client.read_frame() => Event::Client(frame),
+                _ = primary_changed(&mut self.primary_watch) => Event::PrimaryChanged,
+            },
         }
-        self.finish().await;
+    }
+
+    async fn after_step(&mut self) -> Flow {
+        match self.retry.take() {
+            Some(replay) => self.resend(replay).await,
+            None => Flow::Continue,
+        }
     }
 
     /// Another node became the primary while this session's server is on the old one:
@@ -228,7 +181,7 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
-        *lock(&self.cancel) = None;
+        *lock(&self.core.cancel) = None;
         self.fatal(
             "08006",
             "pgshard: the primary changed (failover); the transaction on the old primary, if \
@@ -242,7 +195,7 @@ impl Session {
     }
 
     fn shard(&self) -> &Arc<ShardNodes> {
-        &self.db.shards[0]
+        &self.core.db.shards[0]
     }
 
     /// What the client's ReadyForQuery would say now.
@@ -250,35 +203,7 @@ impl Session {
         self.server.as_ref().map_or(b'I', |s| s.status)
     }
 
-    async fn on_shutdown(&mut self) -> Flow {
-        shutdown_notice(&mut self.client).await
-    }
-
-    async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
-        let frame = match client_frame(&mut self.client, frame).await {
-            Ok(f) => f,
-            Err(flow) => return flow,
-        };
-        match frame.tag() {
-            tag::TERMINATE => return Flow::Stop,
-            tag::QUERY
-            | tag::PARSE
-            | tag::BIND
-            | tag::DESCRIBE
-            | tag::EXECUTE
-            | tag::CLOSE
-            | tag::SYNC
-            | tag::FLUSH
-            | tag::FUNCTION_CALL
-            | tag::COPY_DATA
-            | tag::COPY_DONE
-            | tag::COPY_FAIL => {}
-            other => {
-                return self
-                    .fatal("08P01", &format!("invalid frontend message type {other}"))
-                    .await
-            }
-        }
+    async fn on_client(&mut self, frame: Frame) -> Flow {
         if self.discard_until_sync {
             if frame.tag() == tag::SYNC {
                 self.discard_until_sync = false;
@@ -315,7 +240,7 @@ impl Session {
         if result.is_err() {
             return self.server_lost().await;
         }
-        if !self.client.has_buffered_frame() {
+        if !self.core.client.has_buffered_frame() {
             if let Some(server) = self.server.as_mut() {
                 if server.flush().await.is_err() {
                     return self.server_lost().await;
@@ -327,7 +252,7 @@ impl Session {
 
     /// Sends one client message on, rewriting what transaction pooling must rewrite.
     async fn forward(&mut self, frame: Frame) -> Result<(), WireError> {
-        let rewrite = self.mode == PoolMode::Transaction;
+        let rewrite = self.core.mode == PoolMode::Transaction;
         let batch = self.sent_batches;
         let Some(server) = self.server.as_mut() else {
             return Ok(());
@@ -374,7 +299,7 @@ impl Session {
                     self.statements.set_unnamed(parse);
                     return result;
                 }
-                let stmt = self.statements.prepare(&self.ctx.statements, &parsed);
+                let stmt = self.statements.prepare(&self.core.ctx.statements, &parsed);
                 if server.statements.touch(&stmt.global) {
                     self.closes.push(batch, ReplyAction::AsParseComplete, None);
                     return server.write(&messages::close(b'S', NO_STATEMENT)).await;
@@ -524,7 +449,7 @@ impl Session {
             _ => {}
         }
         if let Some(f) = out {
-            if self.client.write_frame(&f).await.is_err() {
+            if self.core.client.write_frame(&f).await.is_err() {
                 return Flow::Stop;
             }
         }
@@ -536,7 +461,7 @@ impl Session {
             .server
             .as_ref()
             .is_some_and(|s| s.conn.has_buffered_frame());
-        if !more && self.client.flush().await.is_err() {
+        if !more && self.core.client.flush().await.is_err() {
             return Flow::Stop;
         }
         Flow::Continue
@@ -549,7 +474,7 @@ impl Session {
                 if let Some(effect) = self.setting_statements.confirmed() {
                     if matches!(effect, SessionEffect::DiscardAll | SessionEffect::ResetAll) {
                         // pgshard.role is a setting too, as far as the client can tell.
-                        self.role = SessionRole::default();
+                        self.core.role = SessionRole::default();
                     }
                     if effect == SessionEffect::DiscardAll {
                         self.statements.clear();
@@ -573,21 +498,21 @@ impl Session {
             return false;
         };
         if server.status == b'I' {
-            self.role.end_transaction();
+            self.core.role.end_transaction();
             if std::mem::take(&mut self.wrote) {
                 // Committed (or rolled back) by now; a replica must have replayed up to a
                 // primary position checked after this instant to serve this client.
-                self.written_at = Some(Instant::now());
+                self.core.written_at = Some(Instant::now());
             }
             let mut undone = false;
             for effect in self.staged.drain(..) {
                 let effect = effective_value(effect, &server.params);
-                undone |= self.settings.undone_by(&effect);
-                self.settings.apply(&effect);
+                undone |= self.core.settings.undone_by(&effect);
+                self.core.settings.apply(&effect);
             }
             // The server ran the client's own SETs, so it now holds exactly its settings,
             // unless a RESET took it back to the proxy's startup values.
-            server.applied_settings = (!undone).then(|| self.settings.fingerprint());
+            server.applied_settings = (!undone).then(|| self.core.settings.fingerprint());
             return undone;
         }
         false
@@ -601,24 +526,24 @@ impl Session {
         if self.pending() > 0 {
             return Flow::Continue;
         }
-        let sql = self.settings.replay_sql();
+        let sql = self.core.settings.replay_sql();
         let Some(server) = self.server.as_mut() else {
             return Flow::Continue;
         };
         match server.run_quietly(&sql).await {
-            Ok(None) => server.applied_settings = Some(self.settings.fingerprint()),
+            Ok(None) => server.applied_settings = Some(self.core.settings.fingerprint()),
             Ok(Some(_)) => return Flow::Continue,
             Err(_) => return self.server_lost().await,
         }
         let mut reported: Vec<_> = server
             .params
             .iter()
-            .filter(|(name, _)| self.settings.is_startup_setting(name))
+            .filter(|(name, _)| self.core.settings.is_startup_setting(name))
             .map(|(name, value)| messages::parameter_status(name, value))
             .collect();
         reported.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for frame in &reported {
-            if self.client.write_frame(frame).await.is_err() {
+            if self.core.client.write_frame(frame).await.is_err() {
                 return Flow::Stop;
             }
         }
@@ -631,7 +556,7 @@ impl Session {
         let Some(server) = self.server.as_ref() else {
             return;
         };
-        if self.mode == PoolMode::Transaction
+        if self.core.mode == PoolMode::Transaction
             && self.pinned.is_none()
             && self.pending() == 0
             && !self.in_batch
@@ -643,18 +568,7 @@ impl Session {
             self.replay = None;
             self.parses.clear();
             self.closes.clear();
-            *lock(&self.cancel) = None;
-        }
-    }
-
-    /// The checkout of this session's server connections.
-    fn checkout(&mut self) -> Checkout<'_> {
-        Checkout {
-            ctx: &self.ctx,
-            user: &self.user,
-            db: &self.db,
-            settings: &self.settings,
-            pools: &mut self.node_pools,
+            *lock(&self.core.cancel) = None;
         }
     }
 
@@ -662,7 +576,7 @@ impl Session {
     /// longer than a connect for a busy pool, for a caller that has other nodes to try.
     async fn checkout_on(&mut self, node: NodeId, quick: bool) -> Result<(), CheckoutFailure> {
         if self.server.is_none() {
-            let server = self.checkout().node(0, node, quick).await?;
+            let server = self.core.checkout().node(0, node, quick).await?;
             self.attach(node, server);
         }
         Ok(())
@@ -670,7 +584,7 @@ impl Session {
 
     /// Makes `server`, of `node`, the one this session's messages go to.
     fn attach(&mut self, node: NodeId, server: PooledServer) {
-        *lock(&self.cancel) = Some(CancelTarget {
+        *lock(&self.core.cancel) = Some(CancelTarget {
             addr: server.addr.clone(),
             pid: server.pid,
             key: server.secret_key,
@@ -730,11 +644,11 @@ impl Session {
     }
 
     async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
-        reply_local(&mut self.client, frames).await
+        reply_local(&mut self.core.client, frames).await
     }
 
     async fn fatal(&mut self, code: &str, message: &str) -> Flow {
-        fatal(&mut self.client, code, message).await
+        fatal(&mut self.core.client, code, message).await
     }
 
     /// The server connection broke: the client's work on it is lost, and it is told so
@@ -745,7 +659,7 @@ impl Session {
         }
         self.server = None;
         let lease = self.lease.take();
-        *lock(&self.cancel) = None;
+        *lock(&self.core.cancel) = None;
         let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
         if let (Some(replay), Some(node)) = (self.replay.take(), lease.as_ref().map(|l| l.node)) {
             // Nothing of this read reached the client: run it on another node.
@@ -771,7 +685,7 @@ impl Session {
     /// or closed when it cannot be reset.
     async fn finish(&mut self) {
         let pending = self.pending();
-        let keep_state = self.mode == PoolMode::Session || self.pinned.is_some();
+        let keep_state = self.core.mode == PoolMode::Session || self.pinned.is_some();
         let abandoned = pending > 0 || self.in_batch;
         if let Some(server) = self.server.as_mut() {
             // Abandoned mid-query or mid-batch (no Sync yet): closed rather than waited
@@ -805,5 +719,47 @@ async fn primary_changed(watch: &mut Option<tokio::sync::watch::Receiver<Option<
             }
         }
         None => std::future::pending().await,
+    }
+}
+
+impl Executor for Session {
+    fn core(&mut self) -> &mut SessionCore {
+        &mut self.core
+    }
+
+    async fn open(&mut self) -> Result<HashMap<String, String>, CheckoutFailure> {
+        Session::open(self).await
+    }
+
+    fn opened(&mut self) {
+        self.release_if_idle();
+    }
+
+    fn idle(&self) -> bool {
+        Session::idle(self)
+    }
+
+    async fn next_event(&mut self) -> Event {
+        Session::next_event(self).await
+    }
+
+    async fn on_client(&mut self, frame: Frame) -> Flow {
+        Session::on_client(self, frame).await
+    }
+
+    async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow {
+        Session::on_server(self, frame).await
+    }
+
+    async fn on_primary_change(&mut self) -> Flow {
+        Session::on_primary_change(self).await
+    }
+
+    async fn after_step(&mut self) -> Flow {
+        Session::after_step(self).await
+    }
+
+    async fn finish(&mut self) {
+        Session::finish(self).await
     }
 }

@@ -125,7 +125,7 @@ impl ShardedSession {
         // mode: the copy takes it, and ignores it as PostgreSQL does.
         let next = match self.read_ahead.take() {
             Some(frame) => frame,
-            None => self.client.read_frame().await,
+            None => self.core.client.read_frame().await,
         };
         match next {
             Ok(frame) => Ok(frame),
@@ -184,7 +184,7 @@ impl ShardedSession {
         shards: &[usize],
         split: &CopySplit,
     ) -> Result<Result<(), Option<Frame>>, Lost> {
-        let function = match ShardingFunction::for_table(&self.db.config, split.key_type) {
+        let function = match ShardingFunction::for_table(&self.core.db.config, split.key_type) {
             Ok(f) => f,
             Err(e) => {
                 let message = format!("pgshard: {e}");

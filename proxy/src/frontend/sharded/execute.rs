@@ -59,7 +59,7 @@ impl ShardedSession {
                 return self.proxy_setting(setting).await;
             }
         }
-        let classification = self.db.classifier.classify(stmt.sql);
+        let classification = self.core.db.classifier.classify(stmt.sql);
         if let Some(e) = &classification.hint_error {
             return self.statement_error(e.sqlstate(), &e.to_string()).await;
         }
@@ -87,6 +87,7 @@ impl ShardedSession {
                 return self.statement_error("26000", &message).await;
             }
             return match self
+                .core
                 .client
                 .write_frame(&command_complete("DEALLOCATE"))
                 .await
@@ -109,7 +110,7 @@ impl ShardedSession {
                 .await;
         }
         if let SessionEffect::Pin(why) = effect {
-            if self.mode == pgshard_config::PoolMode::Transaction {
+            if self.core.mode == pgshard_config::PoolMode::Transaction {
                 return self
                     .statement_error(
                         "0A000",
@@ -125,7 +126,7 @@ impl ShardedSession {
         self.replica_hint = classification.hint == Some(pgshard_router::RoleHint::Replica);
         let write = classification.route == Route::Write
             || classification.hint == Some(pgshard_router::RoleHint::Primary)
-            || self.role.current() == Some(pgshard_router::RoleHint::Primary);
+            || self.core.role.current() == Some(pgshard_router::RoleHint::Primary);
         let formats = stmt.portal.map(Portal::param_formats);
         let values: Option<Vec<Option<&[u8]>>> = stmt
             .portal
@@ -192,7 +193,7 @@ impl ShardedSession {
             if self.txn.is_open() {
                 self.staged.push(effect);
             } else {
-                self.settings.apply(&effect);
+                self.core.settings.apply(&effect);
                 self.replay_on_held_links().await;
             }
         }
@@ -240,8 +241,8 @@ impl ShardedSession {
     /// to the client's settings: the statement ran on one shard, and a RESET there went
     /// back to the proxy's defaults rather than the client's startup values.
     async fn replay_on_held_links(&mut self) {
-        let fingerprint = self.settings.fingerprint();
-        let sql = self.settings.replay_sql();
+        let fingerprint = self.core.settings.fingerprint();
+        let sql = self.core.settings.replay_sql();
         for link in self.links.iter_mut().flatten() {
             link.server.applied_settings = match link.server.run_quietly(&sql).await {
                 Ok(None) => Some(fingerprint),
@@ -257,7 +258,13 @@ impl ShardedSession {
             tracing::warn!("{message}");
         }
         self.txn.fail();
-        if self.client.write_frame(&failure.error()).await.is_err() {
+        if self
+            .core
+            .client
+            .write_frame(&failure.error())
+            .await
+            .is_err()
+        {
             return Outcome::Stop;
         }
         Outcome::Failed
@@ -268,7 +275,7 @@ impl ShardedSession {
         tracing::debug!("refused: {message}");
         self.txn.fail();
         let error = error_response(Severity::Error, code, message);
-        if self.client.write_frame(&error).await.is_err() {
+        if self.core.client.write_frame(&error).await.is_err() {
             return Outcome::Stop;
         }
         Outcome::Failed
@@ -352,7 +359,7 @@ impl ShardedSession {
             .first()
             .and_then(|&s| self.links[s].as_ref())
         {
-            *lock(&self.cancel) = Some(CancelTarget {
+            *lock(&self.core.cancel) = Some(CancelTarget {
                 addr: link.server.addr.clone(),
                 pid: link.server.pid,
                 key: link.server.secret_key,
@@ -389,7 +396,7 @@ impl ShardedSession {
                 self.txn.fail();
             }
         } else if write && matches!(outcome, Outcome::Done) {
-            self.written_at = Some(std::time::Instant::now());
+            self.core.written_at = Some(std::time::Instant::now());
         }
         self.release_links();
         outcome
@@ -409,9 +416,9 @@ impl ShardedSession {
 
     fn read_needs(&self) -> ReadNeeds {
         ReadNeeds::for_read(
-            self.db.config.routing.read_your_writes,
-            self.written_at,
-            self.role.current(),
+            self.core.db.config.routing.read_your_writes,
+            self.core.written_at,
+            self.core.role.current(),
             self.replica_hint,
         )
     }
@@ -441,7 +448,7 @@ impl ShardedSession {
                     )));
                 }
             }
-            let link = checkout(&mut self.checkout(), shard, need).await?;
+            let link = checkout(&mut self.core.checkout(), shard, need).await?;
             self.links[shard] = Some(link);
         }
         let begin = match &self.txn {
@@ -565,14 +572,14 @@ impl ShardedSession {
     }
 
     pub(super) async fn send_client(&mut self, frame: &Frame) -> Result<(), Lost> {
-        self.client.write_frame(frame).await.map_err(|_| Lost {
+        self.core.client.write_frame(frame).await.map_err(|_| Lost {
             shard: usize::MAX,
             reason: "client gone".into(),
         })
     }
 
     pub(super) async fn flush_client(&mut self) -> Result<(), Lost> {
-        self.client.flush().await.map_err(|_| Lost {
+        self.core.client.flush().await.map_err(|_| Lost {
             shard: usize::MAX,
             reason: "client gone".into(),
         })
@@ -596,7 +603,7 @@ impl ShardedSession {
                 lost.reason
             );
             let _ = self
-                .client
+                .core.client
                 .send(&error_response(
                     Severity::Fatal,
                     "08006",
@@ -621,7 +628,7 @@ impl ShardedSession {
                 "25001",
                 "there is already a transaction in progress",
             );
-            if self.client.write_frame(&warning).await.is_err() {
+            if self.core.client.write_frame(&warning).await.is_err() {
                 return Outcome::Stop;
             }
         } else {
@@ -643,7 +650,7 @@ impl ShardedSession {
                 "25P01",
                 "there is no transaction in progress",
             );
-            if self.client.write_frame(&warning).await.is_err() {
+            if self.core.client.write_frame(&warning).await.is_err() {
                 return Outcome::Stop;
             }
         }
@@ -654,7 +661,7 @@ impl ShardedSession {
         }
         let commit = commit && !self.txn.failed();
         if let Some(error) = self.close_transaction(commit).await {
-            if self.client.write_frame(&error).await.is_err() {
+            if self.core.client.write_frame(&error).await.is_err() {
                 return Outcome::Stop;
             }
             return Outcome::Failed;
@@ -674,7 +681,7 @@ impl ShardedSession {
         let commit = !self.txn.failed();
         match self.close_transaction(commit).await {
             None => Outcome::Done,
-            Some(error) => match self.client.write_frame(&error).await {
+            Some(error) => match self.core.client.write_frame(&error).await {
                 Ok(()) => Outcome::Failed,
                 Err(_) => Outcome::Stop,
             },
@@ -695,10 +702,10 @@ impl ShardedSession {
         let staged = std::mem::take(&mut self.staged);
         if commit && error.is_none() {
             for effect in &staged {
-                self.settings.apply(effect);
+                self.core.settings.apply(effect);
             }
             if wrote {
-                self.written_at = Some(std::time::Instant::now());
+                self.core.written_at = Some(std::time::Instant::now());
             }
         }
         // Settings changed in the transaction stay on its servers or were undone: either
@@ -710,7 +717,12 @@ impl ShardedSession {
     }
 
     pub(super) async fn complete(&mut self, command: &str) -> Outcome {
-        match self.client.write_frame(&command_complete(command)).await {
+        match self
+            .core
+            .client
+            .write_frame(&command_complete(command))
+            .await
+        {
             Ok(()) => Outcome::Done,
             Err(_) => Outcome::Stop,
         }
@@ -732,10 +744,10 @@ impl ShardedSession {
         ) {
             Some(Ok(frames)) => frames,
             Some(Err((code, message))) => return self.statement_error(code, &message).await,
-            None => self.role.apply(setting, self.txn.is_open()),
+            None => self.core.role.apply(setting, self.txn.is_open()),
         };
         for f in &frames {
-            if self.client.write_frame(f).await.is_err() {
+            if self.core.client.write_frame(f).await.is_err() {
                 return Outcome::Stop;
             }
         }

@@ -127,7 +127,8 @@ impl ShardedSession {
                 super::execute::Outcome::Stop => Flow::Stop,
                 _ => {
                     self.discard_until_sync = true;
-                    self.client
+                    self.core
+                        .client
                         .flush()
                         .await
                         .map_or(Flow::Stop, |()| Flow::Continue)
@@ -152,7 +153,7 @@ impl ShardedSession {
                 tag::ERROR_RESPONSE => failed = true,
                 _ => {}
             }
-            if self.client.write_frame(&frame).await.is_err() {
+            if self.core.client.write_frame(&frame).await.is_err() {
                 return Flow::Stop;
             }
         }
@@ -187,7 +188,7 @@ impl ShardedSession {
             // Another statement before Sync makes the batch one implicit transaction;
             // the results are owed only at Sync or Flush, so the next message can be
             // awaited first.
-            let next = self.client.read_frame().await;
+            let next = self.core.client.read_frame().await;
             if !matches!(&next, Ok(f) if f.tag() == tag::SYNC) {
                 self.block = ImplicitBlock::Pending;
             }
@@ -263,7 +264,7 @@ impl ShardedSession {
 
     /// Queues a reply without flushing: the client reads it with the batch's others.
     async fn buffer(&mut self, frame: &Frame) -> Flow {
-        match self.client.write_frame(frame).await {
+        match self.core.client.write_frame(frame).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Stop,
         }

@@ -131,7 +131,7 @@ impl ShardedSession {
                 }
             }
         }
-        if self.db.bytewise_text.get() != Some(&true) {
+        if self.core.db.bytewise_text.get() != Some(&true) {
             text_order_check(merge, &types, visible)?;
         }
         let out_types: Vec<ValueType> = desc.columns[..visible]

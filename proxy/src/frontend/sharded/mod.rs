@@ -7,22 +7,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use pgshard_config::PoolMode;
 use pgshard_router::plan::{PlanError, Planner};
 
-use super::cancel::{lock, CancelSlot};
-use super::checkout::{Checkout, CheckoutFailure, NodePools};
-use super::flow::{
-    clean_for_next_client, client_frame, fatal, greet_client, reply_local, shutdown_notice, Flow,
-};
-use super::proxy_settings::SessionRole;
-use super::settings::ClientSettings;
-use crate::context::{ProxyContext, UserEntry};
+use super::cancel::lock;
+use super::checkout::CheckoutFailure;
+use super::engine::{Event, Executor, SessionCore};
+use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{ClientStream, Connection, Frame, Severity, WireError};
-use crate::routing::DatabaseRoute;
+use crate::net::{Frame, Severity, WireError};
 
 mod bind;
 mod copy;
@@ -46,14 +40,8 @@ const NOT_UTF8: &str = "pgshard: statements on a sharded database must be sent i
 
 /// One client's session on a sharded database; see the module doc.
 pub struct ShardedSession {
-    ctx: Arc<ProxyContext>,
-    client: Connection<ClientStream>,
-    user: Arc<UserEntry>,
-    db: Arc<DatabaseRoute>,
+    core: SessionCore,
     planner: Arc<Planner>,
-    mode: PoolMode,
-    settings: ClientSettings,
-    node_pools: NodePools,
     /// The server held on each shard, if any.
     links: Vec<Option<ShardLink>>,
     txn: TxnState,
@@ -70,11 +58,8 @@ pub struct ShardedSession {
     described: std::collections::HashSet<String>,
     /// After an error in an extended-protocol batch: drop messages until Sync.
     discard_until_sync: bool,
-    role: SessionRole,
     /// `SET pgshard.shard`: run every statement on this shard.
     shard_override: Option<usize>,
-    /// When the client's last write committed, for read-your-writes.
-    written_at: Option<Instant>,
     /// The statement running now came through the extended protocol: a COPY it starts
     /// must be followed by a Sync to each shard.
     copy_needs_sync: bool,
@@ -89,29 +74,14 @@ pub struct ShardedSession {
     /// A settings statement is running: the servers it ran on no longer hold the settings
     /// the proxy last recorded for them, so they are replayed at their next checkout.
     changing_settings: bool,
-    cancel: CancelSlot,
 }
 
 impl ShardedSession {
-    pub fn new(
-        ctx: Arc<ProxyContext>,
-        client: Connection<ClientStream>,
-        user: Arc<UserEntry>,
-        db: Arc<DatabaseRoute>,
-        planner: Arc<Planner>,
-        settings: ClientSettings,
-        cancel: CancelSlot,
-    ) -> ShardedSession {
-        let shards = db.shards.len();
+    pub fn new(core: SessionCore, planner: Arc<Planner>) -> ShardedSession {
+        let shards = core.db.shards.len();
         ShardedSession {
-            ctx,
-            client,
-            mode: user.pool_mode,
-            user,
-            db,
+            core,
             planner,
-            settings,
-            node_pools: NodePools::default(),
             links: (0..shards).map(|_| None).collect(),
             txn: TxnState::Idle,
             block: ImplicitBlock::Off,
@@ -121,91 +91,58 @@ impl ShardedSession {
             portals: HashMap::new(),
             described: Default::default(),
             discard_until_sync: false,
-            role: SessionRole::default(),
             shard_override: None,
-            written_at: None,
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
             reported: HashMap::new(),
             replica_hint: false,
             changing_settings: false,
-            cancel,
         }
     }
 
-    /// Checks that a server answers (the first shard that has a node to read from) and
-    /// sends the client its ParameterStatus, BackendKeyData and ReadyForQuery. False when
-    /// no server could be had (the client was told).
-    pub async fn greet(&mut self, pid: i32, key: i32) -> bool {
+    /// Checks that a server answers (the first shard that has a node to read from): its
+    /// parameters greet the client.
+    async fn open(&mut self) -> Result<HashMap<String, String>, CheckoutFailure> {
         let needs = crate::routing::ReadNeeds { written_at: None };
         let mut result = Err(CheckoutFailure::Unavailable(
             "pgshard: the database has no shards configured".to_string(),
         ));
         for shard in 0..self.links.len() {
-            result = link::checkout(&mut self.checkout(), shard, link::Need::Read(needs))
+            result = link::checkout(&mut self.core.checkout(), shard, link::Need::Read(needs))
                 .await
                 .map(|link| (shard, link));
             if matches!(result, Ok(_) | Err(CheckoutFailure::Refused(_))) {
                 break;
             }
         }
-        let (shard, link) = match result {
-            Ok(found) => found,
-            Err(failure) => {
-                let _ = self.client.send(&failure.fatal()).await;
-                return false;
-            }
-        };
-        let mut link = link;
-        if self.db.bytewise_text.get().is_none() {
+        let (shard, mut link) = result?;
+        if self.core.db.bytewise_text.get().is_none() {
             let sql = "SELECT datcollate FROM pg_database WHERE datname = current_database()";
             if let Ok(Some(collation)) = link.server.query_value(sql).await {
                 let bytewise = matches!(
                     collation.to_ascii_lowercase().as_str(),
                     "c" | "posix" | "c.utf-8" | "c.utf8"
                 );
-                let _ = self.db.bytewise_text.set(bytewise);
+                let _ = self.core.db.bytewise_text.set(bytewise);
             }
         }
         self.reported = link.server.params.clone();
         self.links[shard] = Some(link);
-        self.release_links();
-        let params = self.reported.clone();
-        greet_client(&mut self.client, &params, pid, key).await
+        Ok(self.reported.clone())
     }
 
-    /// Serves the client until it leaves, the proxy shuts down, or a connection fails.
-    pub async fn run(mut self) {
-        let mut shutdown = self.ctx.shutdown.clone();
-        loop {
-            let idle = !self.txn.is_open();
-            if let Some(frame) = self.read_ahead.take() {
-                if let Flow::Stop = self.on_client(frame).await {
-                    break;
-                }
-                continue;
-            }
-            let flow = tokio::select! {
-                frame = self.client.read_frame() => self.on_client(frame).await,
-                _ = shutdown.recv(), if idle => shutdown_notice(&mut self.client).await,
-            };
-            if let Flow::Stop = flow {
-                break;
-            }
+    async fn next_event(&mut self) -> Event {
+        match self.read_ahead.take() {
+            Some(frame) => Event::Client(frame),
+            None => Event::Client(self.core.client.read_frame().await),
         }
-        self.finish().await;
     }
 
-    async fn on_client(&mut self, frame: Result<Frame, WireError>) -> Flow {
-        let frame = match client_frame(&mut self.client, frame).await {
-            Ok(f) => f,
-            Err(flow) => return flow,
-        };
+    async fn on_client(&mut self, frame: Frame) -> Flow {
         if self.discard_until_sync && frame.tag() != tag::SYNC {
             return Flow::Continue;
         }
         match frame.tag() {
-            tag::TERMINATE => Flow::Stop,
             tag::QUERY => self.on_query(&frame).await,
             tag::PARSE => self.on_parse(&frame).await,
             tag::BIND => self.on_bind(&frame).await,
@@ -213,7 +150,7 @@ impl ShardedSession {
             tag::EXECUTE => self.on_execute(&frame).await,
             tag::CLOSE => self.on_close(&frame).await,
             tag::SYNC => self.on_sync().await,
-            tag::FLUSH => match self.client.flush().await {
+            tag::FLUSH => match self.core.client.flush().await {
                 Ok(()) => Flow::Continue,
                 Err(_) => Flow::Stop,
             },
@@ -232,17 +169,6 @@ impl ShardedSession {
                 self.fatal("08P01", &format!("invalid frontend message type {other}"))
                     .await
             }
-        }
-    }
-
-    /// The checkout of this session's server connections.
-    fn checkout(&mut self) -> Checkout<'_> {
-        Checkout {
-            ctx: &self.ctx,
-            user: &self.user,
-            db: &self.db,
-            settings: &self.settings,
-            pools: &mut self.node_pools,
         }
     }
 
@@ -266,16 +192,16 @@ impl ShardedSession {
     }
 
     async fn reply_local(&mut self, frames: &[Frame]) -> Flow {
-        reply_local(&mut self.client, frames).await
+        reply_local(&mut self.core.client, frames).await
     }
 
     async fn fatal(&mut self, code: &str, message: &str) -> Flow {
-        fatal(&mut self.client, code, message).await
+        fatal(&mut self.core.client, code, message).await
     }
 
     /// Gives the servers back when no transaction needs them (transaction pooling).
     fn release_links(&mut self) {
-        if self.txn.is_open() || self.mode == PoolMode::Session {
+        if self.txn.is_open() || self.core.mode == PoolMode::Session {
             return;
         }
         for slot in &mut self.links {
@@ -290,18 +216,61 @@ impl ShardedSession {
             }
             *slot = None;
         }
-        *lock(&self.cancel) = None;
+        *lock(&self.core.cancel) = None;
     }
 
     /// The client left: servers mid-transaction are closed, the others reset when they
     /// carry session state.
     async fn finish(&mut self) {
-        let keep_state = self.mode == PoolMode::Session;
+        let keep_state = self.core.mode == PoolMode::Session;
         for slot in &mut self.links {
             if let Some(link) = slot.as_mut() {
                 clean_for_next_client(&mut link.server, false, keep_state).await;
             }
             *slot = None;
         }
+    }
+}
+
+impl Executor for ShardedSession {
+    fn core(&mut self) -> &mut SessionCore {
+        &mut self.core
+    }
+
+    async fn open(&mut self) -> Result<HashMap<String, String>, CheckoutFailure> {
+        ShardedSession::open(self).await
+    }
+
+    fn opened(&mut self) {
+        self.release_links();
+    }
+
+    fn idle(&self) -> bool {
+        !self.txn.is_open()
+    }
+
+    async fn next_event(&mut self) -> Event {
+        ShardedSession::next_event(self).await
+    }
+
+    async fn on_client(&mut self, frame: Frame) -> Flow {
+        ShardedSession::on_client(self, frame).await
+    }
+
+    /// Planned statements read their servers' replies themselves; nothing else comes.
+    async fn on_server(&mut self, _frame: Result<Frame, WireError>) -> Flow {
+        Flow::Continue
+    }
+
+    async fn on_primary_change(&mut self) -> Flow {
+        Flow::Continue
+    }
+
+    async fn after_step(&mut self) -> Flow {
+        Flow::Continue
+    }
+
+    async fn finish(&mut self) {
+        ShardedSession::finish(self).await
     }
 }

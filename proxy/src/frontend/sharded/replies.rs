@@ -26,7 +26,7 @@ impl ShardedSession {
             let read = if link.on_primary {
                 // A primary that stops answering is replaced by a failover; waiting on it
                 // would leave the client hanging, so its work is given up as lost.
-                let watch = self.db.shards[shard].primary_changes.clone();
+                let watch = self.core.db.shards[shard].primary_changes.clone();
                 tokio::select! {
                     read = link.server.read() => read,
                     _ = replaced(watch, link.lease.node.0) => {
@@ -54,7 +54,7 @@ impl ShardedSession {
                         // Every shard reports the same settings: once is enough.
                         continue;
                     }
-                    if self.client.write_frame(&frame).await.is_err() {
+                    if self.core.client.write_frame(&frame).await.is_err() {
                         return Err(Lost {
                             shard,
                             reason: "client gone".into(),

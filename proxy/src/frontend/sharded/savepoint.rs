@@ -44,7 +44,7 @@ impl ShardedSession {
                 Ok(None) => {}
                 Ok(Some(error)) => {
                     self.txn.fail();
-                    return match self.client.write_frame(&error).await {
+                    return match self.core.client.write_frame(&error).await {
                         Ok(()) => Outcome::Failed,
                         Err(_) => Outcome::Stop,
                     };

@@ -1,0 +1,187 @@
+//! The session engine: one client from its greeting to its goodbye, whatever kind of
+//! database it uses. The engine owns what every session has (the client connection, who
+//! it is, its settings, its pools, read-your-writes, its cancel key) and the session's
+//! life: choosing the server that greets it, the greeting, the event loop, the shutdown
+//! notice, the checks every client message gets, and the cleanup when the client goes.
+//! What to do with a statement is the executor's: [`PassThrough`](super::session::Session)
+//! forwards raw frames to one pooled server (one-shard databases), the
+//! [`Planned`](super::sharded::ShardedSession) executor plans each statement over shards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pgshard_config::PoolMode;
+
+use super::cancel::CancelSlot;
+use super::checkout::{Checkout, CheckoutFailure, NodePools};
+use super::flow::{client_frame, greet_client, shutdown_notice, Flow};
+use super::proxy_settings::SessionRole;
+use super::settings::ClientSettings;
+use crate::context::{ProxyContext, UserEntry};
+use crate::net::messages::tag;
+use crate::net::{ClientStream, Connection, Frame, WireError};
+use crate::routing::DatabaseRoute;
+
+/// What every session has, whichever executor serves it.
+pub struct SessionCore {
+    pub ctx: Arc<ProxyContext>,
+    pub client: Connection<ClientStream>,
+    pub user: Arc<UserEntry>,
+    pub db: Arc<DatabaseRoute>,
+    pub mode: PoolMode,
+    /// The client's session settings, replayed on each server connection it gets.
+    pub settings: ClientSettings,
+    /// This session's pool of each node, looked up once instead of per transaction.
+    pub node_pools: NodePools,
+    /// `SET pgshard.role`.
+    pub role: SessionRole,
+    /// When the client's last write committed, for read-your-writes.
+    pub written_at: Option<Instant>,
+    pub cancel: CancelSlot,
+}
+
+impl SessionCore {
+    pub fn new(
+        ctx: Arc<ProxyContext>,
+        client: Connection<ClientStream>,
+        user: Arc<UserEntry>,
+        db: Arc<DatabaseRoute>,
+        settings: ClientSettings,
+        cancel: CancelSlot,
+    ) -> SessionCore {
+        SessionCore {
+            ctx,
+            client,
+            mode: user.pool_mode,
+            user,
+            db,
+            settings,
+            node_pools: NodePools::default(),
+            role: SessionRole::default(),
+            written_at: None,
+            cancel,
+        }
+    }
+
+    /// The checkout of this session's server connections, at the client's settings.
+    pub fn checkout(&mut self) -> Checkout<'_> {
+        Checkout {
+            ctx: &self.ctx,
+            user: &self.user,
+            db: &self.db,
+            settings: &self.settings,
+            pools: &mut self.node_pools,
+        }
+    }
+}
+
+/// What the session waits for next.
+pub enum Event {
+    /// A message from the client (or why none could be read).
+    Client(Result<Frame, WireError>),
+    /// A message from the server connection the executor is waiting on.
+    Server(Result<Frame, WireError>),
+    /// Another node became the primary while the executor holds the old one.
+    PrimaryChanged,
+}
+
+/// How a database kind runs a client's statements, under the engine.
+pub(crate) trait Executor {
+    fn core(&mut self) -> &mut SessionCore;
+
+    /// Finds a server that answers, for the greeting: its ParameterStatus values.
+    async fn open(&mut self) -> Result<HashMap<String, String>, CheckoutFailure>;
+
+    /// The greeting went out: servers no longer needed go back to their pools.
+    fn opened(&mut self);
+
+    /// Nothing runs for the client now, so a shutdown may end the session at once.
+    fn idle(&self) -> bool;
+
+    /// The next thing that happens: a client message, or one of the executor's servers.
+    async fn next_event(&mut self) -> Event;
+
+    /// A client message of a type a client may send (not Terminate).
+    async fn on_client(&mut self, frame: Frame) -> Flow;
+
+    async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow;
+
+    async fn on_primary_change(&mut self) -> Flow;
+
+    /// Work the step left behind (a read to run again elsewhere).
+    async fn after_step(&mut self) -> Flow;
+
+    /// The client left: its servers are cleaned for the next client or closed.
+    async fn finish(&mut self);
+}
+
+/// Serves one logged-in client with `executor` until it leaves, the proxy shuts down or a
+/// connection fails.
+pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
+    let params = match executor.open().await {
+        Ok(params) => params,
+        Err(failure) => {
+            let _ = executor.core().client.send(&failure.fatal()).await;
+            return;
+        }
+    };
+    if !greet_client(&mut executor.core().client, &params, pid, key).await {
+        return;
+    }
+    executor.opened();
+    let mut shutdown = executor.core().ctx.shutdown.clone();
+    loop {
+        let idle = executor.idle();
+        let event = tokio::select! {
+            event = executor.next_event() => Some(event),
+            _ = shutdown.recv(), if idle => None,
+        };
+        let flow = match event {
+            None => shutdown_notice(&mut executor.core().client).await,
+            Some(Event::Client(frame)) => {
+                match client_frame(&mut executor.core().client, frame).await {
+                    Ok(frame) => on_client_message(&mut executor, frame).await,
+                    Err(flow) => flow,
+                }
+            }
+            Some(Event::Server(frame)) => executor.on_server(frame).await,
+            Some(Event::PrimaryChanged) => executor.on_primary_change().await,
+        };
+        if let Flow::Stop = flow {
+            break;
+        }
+        if let Flow::Stop = executor.after_step().await {
+            break;
+        }
+    }
+    executor.finish().await;
+}
+
+/// The checks every client message gets before its executor sees it: Terminate ends the
+/// session, a message type no client sends ends it with 08P01, as in PostgreSQL.
+async fn on_client_message<X: Executor>(executor: &mut X, frame: Frame) -> Flow {
+    match frame.tag() {
+        tag::TERMINATE => Flow::Stop,
+        tag::QUERY
+        | tag::PARSE
+        | tag::BIND
+        | tag::DESCRIBE
+        | tag::EXECUTE
+        | tag::CLOSE
+        | tag::SYNC
+        | tag::FLUSH
+        | tag::FUNCTION_CALL
+        | tag::COPY_DATA
+        | tag::COPY_DONE
+        | tag::COPY_FAIL => executor.on_client(frame).await,
+        other => {
+            super::flow::fatal(
+                &mut executor.core().client,
+                "08P01",
+                &format!("invalid frontend message type {other}"),
+            )
+            .await
+        }
+    }
+}
