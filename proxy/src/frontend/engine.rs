@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pgshard_config::PoolMode;
+use pgshard_router::ProxySetting;
 
 use super::cancel::CancelSlot;
 use super::checkout::{Checkout, CheckoutFailure, NodePools};
 use super::flow::{client_frame, greet_client, shutdown_notice, Flow};
-use super::proxy_settings::SessionRole;
+use super::proxy_settings::{shard_setting, SessionRole};
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::messages::tag;
@@ -36,6 +37,8 @@ pub struct SessionCore {
     pub node_pools: NodePools,
     /// `SET pgshard.role`.
     pub role: SessionRole,
+    /// `SET pgshard.shard`: run every statement on this shard (sharded databases).
+    pub shard_override: Option<usize>,
     /// When the client's last write committed, for read-your-writes.
     pub written_at: Option<Instant>,
     pub cancel: CancelSlot,
@@ -59,6 +62,7 @@ impl SessionCore {
             settings,
             node_pools: NodePools::default(),
             role: SessionRole::default(),
+            shard_override: None,
             written_at: None,
             cancel,
         }
@@ -72,6 +76,23 @@ impl SessionCore {
             db: &self.db,
             settings: &self.settings,
             pools: &mut self.node_pools,
+        }
+    }
+}
+
+impl SessionCore {
+    /// The replies to `SET`/`RESET`/`SHOW pgshard.*`, answered by the proxy for either
+    /// kind of database (one shard: `pgshard.shard` can only name shard 0), or the
+    /// SQLSTATE and message of an error.
+    pub fn answer_proxy_setting(
+        &mut self,
+        setting: ProxySetting,
+        in_transaction: bool,
+    ) -> Result<Vec<Frame>, (&'static str, String)> {
+        let shards = self.db.shards.len();
+        match shard_setting(&setting, &mut self.shard_override, shards) {
+            Some(answer) => answer,
+            None => Ok(self.role.apply(setting, in_transaction)),
         }
     }
 }

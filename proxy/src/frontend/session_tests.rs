@@ -404,3 +404,30 @@ async fn a_servers_error_reaches_the_client_as_it_was() {
         assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
     }
 }
+
+/// `SET`/`SHOW pgshard.*` are answered by the proxy, the same way on both kinds, and no
+/// server sees them.
+#[tokio::test]
+async fn proxy_settings_are_answered_alike_by_both_kinds() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        let set = a.query("SET pgshard.role = replica").await;
+        assert_eq!(set.tags, vec!["SET".to_string()], "{kind}: {set:?}");
+        let shown = a.query("SHOW pgshard.role").await;
+        assert_eq!(shown.rows, vec!["replica".to_string()], "{kind}: {shown:?}");
+        let last = shards - 1;
+        let set = a.query(&format!("SET pgshard.shard = {last}")).await;
+        assert!(set.errors.is_empty(), "{kind}: {set:?}");
+        let shown = a.query("SHOW pgshard.shard").await;
+        assert_eq!(shown.rows, vec![last.to_string()], "{kind}: {shown:?}");
+        let wrong = a.query(&format!("SET pgshard.shard = {shards}")).await;
+        assert_eq!(wrong.error_code(), Some("22023"), "{kind}: {wrong:?}");
+        assert_eq!(wrong.status, 'I', "{kind}");
+        assert!(
+            !bed.ran().iter().any(|sql| sql.contains("pgshard.")),
+            "{kind}: a server saw a pgshard setting: {:?}",
+            bed.ran()
+        );
+    }
+}

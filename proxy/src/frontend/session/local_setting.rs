@@ -5,8 +5,6 @@ use pgshard_router::{
     deallocated_statement, mentions_proxy_settings, proxy_setting, split_statements,
 };
 
-use crate::frontend::proxy_settings::shard_setting;
-
 use super::{Flow, Session};
 use crate::net::messages::{self, error_response};
 use crate::net::{Frame, Severity};
@@ -27,17 +25,10 @@ impl Session {
         }
         let in_transaction = self.server.as_ref().is_some_and(|s| s.in_transaction());
         let mut replies = match (statements.len(), setting) {
-            (1, Ok(setting)) => {
-                // One shard: `pgshard.shard` can only name it (or be auto).
-                let mut shard = None;
-                match shard_setting(&setting, &mut shard, 1) {
-                    Some(Ok(frames)) => frames,
-                    Some(Err((code, message))) => {
-                        vec![error_response(Severity::Error, code, &message)]
-                    }
-                    None => self.core.role.apply(setting, in_transaction),
-                }
-            }
+            (1, Ok(setting)) => match self.core.answer_proxy_setting(setting, in_transaction) {
+                Ok(frames) => frames,
+                Err((code, message)) => vec![error_response(Severity::Error, code, &message)],
+            },
             (1, Err(e)) => {
                 let message = match e.hint() {
                     Some(hint) => format!("{e}; {hint}"),

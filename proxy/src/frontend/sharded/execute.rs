@@ -136,7 +136,7 @@ impl ShardedSession {
                 (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
                 _ => None,
             },
-            shard_override: self.shard_override,
+            shard_override: self.core.shard_override,
         };
         let mut plan = self.planner.plan(stmt.sql, &input);
         let mut named = None;
@@ -737,14 +737,10 @@ impl ShardedSession {
             Ok(s) => s,
             Err(e) => return self.statement_error(e.sqlstate(), &e.to_string()).await,
         };
-        let frames = match crate::frontend::proxy_settings::shard_setting(
-            &setting,
-            &mut self.shard_override,
-            self.links.len(),
-        ) {
-            Some(Ok(frames)) => frames,
-            Some(Err((code, message))) => return self.statement_error(code, &message).await,
-            None => self.core.role.apply(setting, self.txn.is_open()),
+        let in_transaction = self.txn.is_open();
+        let frames = match self.core.answer_proxy_setting(setting, in_transaction) {
+            Ok(frames) => frames,
+            Err((code, message)) => return self.statement_error(code, &message).await,
         };
         for f in &frames {
             if self.core.client.write_frame(f).await.is_err() {

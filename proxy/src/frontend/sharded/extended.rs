@@ -41,7 +41,7 @@ impl ShardedSession {
         // PostgreSQL reports what it cannot prepare.
         let input = pgshard_router::plan::PlanInput {
             params: None,
-            shard_override: self.shard_override,
+            shard_override: self.core.shard_override,
         };
         match self.planner.plan(&prepared.sql, &input) {
             // The columns are read when the statement runs.
@@ -117,6 +117,7 @@ impl ShardedSession {
     /// Runs a describe-only batch on some shard and relays its descriptions.
     async fn describe_on_a_shard(&mut self, frames: Vec<Frame>) -> Flow {
         let shard = self
+            .core
             .shard_override
             .unwrap_or(0)
             .min(self.links.len().saturating_sub(1));

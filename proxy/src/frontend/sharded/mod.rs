@@ -58,8 +58,6 @@ pub struct ShardedSession {
     described: std::collections::HashSet<String>,
     /// After an error in an extended-protocol batch: drop messages until Sync.
     discard_until_sync: bool,
-    /// `SET pgshard.shard`: run every statement on this shard.
-    shard_override: Option<usize>,
     /// The statement running now came through the extended protocol: a COPY it starts
     /// must be followed by a Sync to each shard.
     copy_needs_sync: bool,
@@ -91,7 +89,6 @@ impl ShardedSession {
             portals: HashMap::new(),
             described: Default::default(),
             discard_until_sync: false,
-            shard_override: None,
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
             reported: HashMap::new(),
