@@ -4,6 +4,7 @@
 use pgshard_config::LagLimit;
 
 use crate::node_status::NodeRole;
+use crate::sync_standbys::commits_are_reachable;
 use crate::topology::ShardTopology;
 
 /// Per-node promotion settings, in topology order.
@@ -17,10 +18,10 @@ pub struct PromotionRules {
 /// Chooses the replica to replace dead primary `dead`, or says why none may be.
 ///
 /// Candidates are reachable replicas not marked `no_promote`. When the dead primary ran
-/// synchronous replication, only its synchronous standbys qualify (with quorum commit, all
-/// of them must be reachable, since an acknowledged commit may be on any one of them).
-/// Otherwise a candidate further behind the last primary position than `max_lag` is
-/// refused. The most advanced wins; ties go to the higher priority, then to configuration
+/// synchronous replication, a promotion happens only when the reachable replicas are
+/// proven to hold every acknowledged commit (see [`commits_are_reachable`]); the most
+/// advanced one then holds them all. Otherwise a candidate further behind the last
+/// primary position than `max_lag` is refused. The most advanced wins; ties go to the higher priority, then to configuration
 /// order, so every proxy picks the same node.
 pub fn choose_candidate(
     t: &ShardTopology,
@@ -28,7 +29,7 @@ pub fn choose_candidate(
     rules: &PromotionRules,
 ) -> Result<usize, String> {
     let old = &t.nodes[dead];
-    let mut candidates: Vec<usize> = (0..t.nodes.len())
+    let candidates: Vec<usize> = (0..t.nodes.len())
         .filter(|&i| i != dead)
         .filter(|&i| t.nodes[i].reachable && t.nodes[i].role == Some(NodeRole::Replica))
         .filter(|&i| !rules.no_promote.get(i).copied().unwrap_or(false))
@@ -36,32 +37,17 @@ pub fn choose_candidate(
     if candidates.is_empty() {
         return Err("no reachable replica may be promoted".to_string());
     }
+    let reachable_replicas: Vec<usize> = (0..t.nodes.len())
+        .filter(|&i| i != dead)
+        .filter(|&i| t.nodes[i].reachable && t.nodes[i].role == Some(NodeRole::Replica))
+        .collect();
     if old.synchronous {
-        if old.sync_standbys.is_empty() {
-            return Err(
-                "the primary used synchronous replication but no synchronous standby \
-                        was connected: no replica is known to hold every acknowledged commit"
-                    .to_string(),
-            );
-        }
-        let is_sync = |i: usize| {
-            t.nodes[i]
-                .name
-                .as_ref()
-                .is_some_and(|n| old.sync_standbys.contains(n))
-        };
-        let reachable_sync = candidates.iter().filter(|&&i| is_sync(i)).count();
-        if reachable_sync < old.sync_standbys.len() && old.sync_standbys.len() > 1 {
-            return Err(format!(
-                "only {reachable_sync} of the {} synchronous standbys are reachable; an \
-                 acknowledged commit may be on one that is not",
-                old.sync_standbys.len()
-            ));
-        }
-        candidates.retain(|&i| is_sync(i));
-        if candidates.is_empty() {
-            return Err("no synchronous standby is reachable".to_string());
-        }
+        let names: Vec<String> = reachable_replicas
+            .iter()
+            .filter_map(|&i| t.nodes[i].name.clone())
+            .collect();
+        let why = commits_are_reachable(old.sync_rule.as_ref(), &old.standbys, &names)?;
+        tracing::info!(dead = %old.addr, "synchronous replication: {why}");
     }
     let key = |i: usize| {
         (
@@ -74,6 +60,21 @@ pub fn choose_candidate(
         .into_iter()
         .max_by_key(|&i| key(i))
         .ok_or_else(|| "no candidate".to_string())?;
+    if old.synchronous {
+        // The commits are on the most advanced reachable replica; one that may not be
+        // promoted must not be ahead of the one that is.
+        let ahead = reachable_replicas
+            .iter()
+            .filter(|&&i| t.nodes[i].furthest_lsn() > t.nodes[best].furthest_lsn())
+            .map(|&i| t.nodes[i].addr.as_str())
+            .next();
+        if let Some(ahead) = ahead {
+            return Err(format!(
+                "replica {ahead} is ahead of every replica that may be promoted \
+                 (no_promote), and an acknowledged commit may be only there"
+            ));
+        }
+    }
     if !old.synchronous {
         if let (Some(limit), Some(primary_lsn), Some(has)) =
             (rules.max_lag, t.primary_lsn(), t.nodes[best].furthest_lsn())
@@ -103,6 +104,7 @@ mod tests {
     use crate::lsn::Lsn;
     use crate::probe::record;
     use crate::probe::tests::reading;
+    use crate::sync_standbys::{Standby, SyncRule};
     use std::time::Instant;
 
     fn shard(lsns: &[u64]) -> ShardTopology {
@@ -151,16 +153,59 @@ mod tests {
         assert_eq!(choose_candidate(&t, 0, &rules), Ok(1));
     }
 
-    #[test]
-    fn with_synchronous_replication_only_a_synchronous_standby_qualifies() {
-        let mut t = shard(&[1000, 1000, 990]);
+    fn synchronous(t: &mut ShardTopology, rule: &str, rows: &[(&str, bool)]) {
         t.nodes[0].synchronous = true;
-        t.nodes[0].sync_standbys = vec!["r2".into()];
+        t.nodes[0].sync_rule = SyncRule::parse(rule).ok().flatten();
+        t.nodes[0].standbys = rows
+            .iter()
+            .map(|&(name, acknowledges)| Standby {
+                name: name.to_string(),
+                acknowledges,
+            })
+            .collect();
+    }
+
+    #[test]
+    fn with_synchronous_replication_a_reachable_synchronous_standby_is_needed() {
+        let mut t = shard(&[1000, 1000, 990]);
+        synchronous(&mut t, "FIRST 1 (r2, r1)", &[("r1", false), ("r2", true)]);
+        let rules = PromotionRules::default();
+        // r2 holds every acknowledged commit; r1, further ahead, holds them too.
+        assert_eq!(choose_candidate(&t, 0, &rules), Ok(1));
+        t.nodes[2].reachable = false;
+        assert!(choose_candidate(&t, 0, &rules).is_err());
+        t.nodes[2].reachable = true;
+        t.nodes[0].standbys.clear();
+        assert!(choose_candidate(&t, 0, &rules).is_err());
+    }
+
+    #[test]
+    fn standbys_all_named_walreceiver_are_promoted_when_all_are_reachable() {
+        let mut t = shard(&[1000, 990, 1000]);
+        for i in 1..3 {
+            t.nodes[i].name = Some("walreceiver".into());
+        }
+        synchronous(
+            &mut t,
+            "ANY 1 (*)",
+            &[("walreceiver", true), ("walreceiver", true)],
+        );
         let rules = PromotionRules::default();
         assert_eq!(choose_candidate(&t, 0, &rules), Ok(2));
         t.nodes[2].reachable = false;
         assert!(choose_candidate(&t, 0, &rules).is_err());
-        t.nodes[0].sync_standbys.clear();
+    }
+
+    #[test]
+    fn a_replica_that_may_not_be_promoted_must_not_be_ahead() {
+        let mut t = shard(&[1000, 1000, 990]);
+        synchronous(&mut t, "ANY 1 (*)", &[("r1", true), ("r2", true)]);
+        let rules = PromotionRules {
+            no_promote: vec![false, true, false],
+            ..Default::default()
+        };
         assert!(choose_candidate(&t, 0, &rules).is_err());
+        t.nodes[2].received_lsn = Some(Lsn(1000));
+        assert_eq!(choose_candidate(&t, 0, &rules), Ok(2));
     }
 }

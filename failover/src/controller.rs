@@ -195,8 +195,8 @@ impl FailoverController {
             tokio::spawn(async move {
                 tokio::time::sleep(wait).await;
                 let t = shared.load();
-                let has_standby =
-                    t.primary == Some(promoted) && !t.nodes[promoted].sync_standbys.is_empty();
+                let has_standby = t.primary == Some(promoted)
+                    && t.nodes[promoted].standbys.iter().any(|s| s.acknowledges);
                 if !has_standby {
                     tracing::warn!(primary = %addr, ?wait, "no synchronous standby came: turning synchronous replication off so writes do not hang");
                     if let Err(e) = drop_synchronous(&addr, &credentials, timeout).await {

@@ -21,6 +21,7 @@ pub mod promotion;
 pub mod quiesce;
 pub mod rejoin;
 mod switchover;
+pub mod sync_standbys;
 pub mod topology;
 
 pub use candidate::PromotionRules;

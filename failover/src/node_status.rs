@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::lsn::Lsn;
+use crate::sync_standbys::{Standby, SyncRule};
 
 /// The role a node reports (`pg_is_in_recovery()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +37,14 @@ pub struct NodeStatus {
     /// How its peers reach it (`inet_server_addr()`/`inet_server_port()`), for repointing
     /// replicas to it after a promotion.
     pub peer_addr: Option<String>,
-    /// Its `cluster_name`, which is also the `application_name` it streams with.
+    /// Replica: the `application_name` it streams with (lower-cased), as its primary's
+    /// `pg_stat_replication` shows it.
     pub name: Option<String>,
-    /// Primary: the standbys it waits for (`sync_state` sync or quorum).
-    pub sync_standbys: Vec<String>,
+    /// Primary: its standbys, and whether commits wait for each (`sync_state` sync or
+    /// quorum).
+    pub standbys: Vec<Standby>,
+    /// Primary: its `synchronous_standby_names`, when set and understood.
+    pub sync_rule: Option<SyncRule>,
     /// Primary: `synchronous_standby_names` is set.
     pub synchronous: bool,
     /// A primary on an older timeline than the shard's primary: it gets no traffic and is
@@ -64,7 +69,8 @@ impl NodeStatus {
             streaming: false,
             peer_addr: None,
             name: None,
-            sync_standbys: Vec::new(),
+            standbys: Vec::new(),
+            sync_rule: None,
             synchronous: false,
             fenced: false,
             checked_at: None,

@@ -8,10 +8,18 @@ use crate::control::{connect, ProbeCredentials};
 use crate::error::ProbeError;
 use crate::lsn::Lsn;
 use crate::node_status::{NodeRole, NodeStatus};
+use crate::sync_standbys::{effective_application_name, Standby, SyncRule};
 
 /// Role, timeline, WAL positions, replication state and identity in one round trip, so
-/// the check is cheap enough to run every second. The timeline of a primary comes from
-/// its current WAL file name, which changes the moment it is promoted.
+/// the check is cheap enough to run every second. A replica's identity is the
+/// `application_name` it streams with, derived from `primary_conninfo` as its WAL receiver
+/// derives it (read from pg_settings, which shows it to superusers and pg_read_all_settings
+/// only, and keeps it while the receiver is disconnected; else `cluster_name`).
+/// A primary reports every standby row and whether commits wait for it, with the
+/// `synchronous_standby_names` that says how many must acknowledge.
+///
+/// The timeline of a primary comes from its current WAL file name, which changes the
+/// moment it is promoted.
 const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, \
      pg_last_wal_receive_lsn()::text, \
@@ -21,9 +29,12 @@ const CHECK_SQL: &str = "SELECT pg_is_in_recovery(), \
           ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
      coalesce((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false), \
      host(inet_server_addr()), inet_server_port(), current_setting('cluster_name'), \
-     coalesce((SELECT array_agg(application_name::text) FROM pg_stat_replication \
-               WHERE sync_state IN ('sync', 'quorum')), '{}'::text[]), \
-     current_setting('synchronous_standby_names') <> ''";
+     coalesce((SELECT array_agg(application_name::text ORDER BY pid) FROM pg_stat_replication), \
+              '{}'::text[]), \
+     coalesce((SELECT array_agg(sync_state IN ('sync', 'quorum') ORDER BY pid) \
+               FROM pg_stat_replication), '{}'::bool[]), \
+     (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'), \
+     current_setting('synchronous_standby_names')";
 
 /// Keeps one control connection to a node open between checks and reconnects after a
 /// failure; a check that takes longer than the timeout counts as failed.
@@ -44,8 +55,13 @@ pub struct ProbeReading {
     pub replay_delay: Option<Duration>,
     pub streaming: bool,
     pub peer_addr: Option<String>,
+    /// The `application_name` it streams with, lower-cased (see [`effective_application_name`]).
     pub name: Option<String>,
-    pub sync_standbys: Vec<String>,
+    /// Primary: its `pg_stat_replication` rows.
+    pub standbys: Vec<Standby>,
+    /// Primary: its `synchronous_standby_names`, when set and understood.
+    pub sync_rule: Option<SyncRule>,
+    /// Primary: `synchronous_standby_names` is set.
     pub synchronous: bool,
     /// When the check was sent: everything committed before it is at or below `lsn`.
     pub sent_at: Instant,
@@ -104,7 +120,25 @@ impl NodeProbe {
         let timeline: Option<i64> = row.try_get(4).map_err(bad)?;
         let host: Option<String> = row.try_get(6).map_err(bad)?;
         let port: Option<i32> = row.try_get(7).map_err(bad)?;
-        let name: String = row.try_get(8).map_err(bad)?;
+        let cluster_name: String = row.try_get(8).map_err(bad)?;
+        let names: Vec<String> = row.try_get(9).map_err(bad)?;
+        let acknowledging: Vec<bool> = row.try_get(10).map_err(bad)?;
+        let conninfo: Option<String> = row.try_get(11).map_err(bad)?;
+        let standby_names: String = row.try_get(12).map_err(bad)?;
+        let standbys = names
+            .into_iter()
+            .zip(acknowledging)
+            .map(|(name, acknowledges)| Standby {
+                name: name.to_lowercase(),
+                acknowledges,
+            })
+            .collect();
+        // PostgreSQL accepted the setting; one this parser cannot read is taken as the
+        // most demanding rule by the candidate choice.
+        let sync_rule = SyncRule::parse(&standby_names).unwrap_or_else(|e| {
+            tracing::warn!(node = %self.addr, "synchronous_standby_names: {e}");
+            None
+        });
         Ok(ProbeReading {
             role: if in_recovery {
                 NodeRole::Replica
@@ -123,9 +157,12 @@ impl NodeProbe {
                 (Some(h), Some(p)) => Some(format!("{h}:{p}")),
                 _ => None,
             },
-            name: Some(name).filter(|n| !n.is_empty()),
-            sync_standbys: row.try_get(9).map_err(bad)?,
-            synchronous: row.try_get(10).map_err(bad)?,
+            name: Some(
+                effective_application_name(conninfo.as_deref(), &cluster_name).to_lowercase(),
+            ),
+            standbys,
+            sync_rule,
+            synchronous: !standby_names.trim().is_empty(),
             sent_at,
         })
     }
@@ -157,7 +194,8 @@ pub fn record(status: &mut NodeStatus, result: &Result<ProbeReading, ProbeError>
             status.streaming = r.streaming;
             status.peer_addr = r.peer_addr.clone().or(status.peer_addr.take());
             status.name = r.name.clone().or(status.name.take());
-            status.sync_standbys = r.sync_standbys.clone();
+            status.standbys = r.standbys.clone();
+            status.sync_rule = r.sync_rule.clone();
             status.synchronous = r.synchronous;
             status.checked_at = Some(r.sent_at);
         }
@@ -184,7 +222,8 @@ pub(crate) mod tests {
             streaming: role == NodeRole::Replica,
             peer_addr: None,
             name: None,
-            sync_standbys: Vec::new(),
+            standbys: Vec::new(),
+            sync_rule: None,
             synchronous: false,
             sent_at: Instant::now(),
         }

@@ -57,13 +57,19 @@ pub async fn repoint(
     let replica = connect(addr, credentials, timeout).await?;
     let settings = replica
         .query_one(
-            "SELECT current_setting('primary_slot_name'), current_setting('cluster_name')",
+            "SELECT current_setting('primary_slot_name'), current_setting('cluster_name'), \
+             current_setting('primary_conninfo')",
             &[],
         )
         .await
         .map_err(query_error(addr))?;
     let slot: String = settings.try_get(0).map_err(query_error(addr))?;
-    let name: String = settings.try_get(1).map_err(query_error(addr))?;
+    let cluster_name: String = settings.try_get(1).map_err(query_error(addr))?;
+    let old_conninfo: String = settings.try_get(2).map_err(query_error(addr))?;
+    // The replica keeps the name it streamed with, so synchronous_standby_names still
+    // names it: its own application_name (repmgr, hand-made setups), else cluster_name.
+    let name = crate::sync_standbys::conninfo_value(&old_conninfo, "application_name")
+        .unwrap_or(cluster_name);
     if !slot.is_empty() {
         let primary = connect(primary_addr, credentials, timeout).await?;
         primary

@@ -19,6 +19,11 @@ pub struct ClusterOptions {
     /// Sets `synchronous_standby_names = 'ANY 1 (*)'` on the primaries: a commit returns once
     /// one standby has flushed it.
     pub synchronous: bool,
+    /// `synchronous_standby_names` of the primaries, e.g. `FIRST 1 (a, b)`; overrides
+    /// `synchronous`.
+    pub synchronous_standby_names: Option<String>,
+    /// How the standbys are named, as the setups users have name them.
+    pub naming: StandbyNaming,
     /// Extra `postgresql.conf` lines for every node, e.g. `"wal_sender_timeout = 5s"`.
     pub extra_conf: Vec<String>,
     /// How long starting the whole cluster may take (first boot, base backups, streaming).
@@ -31,10 +36,27 @@ impl Default for ClusterOptions {
             shards: 1,
             replicas_per_shard: 0,
             synchronous: false,
+            synchronous_standby_names: None,
+            naming: StandbyNaming::ApplicationName,
             extra_conf: Vec::new(),
             startup_timeout: Duration::from_secs(180),
         }
     }
+}
+
+/// How a cluster's standbys are named in their primary's `pg_stat_replication`; none of
+/// them sets `cluster_name` per node the way the node image once did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StandbyNaming {
+    /// Each replica streams with its own `application_name` (its node name) in
+    /// `primary_conninfo`, and no node has a `cluster_name` (repmgr, hand-made setups).
+    ApplicationName,
+    /// No `application_name`, no `cluster_name`: every standby streams as `walreceiver`
+    /// (plain `initdb` and `pg_basebackup -R`).
+    Walreceiver,
+    /// Every node has this same `cluster_name` and no `application_name` (Debian's
+    /// packaged clusters: `15/main`).
+    SharedClusterName(String),
 }
 
 /// Real replicated PostgreSQL servers for one test, removed when the test ends.
@@ -137,7 +159,11 @@ async fn start_shard(
         shard: index,
         role,
         primary_host,
-        synchronous: options.synchronous,
+        synchronous_standby_names: options
+            .synchronous_standby_names
+            .clone()
+            .or_else(|| options.synchronous.then(|| "ANY 1 (*)".to_string())),
+        naming: options.naming.clone(),
         extra_conf: options.extra_conf.clone(),
     };
     let primary = Node::create(

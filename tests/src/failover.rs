@@ -44,6 +44,28 @@ pub async fn start_failover_proxy_tuned(
     extra: &str,
     sharding: &str,
 ) -> Result<ProxyHandle> {
+    // Checks five times a second: tests see a failover in about a second.
+    let proxy = format!("connect_timeout = \"1s\"\n{proxy}");
+    let quick = "[databases.routing]\nhealth_check_interval = \"200ms\"\n\
+                 [databases.failover]\nfailure_threshold = 3\ncheck_timeout = \"1s\"\nhold_timeout = \"30s\"";
+    start_failover_proxy_toml(cluster, &proxy, quick, extra, sharding).await
+}
+
+/// A proxy with failover on and every timing at its default, as a user's first
+/// configuration has it: only the logins are given.
+pub async fn start_failover_proxy_defaults(cluster: &Cluster) -> Result<ProxyHandle> {
+    start_failover_proxy_toml(cluster, "", "[databases.failover]", "", "").await
+}
+
+/// The configuration both kinds share; `proxy` goes to `[proxy]`, and `timing` opens
+/// `[databases.failover]` (with `[databases.routing]` before it if it likes).
+async fn start_failover_proxy_toml(
+    cluster: &Cluster,
+    proxy: &str,
+    timing: &str,
+    extra: &str,
+    sharding: &str,
+) -> Result<ProxyHandle> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -64,7 +86,6 @@ pub async fn start_failover_proxy_tuned(
 [proxy]
 listen = "127.0.0.1:0"
 pool_size = 4
-connect_timeout = "1s"
 admin_users = ["admin"]
 {proxy}
 [[users]]
@@ -76,17 +97,12 @@ password = "admin"
 [[databases]]
 name = "app"
 {sharding}
-[databases.routing]
-health_check_interval = "200ms"
-[databases.failover]
+{timing}
 enabled = true
 user = "postgres"
 password = "postgres"
 replication_user = "replicator"
 replication_password = "replicator"
-failure_threshold = 3
-check_timeout = "1s"
-hold_timeout = "30s"
 {extra}
 {shards}"#
     );
@@ -123,6 +139,15 @@ pub async fn failover_bed_with(options: ClusterOptions, extra: &str) -> Result<F
     let cluster = Cluster::start_with(options).await?;
     let names = prepare_ledger(&cluster).await?;
     let proxy = start_failover_proxy(&cluster, extra).await?;
+    Ok((cluster, names, proxy))
+}
+
+/// A [`FailoverBed`] of the cluster `options` describes, its proxy at default timings
+/// (see [`start_failover_proxy_defaults`]).
+pub async fn failover_bed_defaults(options: ClusterOptions) -> Result<FailoverBed> {
+    let cluster = Cluster::start_with(options).await?;
+    let names = prepare_ledger(&cluster).await?;
+    let proxy = start_failover_proxy_defaults(&cluster).await?;
     Ok((cluster, names, proxy))
 }
 

@@ -40,14 +40,14 @@ pub mod wire;
 
 pub use certificates::TestCertificates;
 pub use client::{connect, sqlstate};
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{Cluster, ClusterOptions, StandbyNaming};
 pub use docker::{NODE_IMAGE, TEST_LABEL};
 pub use error::{HarnessError, Result};
 pub use failover::{
-    admin_user, failover_bed, failover_bed_with, missing_writes, node_names, prepare_ledger,
-    primary_name, promoted_replicas, start_failover_proxy, start_failover_proxy_tuned,
-    start_failover_proxy_with, wait_other_replica_follows, FailoverBed, WriteLoad, WriteOutcome,
-    HUNG,
+    admin_user, failover_bed, failover_bed_defaults, failover_bed_with, missing_writes, node_names,
+    prepare_ledger, primary_name, promoted_replicas, start_failover_proxy,
+    start_failover_proxy_defaults, start_failover_proxy_tuned, start_failover_proxy_with,
+    wait_other_replica_follows, FailoverBed, WriteLoad, WriteOutcome, HUNG,
 };
 pub use node::{Node, Role};
 pub use proxy::{ProxyOptions, ProxyUser, TestProxy};

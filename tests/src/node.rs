@@ -12,6 +12,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio_postgres::types::FromSqlOwned;
 
 use crate::client::connect;
+use crate::cluster::StandbyNaming;
 use crate::docker::{Docker, NODE_IMAGE, POSTGRES_PORT, TEST_LABEL};
 use crate::error::{HarnessError, Result};
 use crate::relay::{Relay, Upstream};
@@ -59,8 +60,9 @@ pub(crate) struct NodeSpec {
     pub role: Role,
     /// The primary's host name on the Docker network (replicas only).
     pub primary_host: Option<String>,
-    /// Makes a primary's commits wait for one standby (`ANY 1 (*)`).
-    pub synchronous: bool,
+    /// The primary's `synchronous_standby_names`, when commits wait for standbys.
+    pub synchronous_standby_names: Option<String>,
+    pub naming: StandbyNaming,
     /// Extra `postgresql.conf` lines.
     pub extra_conf: Vec<String>,
 }
@@ -99,8 +101,18 @@ impl Node {
         if let Some(primary) = &spec.primary_host {
             request = request.with_env_var("PRIMARY_HOST", primary);
         }
-        if spec.synchronous && spec.role == Role::Primary {
-            request = request.with_env_var("SYNCHRONOUS_STANDBY_NAMES", "ANY 1 (*)");
+        if let (Some(names), Role::Primary) = (&spec.synchronous_standby_names, spec.role) {
+            request = request.with_env_var("SYNCHRONOUS_STANDBY_NAMES", names);
+        }
+        // Every node, primaries too: a primary that rejoins streams as a standby.
+        match &spec.naming {
+            StandbyNaming::ApplicationName => {
+                request = request.with_env_var("STANDBY_APPLICATION_NAME", &spec.name);
+            }
+            StandbyNaming::Walreceiver => {}
+            StandbyNaming::SharedClusterName(name) => {
+                request = request.with_env_var("CLUSTER_NAME", name);
+            }
         }
         if !spec.extra_conf.is_empty() {
             request = request.with_env_var("PG_EXTRA_CONF", spec.extra_conf.join(";"));
@@ -127,7 +139,8 @@ impl Node {
         })
     }
 
-    /// The node's name: `s<shard>-primary` or `s<shard>-replica<n>`. It is also the node's
+    /// The node's name: `s<shard>-primary` or `s<shard>-replica<n>`. With
+    /// [`StandbyNaming::ApplicationName`] (the default) it is also the node's
     /// `application_name` in its primary's `pg_stat_replication`.
     pub fn name(&self) -> &str {
         &self.name
@@ -316,6 +329,29 @@ impl Node {
         rows.iter()
             .map(|row| row.try_get(0).map_err(|source| self.sql_error(source)))
             .collect()
+    }
+
+    /// The addresses of the standbys streaming from this node right now (whatever names
+    /// they stream with).
+    pub async fn streaming_addrs(&self) -> Result<Vec<String>> {
+        let client = self.client(&User::app()).await?;
+        let rows = client
+            .query(
+                "SELECT host(client_addr) FROM pg_stat_replication \
+                 WHERE state = 'streaming' AND client_addr IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|source| self.sql_error(source))?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(|source| self.sql_error(source)))
+            .collect()
+    }
+
+    /// The node's address on the cluster's network, as its peers (and
+    /// `pg_stat_replication.client_addr`) see it.
+    pub async fn network_addr(&self) -> Result<String> {
+        self.query_one("SELECT host(inet_server_addr())").await
     }
 
     /// The last lines of the container's log.

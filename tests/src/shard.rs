@@ -58,10 +58,15 @@ impl Shard {
     pub async fn wait_streaming(&self, within: Duration) -> Result<()> {
         let names: Vec<&str> = self.replicas.iter().map(Node::name).collect();
         let what = format!("replicas {names:?} to stream from {}", self.primary.name());
+        // By address: standbys may all stream under one name.
         wait_for(&what, within, || async {
-            let streaming = self.primary.streaming_replicas().await?;
-            let all = names.iter().all(|name| streaming.iter().any(|s| s == name));
-            Ok(all.then_some(()))
+            let streaming = self.primary.streaming_addrs().await?;
+            for replica in &self.replicas {
+                if !streaming.contains(&replica.network_addr().await?) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
         })
         .await
     }
