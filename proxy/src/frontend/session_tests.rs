@@ -431,3 +431,95 @@ async fn proxy_settings_are_answered_alike_by_both_kinds() {
         );
     }
 }
+
+/// Answers `SELECT … FROM items` with three rows, else echoes.
+fn three_items() -> crate::testing::scripted_server::Script {
+    Arc::new(|statement: &Statement<'_>| {
+        if statement.sql.contains("FROM items") {
+            Reply::Rows {
+                columns: vec!["id".to_string()],
+                rows: (1..=3).map(|i| vec![i.to_string()]).collect(),
+                tag: "SELECT 3".to_string(),
+            }
+        } else {
+            echo_reply(statement)
+        }
+    })
+}
+
+/// Execute with a row limit (pgjdbc's executeUpdate and fetch size, asyncpg's fetchrow):
+/// the first rows, then PortalSuspended, as PostgreSQL sends them; a statement without
+/// rows completes whatever the limit. One shard resumes the portal as PostgreSQL does; a
+/// sharded database refuses to resume it rather than answer wrongly.
+#[tokio::test]
+async fn an_execute_with_a_row_limit_suspends_as_postgres_does() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::with_script(shards, "transaction", 2, three_items()).await;
+        let mut a = bed.client(&[]).await;
+        let limited = |n: i32| {
+            let mut body = vec![0u8];
+            body.extend_from_slice(&n.to_be_bytes());
+            crate::net::Frame::new(b'E', &body)
+        };
+        // A setting, as pgjdbc sends it at connect with a limit of 1.
+        a.send(&[
+            parse("", "SET extra_float_digits = 3"),
+            bind("", &[]),
+            limited(1),
+            sync(),
+        ])
+        .await;
+        let set = a.replies().await;
+        assert_eq!(set.tags, vec!["SET".to_string()], "{kind}: {set:?}");
+        // Fewer rows than the limit: all of them, completed.
+        a.send(&[
+            parse("", "SELECT id FROM items"),
+            bind("", &[]),
+            limited(10),
+            sync(),
+        ])
+        .await;
+        let all = a.replies().await;
+        assert!(all.errors.is_empty(), "{kind}: {all:?}");
+        assert_eq!(all.rows.len(), 3 * shards, "{kind}: {all:?}");
+        assert!(!all.tags_seen.contains(&'s'), "{kind}: {all:?}");
+        // More rows than the limit: that many, then suspended.
+        a.send(&[
+            parse("", "SELECT id FROM items"),
+            bind("", &[]),
+            limited(2),
+            sync(),
+        ])
+        .await;
+        let part = a.replies().await;
+        assert_eq!(part.rows.len(), 2, "{kind}: {part:?}");
+        assert!(part.tags.is_empty(), "{kind}: {part:?}");
+        assert_eq!(part.tags_seen.last(), Some(&'Z'), "{kind}");
+        assert!(part.tags_seen.contains(&'s'), "{kind}: {part:?}");
+        // Resumed inside a transaction, as a fetch size does.
+        a.query("BEGIN").await;
+        a.send(&[
+            parse("", "SELECT id FROM items"),
+            bind("", &[]),
+            limited(2),
+            flush(),
+        ])
+        .await;
+        let mut seen = Vec::new();
+        while seen.last() != Some(&'s') {
+            seen.push(a.read().await.tag() as char);
+        }
+        a.send(&[limited(2), sync()]).await;
+        let rest = a.replies().await;
+        if shards == 1 {
+            assert_eq!(rest.rows, vec!["3".to_string()], "{kind}: {rest:?}");
+            assert_eq!(rest.tags, vec!["SELECT 1".to_string()], "{kind}: {rest:?}");
+        } else {
+            assert_eq!(rest.error_code(), Some("0A000"), "{kind}: {rest:?}");
+            assert!(rest.rows.is_empty(), "{kind}: {rest:?}");
+        }
+        a.query("ROLLBACK").await;
+        let after = a.query("SELECT 'after'").await;
+        assert!(after.errors.is_empty(), "{kind}: {after:?}");
+    }
+}

@@ -102,6 +102,7 @@ impl ScriptedServer {
                     log: served.clone(),
                     statements: HashMap::new(),
                     portals: HashMap::new(),
+                    fetched: HashMap::new(),
                     status: b'I',
                     in_batch: false,
                     skipping: false,
@@ -170,6 +171,8 @@ struct Backend {
     log: Arc<Mutex<ServerLog>>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, (Prepared, Vec<Option<String>>)>,
+    /// Rows already sent of each suspended portal.
+    fetched: HashMap<String, usize>,
     status: u8,
     /// Extended-protocol messages came since the last Sync.
     in_batch: bool,
@@ -260,6 +263,7 @@ impl Backend {
             self.in_batch = false;
             self.skipping = false;
             self.portals.retain(|name, _| !name.is_empty());
+            self.fetched.clear();
             return Some(vec![messages::ready_for_query(self.status)]);
         }
         if t == tag::FLUSH {
@@ -422,6 +426,7 @@ impl Backend {
                 ),
             ));
         }
+        self.fetched.remove(&portal);
         self.portals.insert(portal, (statement, params));
         Ok(vec![Frame::new(b'2', &[])])
     }
@@ -466,7 +471,50 @@ impl Backend {
                 format!("portal \"{portal}\" does not exist"),
             )
         })?;
-        self.run(&statement.sql, &params)
+        let max_rows = r.i32().map_err(malformed)?;
+        let offset = self.fetched.get(&portal).copied().unwrap_or(0);
+        if offset > 0 {
+            // A suspended portal resumed: the rest of its rows, not a new run.
+            let rows = match self.answer(&statement.sql, &params) {
+                Reply::Rows { rows, .. } => rows,
+                _ => Vec::new(),
+            };
+            return Ok(self.portion(&portal, rows, offset, max_rows));
+        }
+        let frames = self.run(&statement.sql, &params)?;
+        let rows: Vec<Vec<String>> = match self.answer(&statement.sql, &params) {
+            Reply::Rows { rows, .. } if max_rows > 0 => rows,
+            _ => return Ok(frames),
+        };
+        Ok(self.portion(&portal, rows, 0, max_rows))
+    }
+
+    /// Rows from `offset` up to `max_rows` of them, then PortalSuspended when the limit
+    /// was reached (as PostgreSQL: even if no row follows), else CommandComplete.
+    fn portion(
+        &mut self,
+        portal: &str,
+        rows: Vec<Vec<String>>,
+        offset: usize,
+        max_rows: i32,
+    ) -> Vec<Frame> {
+        let limit = usize::try_from(max_rows)
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or(usize::MAX);
+        let part: Vec<&Vec<String>> = rows.iter().skip(offset).take(limit).collect();
+        let mut out: Vec<Frame> = part.iter().map(|row| data_row(row)).collect();
+        if part.len() == limit {
+            self.fetched.insert(portal.to_string(), offset + limit);
+            out.push(Frame::new(b's', &[]));
+        } else {
+            self.fetched.remove(portal);
+            out.push(messages::command_complete(&format!(
+                "SELECT {}",
+                part.len()
+            )));
+        }
+        out
     }
 
     fn close(&mut self, frame: &Frame) -> Result<Vec<Frame>, (String, String)> {

@@ -15,6 +15,7 @@ use pgshard_router::{
 use super::bind::{bind_frame, describe_frame, execute_frame, parse_frame, sync_frame, Portal};
 use super::link::{checkout, Need};
 use super::replies::Lost;
+use super::row_limit::{portal_suspended, Passage};
 use super::transaction::{ImplicitBlock, TxnState};
 use super::{Flow, ShardedSession};
 use crate::frontend::cancel::{lock, CancelTarget};
@@ -572,6 +573,23 @@ impl ShardedSession {
     }
 
     pub(super) async fn send_client(&mut self, frame: &Frame) -> Result<(), Lost> {
+        if let Some(limit) = self.row_limit.as_mut() {
+            match limit.pass(frame) {
+                Passage::Send => {}
+                Passage::Drop => return Ok(()),
+                Passage::Suspend => {
+                    return self
+                        .core
+                        .client
+                        .write_frame(&portal_suspended())
+                        .await
+                        .map_err(|_| Lost {
+                            shard: usize::MAX,
+                            reason: "client gone".into(),
+                        })
+                }
+            }
+        }
         self.core.client.write_frame(frame).await.map_err(|_| Lost {
             shard: usize::MAX,
             reason: "client gone".into(),

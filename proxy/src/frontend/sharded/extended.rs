@@ -6,6 +6,7 @@
 
 use super::bind::{describe_frame, parse_frame, read_bind, read_parse, sync_frame, Portal};
 use super::execute::{Outcome, Statement};
+use super::row_limit::RowLimit;
 use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
 use crate::net::messages::tag;
@@ -66,6 +67,7 @@ impl ShardedSession {
             return self.error_reply("26000", &message, false).await;
         };
         self.described.remove(&portal);
+        self.suspended.remove(&portal);
         self.portals.insert(
             portal,
             Portal {
@@ -175,15 +177,19 @@ impl ShardedSession {
             let message = format!("portal \"{name}\" does not exist");
             return self.error_reply("34000", &message, false).await;
         };
-        if max_rows > 0 {
+        if self.suspended.contains(&name) {
             return self
                 .error_reply(
                     "0A000",
-                    "pgshard: fetching a portal in parts (Execute with a row limit) is not \
-                     supported on a sharded database; fetch all rows at once",
+                    "pgshard: resuming a portal fetched in parts (a second Execute with a row \
+                     limit) is not supported on a sharded database; fetch all rows at once \
+                     (no fetch size)",
                     false,
                 )
                 .await;
+        }
+        if max_rows > 0 {
+            self.row_limit = Some(RowLimit::new(max_rows as u32));
         }
         if self.block == ImplicitBlock::Off {
             // Another statement before Sync makes the batch one implicit transaction;
@@ -202,7 +208,11 @@ impl ShardedSession {
             portal: Some(&portal),
             describe,
         };
-        match self.run_statement(stmt).await {
+        let outcome = self.run_statement(stmt).await;
+        if self.row_limit.take().is_some_and(|limit| limit.reached()) {
+            self.suspended.insert(name);
+        }
+        match outcome {
             Outcome::Done => Flow::Continue,
             Outcome::Failed => {
                 self.discard_until_sync = true;
@@ -224,6 +234,7 @@ impl ShardedSession {
             b'P' => {
                 self.portals.remove(name);
                 self.described.remove(name);
+                self.suspended.remove(name);
             }
             _ => return self.fatal("08P01", "invalid Close message").await,
         }
@@ -248,6 +259,8 @@ impl ShardedSession {
         // portals end with the transaction, which a Sync outside one ends.
         if !self.txn.is_open() {
             self.portals.retain(|name, _| name.is_empty());
+            // PostgreSQL drops every portal with the transaction, suspended ones too.
+            self.suspended.clear();
         }
         self.reply_local(&[crate::net::messages::ready_for_query(self.txn.status())])
             .await

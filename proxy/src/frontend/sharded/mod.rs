@@ -25,6 +25,7 @@ mod extended;
 mod link;
 mod merge_rows;
 mod replies;
+mod row_limit;
 mod savepoint;
 mod simple;
 mod transaction;
@@ -56,6 +57,10 @@ pub struct ShardedSession {
     portals: HashMap<String, Portal>,
     /// Portals the client asked to describe; answered with their execution.
     described: std::collections::HashSet<String>,
+    /// The row limit of the Execute running now, if it has one.
+    row_limit: Option<row_limit::RowLimit>,
+    /// Portals an Execute with a row limit left suspended: they cannot be resumed.
+    suspended: std::collections::HashSet<String>,
     /// After an error in an extended-protocol batch: drop messages until Sync.
     discard_until_sync: bool,
     /// The statement running now came through the extended protocol: a COPY it starts
@@ -88,6 +93,8 @@ impl ShardedSession {
             statements: HashMap::new(),
             portals: HashMap::new(),
             described: Default::default(),
+            row_limit: None,
+            suspended: Default::default(),
             discard_until_sync: false,
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
