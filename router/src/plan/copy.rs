@@ -24,12 +24,9 @@ pub(crate) fn plan(schema: &ShardSchema, statement: &Statement) -> Result<Templa
     else {
         return Err(unsupported("expected COPY"));
     };
-    let expected = if *to {
-        CopyTarget::Stdout
-    } else {
-        CopyTarget::Stdin
-    };
-    if *target != expected {
+    // PostgreSQL takes STDIN and STDOUT alike, in either direction, as the client's
+    // connection (PHP PDO's pgsqlCopyToArray sends `COPY … TO STDIN`).
+    if !matches!(target, CopyTarget::Stdin | CopyTarget::Stdout) {
         return Err(unsupported(
             "COPY to or from a server file or program is not supported on a sharded database; use STDIN or STDOUT",
         ));

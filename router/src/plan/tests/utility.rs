@@ -199,6 +199,12 @@ fn copy_of_replicated_tables_and_copy_to() {
         Ok(everywhere(ResultMerge::CopyEverywhere))
     );
     assert_eq!(plan(&p, "COPY countries TO STDOUT"), Ok(any()));
+    // As PostgreSQL: STDIN and STDOUT both name the client, whichever the direction.
+    assert_eq!(plan(&p, "COPY countries TO STDIN"), Ok(any()));
+    assert_eq!(
+        plan(&p, "COPY countries FROM STDOUT"),
+        Ok(everywhere(ResultMerge::CopyEverywhere))
+    );
     assert_eq!(
         plan(
             &p,
