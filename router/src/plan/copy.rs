@@ -62,11 +62,8 @@ pub(crate) fn plan(schema: &ShardSchema, statement: &Statement) -> Result<Templa
                 )));
             };
             if *to {
-                return Err(unsupported(format!(
-                    "COPY {} TO STDOUT spans every shard; use COPY (SELECT … WHERE {} = …) TO STDOUT to copy from one shard, or SELECT the rows",
-                    quoted(&table.name),
-                    table.column
-                )));
+                let header = copy_out_header(options, legacy_options)?;
+                return Ok(Template::Fixed(everywhere(ResultMerge::CopyOut { header })));
             }
             let split = split(table, columns, options, legacy_options)?;
             Ok(Template::Fixed(everywhere(ResultMerge::Copy(split))))
@@ -177,6 +174,42 @@ fn split(
         force_not_null,
         force_null,
     })
+}
+
+/// Whether `COPY sharded_table TO STDOUT` writes a header line; binary copies, whose
+/// streams cannot be joined, are refused.
+fn copy_out_header(
+    options: &[CopyOption],
+    legacy_options: &[CopyLegacyOption],
+) -> Result<bool, PlanError> {
+    let binary = || {
+        unsupported(
+            "COPY TO STDOUT of a sharded table in binary format is not supported; use text or csv",
+        )
+    };
+    let mut header = false;
+    for option in options {
+        match option {
+            CopyOption::Format(format) if ident(format).eq_ignore_ascii_case("binary") => {
+                return Err(binary())
+            }
+            CopyOption::Header(on) => header = *on,
+            _ => {}
+        }
+    }
+    for option in legacy_options {
+        match option {
+            CopyLegacyOption::Binary => return Err(binary()),
+            CopyLegacyOption::Header => header = true,
+            CopyLegacyOption::Csv(csv_options) => {
+                header |= csv_options
+                    .iter()
+                    .any(|o| matches!(o, CopyLegacyCsvOption::Header));
+            }
+            _ => {}
+        }
+    }
+    Ok(header)
 }
 
 fn format_refusal(format: &str) -> PlanError {

@@ -67,6 +67,10 @@ pub enum ResultMerge {
     /// `COPY replicated_table FROM STDIN`: every shard is sent the statement and every
     /// data row; the client gets one shard's reply once, as with [`ResultMerge::Same`].
     CopyEverywhere,
+    /// `COPY sharded_table TO STDOUT`: every shard copies its rows out and the client gets
+    /// one copy: one CopyOutResponse, every shard's rows in turn (the first shard's
+    /// header line only, when `header`), one CopyDone and the row counts summed.
+    CopyOut { header: bool },
     /// `COPY sharded_table FROM STDIN`: every targeted shard is sent the statement, then
     /// each data row goes to the shard its key names (see [`CopySplit`]); the row
     /// counts of the "COPY n" tags are summed.

@@ -380,6 +380,7 @@ impl ShardedSession {
                     .await
             }
             ResultMerge::CopyEverywhere => self.copy_in(&dispatch, None, implicit).await,
+            ResultMerge::CopyOut { header } => self.copy_out(&dispatch, *header).await,
             ResultMerge::Same => self.same(&dispatch).await,
             ResultMerge::Copy(split) => self.copy_in(&dispatch, Some(split), implicit).await,
         };

@@ -20,6 +20,7 @@ use crate::net::{Frame, Severity, WireError};
 
 mod bind;
 mod copy;
+mod copy_out;
 mod execute;
 mod extended;
 mod link;

@@ -213,7 +213,23 @@ fn copy_of_replicated_tables_and_copy_to() {
         Ok(one(shard(5, 2)))
     );
     assert_eq!(plan(&p, "COPY (SELECT 1) TO STDOUT"), Ok(any()));
-    refused(&p, "COPY users TO STDOUT");
+    assert_eq!(
+        plan(&p, "COPY users TO STDOUT"),
+        Ok(everywhere(ResultMerge::CopyOut { header: false }))
+    );
+    assert_eq!(
+        plan(
+            &p,
+            "COPY users (id, name) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ),
+        Ok(everywhere(ResultMerge::CopyOut { header: true }))
+    );
+    assert_eq!(
+        plan(&p, "COPY users TO STDOUT CSV HEADER"),
+        Ok(everywhere(ResultMerge::CopyOut { header: true }))
+    );
+    refused(&p, "COPY users TO STDOUT WITH (FORMAT binary)");
+    refused(&p, "COPY users TO STDOUT BINARY");
     refused(&p, "COPY (SELECT * FROM users) TO STDOUT");
     refused(&p, "COPY audit FROM STDIN");
     refused(&p, "COPY countries TO '/tmp/x'");

@@ -1,10 +1,13 @@
-//! Execute with a row limit on a sharded database, as pgjdbc (every executeUpdate, and
+//! COPY out of a sharded table, and Execute with a row limit on a sharded database, as pgjdbc (every executeUpdate, and
 //! `SET extra_float_digits` at connect) and asyncpg (`fetchrow`, `fetchval`) send it: the
 //! first rows and PortalSuspended, as PostgreSQL answers, checked against a direct
 //! connection to one shard; a statement without rows completes whatever the limit; a
 //! suspended portal on several shards is refused when resumed, never answered wrongly.
 
+use std::collections::BTreeSet;
+
 use anyhow::{ensure, Result};
+use futures::TryStreamExt;
 use pgshard_proxy::ProxyHandle;
 use pgshard_tests::{connect, sqlstate, Cluster, User};
 
@@ -22,7 +25,7 @@ async fn proxy(cluster: &Cluster) -> Result<ProxyHandle> {
             shard.primary().proxy_addr()
         ));
     }
-    let config = pgshard_config::parse(&toml, "sharding_portals.toml")
+    let config = pgshard_config::parse(&toml, "sharding_copy_and_portals.toml")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(pgshard_proxy::start(config).await?)
 }
@@ -96,6 +99,82 @@ async fn row_limits_on_a_sharded_database_answer_as_postgres() -> Result<()> {
         .await?
         .get(0);
     ensure!(count == 40, "{count} items");
+    proxy.shutdown().await;
+    Ok(())
+}
+
+/// Every line of a `COPY … TO STDOUT` through `client`.
+async fn copy_lines(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<String>> {
+    let stream = client.copy_out(sql).await?;
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+    let text: String = chunks
+        .iter()
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect();
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// `COPY sharded_table TO STDOUT` gives every shard's rows once, as one copy; a header
+/// line comes once; `TO STDIN` is taken as PostgreSQL takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_out_of_a_sharded_table_gives_every_row_once() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = proxy(&cluster).await?;
+    let through = connect(proxy.addr, &User::app()).await?;
+    through
+        .batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
+        .await?;
+    let insert = through
+        .prepare("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .await?;
+    for id in 1..=40i64 {
+        through
+            .execute(&insert, &[&id, &format!("item {id}")])
+            .await?;
+    }
+    // What the shards hold, read directly.
+    let mut expected = BTreeSet::new();
+    for shard in cluster.shards() {
+        let direct = shard.primary().client(&User::app()).await?;
+        let lines = copy_lines(&direct, "COPY items TO STDOUT").await?;
+        ensure!(
+            !lines.is_empty(),
+            "a shard holds no row: the test proves nothing"
+        );
+        expected.extend(lines);
+    }
+    ensure!(
+        expected.len() == 40,
+        "{} distinct rows on the shards",
+        expected.len()
+    );
+
+    let lines = copy_lines(&through, "COPY items TO STDOUT").await?;
+    ensure!(lines.len() == 40, "{} lines through pgshard", lines.len());
+    ensure!(lines.iter().cloned().collect::<BTreeSet<_>>() == expected);
+
+    let csv = copy_lines(
+        &through,
+        "COPY items (id, name) TO STDOUT WITH (FORMAT csv, HEADER)",
+    )
+    .await?;
+    ensure!(
+        csv.first().map(String::as_str) == Some("id,name"),
+        "{:?}",
+        csv.first()
+    );
+    ensure!(
+        csv.iter().filter(|line| *line == "id,name").count() == 1 && csv.len() == 41,
+        "{} lines, header {} times",
+        csv.len(),
+        csv.iter().filter(|line| *line == "id,name").count()
+    );
+    let to_stdin = copy_lines(&through, "COPY items TO STDIN").await?;
+    ensure!(
+        to_stdin.len() == 40,
+        "{} lines for TO STDIN",
+        to_stdin.len()
+    );
     proxy.shutdown().await;
     Ok(())
 }
