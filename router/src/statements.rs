@@ -31,6 +31,33 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     out
 }
 
+/// How many commands PostgreSQL's parser finds in `sql`: its statements, leaving out those
+/// that are only comments (`SELECT 1; -- done` is one command).
+pub fn command_count(sql: &str) -> usize {
+    split_statements(sql)
+        .into_iter()
+        .filter(|stmt| !only_comments(stmt.as_bytes()))
+        .count()
+}
+
+fn only_comments(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |n| i + n);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn push<'a>(out: &mut Vec<&'a str>, stmt: &'a str) {
     let s = stmt.trim();
     if !s.is_empty() {
@@ -101,6 +128,18 @@ fn skip_dollar_quoted(b: &[u8], start: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn commands_are_counted_as_postgres_counts_them() {
+        assert_eq!(super::command_count("SELECT 1"), 1);
+        assert_eq!(super::command_count("SELECT 1; -- done"), 1);
+        assert_eq!(
+            super::command_count("/* a */ SELECT ';'; /* b /* nested */ */"),
+            1
+        );
+        assert_eq!(super::command_count("SELECT 1; SELECT 2"), 2);
+        assert_eq!(super::command_count(" ; -- nothing"), 0);
+    }
+
     use super::*;
 
     #[test]

@@ -523,3 +523,26 @@ async fn an_execute_with_a_row_limit_suspends_as_postgres_does() {
         assert!(after.errors.is_empty(), "{kind}: {after:?}");
     }
 }
+
+/// Several commands in one Parse get PostgreSQL's own error on both kinds.
+#[tokio::test]
+async fn several_commands_in_one_parse_fail_as_in_postgres() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 1).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[parse("", "SELECT 1; SELECT 2"), sync()]).await;
+        let answer = a.replies().await;
+        assert_eq!(
+            answer.errors,
+            vec![(
+                "42601".to_string(),
+                "cannot insert multiple commands into a prepared statement".to_string()
+            )],
+            "{kind}"
+        );
+        a.send(&[parse("", "SELECT 1; -- one command"), sync()])
+            .await;
+        let answer = a.replies().await;
+        assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
+    }
+}

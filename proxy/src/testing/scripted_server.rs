@@ -373,6 +373,16 @@ impl Backend {
         let mut r = BodyReader::new(frame.body());
         let name = text(r.cstr().map_err(malformed)?);
         let sql = text(r.cstr().map_err(malformed)?);
+        let commands = split_statements(&sql)
+            .iter()
+            .filter(|s| !s.starts_with("--"))
+            .count();
+        if commands > 1 {
+            return Err((
+                "42601".into(),
+                "cannot insert multiple commands into a prepared statement".into(),
+            ));
+        }
         if !name.is_empty() && self.statements.contains_key(&name) {
             return Err((
                 "42P05".into(),

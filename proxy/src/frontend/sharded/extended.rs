@@ -25,6 +25,16 @@ impl ShardedSession {
             let message = format!("prepared statement \"{name}\" already exists");
             return self.error_reply("42P05", &message, false).await;
         }
+        if pgshard_router::command_count(&prepared.sql) > 1 {
+            // As PostgreSQL refuses it, whichever shard would run it.
+            return self
+                .error_reply(
+                    "42601",
+                    "cannot insert multiple commands into a prepared statement",
+                    false,
+                )
+                .await;
+        }
         if pgshard_router::mentions_proxy_settings(&prepared.sql)
             && pgshard_router::proxy_setting(&prepared.sql).is_some()
         {
