@@ -5,7 +5,7 @@ use super::reads::Reads;
 use super::schema::ShardSchema;
 use super::statement_kind::utility_plan;
 use super::template::{any_one, Template};
-use super::{copy, insert, modify, select};
+use super::{copy, insert, modify, select, unreadable};
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -18,12 +18,20 @@ pub(crate) fn analyze(schema: &ShardSchema, body: &str) -> Template {
         Some(statement) => template(schema, &statement),
     }) {
         Ok(template) => template,
+        // PostgreSQL may accept what sqlparser cannot read: never a syntax error of the
+        // proxy's own.
+        Err(PlanError::Syntax(reason)) => match unreadable::plan(body, &reason) {
+            Ok(plan) => Template::Fixed(plan),
+            Err(error) => Template::Refused(error),
+        },
         Err(error) => Template::Refused(error),
     }
 }
 
 /// The one statement in `body`; `None` for an empty one.
 fn parse(body: &str) -> Result<Option<Statement>, PlanError> {
+    let readable = unreadable::copy_booleans(body);
+    let body = readable.as_deref().unwrap_or(body);
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &table_shorthand(body))
         .map_err(|error| PlanError::Syntax(error.to_string()))?;
     match statements.len() {

@@ -33,6 +33,7 @@ mod spread;
 mod statement_kind;
 mod template;
 mod template_cache;
+mod unreadable;
 #[cfg(test)]
 mod tests;
 

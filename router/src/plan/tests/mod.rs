@@ -17,6 +17,15 @@ fn planner(shards: usize) -> Planner {
 }
 
 /// Plans a simple-query statement.
+/// Every shard runs the client's statement, merged as `merge` says.
+fn everywhere(merge: ResultMerge) -> ShardPlan {
+    ShardPlan {
+        target: ShardTarget::All,
+        statements: ShardStatements::Original,
+        merge,
+    }
+}
+
 fn plan(planner: &Planner, sql: &str) -> Result<ShardPlan, PlanError> {
     planner.plan(sql, &PlanInput::default())
 }

@@ -2,14 +2,6 @@
 
 use super::*;
 
-fn everywhere(merge: ResultMerge) -> ShardPlan {
-    ShardPlan {
-        target: ShardTarget::All,
-        statements: ShardStatements::Original,
-        merge,
-    }
-}
-
 #[test]
 fn session_and_transaction_statements_run_on_any_shard() {
     let p = planner(2);
