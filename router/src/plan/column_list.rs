@@ -1,15 +1,15 @@
-//! INSERT without a column list into a sharded table: its shard key is found by
+//! INSERT or COPY without a column list into a sharded table: its shard key is found by
 //! position, which only the table's definition tells. The planner asks for the table's
 //! columns ([`PlanError::ColumnsNeeded`]); the data plane reads them from a shard with
-//! [`columns_query`] and plans the statement again as [`name_insert_columns`] rewrites
-//! it. They are read for every such statement, so a table altered behind the proxy's
+//! [`columns_query`] and plans the statement again as [`name_columns`] rewrites it. They are read for every such statement, so a table altered behind the proxy's
 //! back is never misread.
 
 use super::error::{unsupported, PlanError};
 use super::insert::values_of;
 use super::printing::print_checked;
+use super::unreadable::copy_booleans;
 use crate::hint::leading_comments;
-use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement};
+use sqlparser::ast::{CopySource, Ident, ObjectName, ObjectNamePart, Statement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -24,26 +24,58 @@ pub fn columns_query(table: &str) -> String {
     )
 }
 
-/// `sql`, an INSERT without a column list, naming as many of `columns` (what
-/// [`columns_query`] returned) as its widest VALUES row has values. Leading comments are
-/// kept.
-pub fn name_insert_columns(sql: &str, columns: &str) -> Result<String, PlanError> {
+/// `sql`, an INSERT or a COPY without a column list, naming the table's `columns` (what
+/// [`columns_query`] returned): an INSERT as many as its widest VALUES row has values, a
+/// COPY all of them. Leading comments are kept.
+pub fn name_columns(sql: &str, columns: &str) -> Result<String, PlanError> {
     let (_, body) = leading_comments(sql);
     let comments = &sql[..sql.len() - body.len()];
+    let readable = copy_booleans(body);
+    let body = readable.as_deref().unwrap_or(body);
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, body)
         .map_err(|error| PlanError::Syntax(error.to_string()))?;
-    let (Some(Statement::Insert(mut insert)), None) = (statements.pop(), statements.pop()) else {
-        return Err(unsupported("only an INSERT can have its columns named"));
+    let (Some(statement), None) = (statements.pop(), statements.pop()) else {
+        return Err(unsupported(
+            "only one INSERT or COPY can have its columns named",
+        ));
     };
-    let width = values_of(&insert)
-        .and_then(|values| values.rows.iter().map(|row| row.content.len()).max())
-        .unwrap_or(0);
-    insert.columns = column_idents(columns)?
-        .into_iter()
-        .take(width)
-        .map(|ident| ObjectName(vec![ObjectNamePart::Identifier(ident)]))
-        .collect();
-    let text = print_checked(&Statement::Insert(insert))?;
+    let named = match statement {
+        Statement::Insert(mut insert) => {
+            let width = values_of(&insert)
+                .and_then(|values| values.rows.iter().map(|row| row.content.len()).max())
+                .unwrap_or(0);
+            insert.columns = column_idents(columns)?
+                .into_iter()
+                .take(width)
+                .map(|ident| ObjectName(vec![ObjectNamePart::Identifier(ident)]))
+                .collect();
+            Statement::Insert(insert)
+        }
+        Statement::Copy {
+            source: CopySource::Table { table_name, .. },
+            to,
+            target,
+            options,
+            legacy_options,
+            values,
+        } => Statement::Copy {
+            source: CopySource::Table {
+                table_name,
+                columns: column_idents(columns)?,
+            },
+            to,
+            target,
+            options,
+            legacy_options,
+            values,
+        },
+        _ => {
+            return Err(unsupported(
+                "only an INSERT or a COPY can have its columns named",
+            ))
+        }
+    };
+    let text = print_checked(&named)?;
     Ok(format!("{comments}{text}"))
 }
 
@@ -75,10 +107,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_copy_gets_every_column_named() {
+        let named = name_columns(
+            "copy pgbench_accounts from stdin with (freeze on)",
+            "aid, bid, abalance, filler",
+        )
+        .unwrap();
+        assert!(
+            named.starts_with("COPY pgbench_accounts (aid, bid, abalance, filler) FROM STDIN"),
+            "{named}"
+        );
+        assert!(named.to_ascii_lowercase().contains("freeze"), "{named}");
+    }
+
+    #[test]
     fn names_as_many_columns_as_the_rows_have() {
         let sql = "/* app */ INSERT INTO users VALUES (1, 'a'), (2, 'b') RETURNING id";
         assert_eq!(
-            name_insert_columns(sql, "id, name, \"Region\", score").unwrap(),
+            name_columns(sql, "id, name, \"Region\", score").unwrap(),
             "/* app */ INSERT INTO users (id, name) VALUES (1, 'a'), (2, 'b') RETURNING id"
         );
     }
@@ -87,7 +133,7 @@ mod tests {
     fn keeps_parameters_and_quoted_names() {
         let sql = "INSERT INTO \"Odd Table\" VALUES ($1, $2, DEFAULT)";
         assert_eq!(
-            name_insert_columns(sql, "\"the key\", \"select\", x").unwrap(),
+            name_columns(sql, "\"the key\", \"select\", x").unwrap(),
             "INSERT INTO \"Odd Table\" (\"the key\", \"select\", x) VALUES ($1, $2, DEFAULT)"
         );
     }
@@ -99,7 +145,7 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_insert() {
-        assert!(name_insert_columns("SELECT 1", "a").is_err());
-        assert!(name_insert_columns("INSERT INTO t VALUES (1); SELECT 1", "a").is_err());
+        assert!(name_columns("SELECT 1", "a").is_err());
+        assert!(name_columns("INSERT INTO t VALUES (1); SELECT 1", "a").is_err());
     }
 }

@@ -65,6 +65,12 @@ pub(crate) fn plan(schema: &ShardSchema, statement: &Statement) -> Result<Templa
                 let header = copy_out_header(options, legacy_options)?;
                 return Ok(Template::Fixed(everywhere(ResultMerge::CopyOut { header })));
             }
+            if columns.is_empty() {
+                // The key is found by position: the data plane names the columns.
+                return Err(PlanError::ColumnsNeeded {
+                    table: table_name.to_string(),
+                });
+            }
             let split = split(table, columns, options, legacy_options)?;
             Ok(Template::Fixed(everywhere(ResultMerge::Copy(split))))
         }

@@ -33,12 +33,12 @@ mod spread;
 mod statement_kind;
 mod template;
 mod template_cache;
-mod unreadable;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 pub use crate::sharding::ParamFormat;
-pub use column_list::{columns_query, name_insert_columns};
+pub use column_list::{columns_query, name_columns};
 pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker};
 pub use error::{PlanError, RowCountError};
 pub use input::{BoundParams, PlanInput};

@@ -105,7 +105,12 @@ mod tests {
 
     #[test]
     fn unreadable_maintenance_runs_everywhere_and_the_rest_is_refused_with_0a000() {
-        for sql in ["VACUUM ANALYZE t", "vacuum (analyze) t", "CHECKPOINT", "REINDEX TABLE t"] {
+        for sql in [
+            "VACUUM ANALYZE t",
+            "vacuum (analyze) t",
+            "CHECKPOINT",
+            "REINDEX TABLE t",
+        ] {
             let plan = plan(sql, "x").map_err(|e| e.to_string());
             assert_eq!(
                 plan.map(|p| (p.target, p.merge)),
@@ -114,6 +119,9 @@ mod tests {
             );
         }
         let refused = plan("SELECT frobnicate FROM t WINDOW", "sqlparser says no");
-        assert!(matches!(&refused, Err(e) if e.sqlstate() == "0A000"), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(e) if e.sqlstate() == "0A000"),
+            "{refused:?}"
+        );
     }
 }

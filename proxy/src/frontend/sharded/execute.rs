@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use pgshard_router::plan::{
-    columns_query, name_insert_columns, BoundParams, PlanError, PlanInput, ResultMerge, ShardPlan,
+    columns_query, name_columns, BoundParams, PlanError, PlanInput, ResultMerge, ShardPlan,
     ShardStatements, ShardTarget,
 };
 use pgshard_router::{
@@ -143,7 +143,7 @@ impl ShardedSession {
         let mut named = None;
         if let Err(PlanError::ColumnsNeeded { table }) = &plan {
             let table = table.clone();
-            match self.name_columns(stmt.sql, &table).await {
+            match self.with_columns_named(stmt.sql, &table).await {
                 Ok(sql) => {
                     plan = self.planner.plan(&sql, &input);
                     named = Some(sql);
@@ -201,9 +201,9 @@ impl ShardedSession {
         outcome
     }
 
-    /// `sql`, an INSERT into a sharded table without a column list, with the table's
-    /// columns named, as a shard's catalog lists them now.
-    async fn name_columns(&mut self, sql: &str, table: &str) -> Result<String, Outcome> {
+    /// `sql`, an INSERT or COPY into a sharded table without a column list, with the
+    /// table's columns named, as a shard's catalog lists them now.
+    async fn with_columns_named(&mut self, sql: &str, table: &str) -> Result<String, Outcome> {
         let shard = match self.links.iter().position(Option::is_some) {
             Some(held) => held,
             None => self.any_shard(),
@@ -228,7 +228,7 @@ impl ShardedSession {
                 return Err(self.lost(Lost { shard, reason }).await);
             }
         };
-        match name_insert_columns(sql, &columns) {
+        match name_columns(sql, &columns) {
             Ok(named) => Ok(named),
             Err(e) => {
                 self.release_links();

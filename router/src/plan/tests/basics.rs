@@ -229,13 +229,20 @@ fn unparsable_statements_are_refused_as_unsupported_or_run_everywhere() {
     assert!(error.to_string().contains("sql parser error"), "{error}");
     assert_eq!(plan(&p, "frobnicate").unwrap_err().sqlstate(), "0A000");
     // Maintenance runs on every shard, sharded tables included.
-    for sql in ["VACUUM ANALYZE users", "VACUUM (ANALYZE) users", "CHECKPOINT"] {
+    for sql in [
+        "VACUUM ANALYZE users",
+        "VACUUM (ANALYZE) users",
+        "CHECKPOINT",
+    ] {
         assert_eq!(plan(&p, sql), Ok(everywhere(ResultMerge::Same)), "{sql}");
     }
     // pgbench -i's COPY is read with its ON spelled TRUE.
     assert!(matches!(
         plan(&p, "copy users (id, name) from stdin with (freeze on)"),
-        Ok(ShardPlan { merge: ResultMerge::Copy(_), .. })
+        Ok(ShardPlan {
+            merge: ResultMerge::Copy(_),
+            ..
+        })
     ));
 }
 

@@ -221,6 +221,11 @@ fn copy_of_replicated_tables_and_copy_to() {
         Ok(everywhere(ResultMerge::CopyOut { header: true }))
     );
     refused(&p, "COPY users TO STDOUT WITH (FORMAT binary)");
+    // Without a column list the key is found by position: the columns are asked for.
+    assert!(matches!(
+        plan(&p, "COPY users FROM STDIN"),
+        Err(PlanError::ColumnsNeeded { .. })
+    ));
     refused(&p, "COPY users TO STDOUT BINARY");
     refused(&p, "COPY (SELECT * FROM users) TO STDOUT");
     refused(&p, "COPY audit FROM STDIN");

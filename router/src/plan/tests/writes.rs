@@ -118,7 +118,7 @@ fn insert_without_a_column_list_asks_for_the_columns() {
             }
         );
     }
-    let named = name_insert_columns("INSERT INTO users VALUES (7, 'x')", "id, name").unwrap();
+    let named = name_columns("INSERT INTO users VALUES (7, 'x')", "id, name").unwrap();
     let planned = plan(&p, &named).unwrap();
     assert_eq!(planned.target, ShardTarget::Shards(vec![shard(7, 2)]));
     // A replicated table needs no key: it goes everywhere as it is.
