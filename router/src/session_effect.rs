@@ -14,6 +14,10 @@ pub enum SessionEffect {
     /// `SET [SESSION] name = value` / `SET name TO value`: `value` is the SQL text of the
     /// value, to be replayed as is.
     Set { name: String, value: String },
+    /// `SELECT set_config('name', 'value', false)` with literal arguments and nothing
+    /// else: `value` is the raw setting string (as in postgresql.conf), replayed with
+    /// set_config() — a list such as search_path 'a, b' is two schemas there, one with SET.
+    SetRaw { name: String, value: String },
     /// `RESET name` or `SET name TO DEFAULT`.
     Reset { name: String },
     /// `RESET ALL`.
@@ -230,12 +234,82 @@ fn function_effect(body: &str) -> SessionEffect {
         }
     }
     if lower.contains("set_config") {
-        return SessionEffect::Pin("set_config()");
+        return literal_set_config(body).unwrap_or(SessionEffect::Pin("set_config()"));
     }
     if lower.contains("dblink_connect") {
         return SessionEffect::Pin("dblink_connect()");
     }
     SessionEffect::None
+}
+
+/// The effect of a statement that is only `SELECT set_config('name', 'value', is_local)`
+/// (optionally aliased) with literal arguments: a transaction-local one changes nothing
+/// beyond its transaction. `None` for anything else, which pins.
+fn literal_set_config(body: &str) -> Option<SessionEffect> {
+    use sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, SetExpr, Statement,
+        Value,
+    };
+    let mut statements =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, body)
+            .ok()?;
+    let (Some(Statement::Query(query)), None) = (statements.pop(), statements.pop()) else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && select.from.is_empty()
+        && select.selection.is_none()
+        && select.projection.len() == 1;
+    if !plain {
+        return None;
+    }
+    let expr = match &select.projection[0] {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+        _ => return None,
+    };
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    if !function.name.to_string().eq_ignore_ascii_case("set_config") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    let literal = |arg: &FunctionArg| match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value))) => {
+            Some(value.value.clone())
+        }
+        _ => None,
+    };
+    let args: Vec<Value> = list.args.iter().map(literal).collect::<Option<_>>()?;
+    let [Value::SingleQuotedString(name), Value::SingleQuotedString(value), local] =
+        args.as_slice()
+    else {
+        return None;
+    };
+    let local = match local {
+        Value::Boolean(local) => *local,
+        Value::SingleQuotedString(text) => match text.to_ascii_lowercase().as_str() {
+            "true" | "on" | "t" | "yes" | "1" => true,
+            "false" | "off" | "f" | "no" | "0" => false,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(if local {
+        SessionEffect::None
+    } else {
+        SessionEffect::SetRaw {
+            name: name.clone(),
+            value: value.clone(),
+        }
+    })
 }
 
 fn contains_words(body: &str, seq: &[&str]) -> bool {
@@ -391,8 +465,32 @@ mod tests {
         ));
         assert_eq!(session_effect("SELECT pg_advisory_xact_lock(1)"), None);
         assert_eq!(session_effect("SELECT pg_advisory_unlock_all()"), None);
+        // A literal set_config() is a SET the proxy can replay; anything else pins.
+        assert_eq!(
+            session_effect("SELECT set_config('jit', 'off', false)"),
+            SetRaw {
+                name: "jit".into(),
+                value: "off".into()
+            }
+        );
+        assert_eq!(
+            session_effect("select set_config('search_path', 'a, b', 'false') AS x"),
+            SetRaw {
+                name: "search_path".into(),
+                value: "a, b".into()
+            }
+        );
+        assert_eq!(session_effect("SELECT set_config('a.b', '1', true)"), None);
         assert!(matches!(
-            session_effect("SELECT set_config('a.b', '1', false)"),
+            session_effect("SELECT set_config('a.b', $1, false)"),
+            Pin(_)
+        ));
+        assert!(matches!(
+            session_effect("SELECT set_config('a.b', '1', false), 2"),
+            Pin(_)
+        ));
+        assert!(matches!(
+            session_effect("SELECT set_config(name, '1', false) FROM t"),
             Pin(_)
         ));
         assert!(matches!(session_effect("PREPARE p AS SELECT 1"), Pin(_)));

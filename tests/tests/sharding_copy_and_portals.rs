@@ -178,3 +178,44 @@ async fn copy_out_of_a_sharded_table_gives_every_row_once() -> Result<()> {
     proxy.shutdown().await;
     Ok(())
 }
+
+/// asyncpg's type introspection runs `SELECT set_config('jit', 'off', false)`: a literal
+/// set_config() is kept like a SET, on every shard the session uses, in transaction
+/// pooling too (it was refused as a statement that pins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_literal_set_config_holds_on_every_shard() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = proxy(&cluster).await?;
+    let client = connect(proxy.addr, &User::app()).await?;
+    client
+        .simple_query("SELECT set_config('search_path', 'pg_catalog, public', false)")
+        .await?;
+    client
+        .simple_query("SELECT set_config('jit', 'off', false)")
+        .await?;
+    for round in 0..3 {
+        for shard in 0..2 {
+            let path: String = client
+                .query_one(
+                    &format!("/* pgshard: shard={shard} */ SELECT current_setting('search_path')"),
+                    &[],
+                )
+                .await?
+                .get(0);
+            ensure!(
+                path == "pg_catalog, public",
+                "round {round}, shard {shard}: search_path {path:?}"
+            );
+            let jit: String = client
+                .query_one(
+                    &format!("/* pgshard: shard={shard} */ SELECT current_setting('jit')"),
+                    &[],
+                )
+                .await?
+                .get(0);
+            ensure!(jit == "off", "round {round}, shard {shard}: jit {jit}");
+        }
+    }
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -546,3 +546,44 @@ async fn several_commands_in_one_parse_fail_as_in_postgres() {
         assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
     }
 }
+
+/// A literal `set_config(name, value, false)` (asyncpg's introspection runs one) lasts for
+/// the session: a sharded database replays it on every shard the client uses next, a
+/// one-shard database keeps the client on its server connection. Replayed with set_config,
+/// not SET, which would read 'a, b' as one schema.
+#[tokio::test]
+async fn a_literal_set_config_lasts_for_the_session() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 2).await;
+        let mut a = bed.client(&[]).await;
+        let set = a
+            .query("SELECT set_config('search_path', 'a, b', false)")
+            .await;
+        assert!(set.errors.is_empty(), "{kind}: {set:?}");
+        for i in 0..4 {
+            let answer = a.query(&format!("SELECT 'a{i}'")).await;
+            assert!(answer.errors.is_empty(), "{kind}: {answer:?}");
+        }
+        for server in &bed.servers {
+            let ran = server.ran();
+            for (at, (connection, sql)) in ran.iter().enumerate() {
+                if !sql.starts_with("SELECT 'a") {
+                    continue;
+                }
+                let before: Vec<&str> = ran[..at]
+                    .iter()
+                    .filter(|(c, _)| c == connection)
+                    .map(|(_, sql)| sql.as_str())
+                    .collect();
+                let since = before.iter().rposition(|s| *s == "RESET ALL").unwrap_or(0);
+                assert!(
+                    before[since..]
+                        .iter()
+                        .any(|s| s.contains("set_config('search_path', 'a, b', false)")),
+                    "{kind}: {sql} ran without the client's set_config: {:?}",
+                    &before[since..]
+                );
+            }
+        }
+    }
+}

@@ -18,7 +18,16 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 #[derive(Debug, Clone, Default)]
 pub struct ClientSettings {
     startup: BTreeMap<String, String>,
-    set: BTreeMap<String, String>,
+    set: BTreeMap<String, SetValue>,
+}
+
+/// A setting's value as the client set it, and so as it is replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SetValue {
+    /// SQL text for `SET name = …`.
+    Sql(String),
+    /// A raw setting string for `set_config(name, …, false)`.
+    Raw(String),
 }
 
 impl ClientSettings {
@@ -44,7 +53,12 @@ impl ClientSettings {
     pub fn apply(&mut self, effect: &SessionEffect) {
         match effect {
             SessionEffect::Set { name, value } => {
-                self.set.insert(name.to_ascii_lowercase(), value.clone());
+                self.set
+                    .insert(name.to_ascii_lowercase(), SetValue::Sql(value.clone()));
+            }
+            SessionEffect::SetRaw { name, value } => {
+                self.set
+                    .insert(name.to_ascii_lowercase(), SetValue::Raw(value.clone()));
             }
             SessionEffect::Reset { name } => {
                 self.set.remove(&name.to_ascii_lowercase());
@@ -100,10 +114,21 @@ impl ClientSettings {
             sql.push_str(", false)");
         }
         for (name, value) in &self.set {
-            sql.push_str("; SET ");
-            sql.push_str(&quote_name(name));
-            sql.push_str(" = ");
-            sql.push_str(value);
+            match value {
+                SetValue::Sql(value) => {
+                    sql.push_str("; SET ");
+                    sql.push_str(&quote_name(name));
+                    sql.push_str(" = ");
+                    sql.push_str(value);
+                }
+                SetValue::Raw(value) => {
+                    sql.push_str("; SELECT set_config(");
+                    sql.push_str(&quote_literal(name));
+                    sql.push_str(", ");
+                    sql.push_str(&quote_literal(value));
+                    sql.push_str(", false)");
+                }
+            }
         }
         sql
     }
@@ -117,14 +142,21 @@ pub fn effective_value(
     effect: SessionEffect,
     reported: &std::collections::HashMap<String, String>,
 ) -> SessionEffect {
+    let now = |name: &str| {
+        reported
+            .iter()
+            .find(|(reported, _)| reported.eq_ignore_ascii_case(name))
+            .map(|(_, now)| quote_literal(now))
+    };
     match effect {
         SessionEffect::Set { name, value } => {
-            let value = reported
-                .iter()
-                .find(|(reported, _)| reported.eq_ignore_ascii_case(&name))
-                .map_or(value, |(_, now)| quote_literal(now));
+            let value = now(&name).unwrap_or(value);
             SessionEffect::Set { name, value }
         }
+        SessionEffect::SetRaw { name, value } => match now(&name) {
+            Some(value) => SessionEffect::Set { name, value },
+            None => SessionEffect::SetRaw { name, value },
+        },
         other => other,
     }
 }
@@ -188,6 +220,26 @@ fn quote_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_set_config_is_replayed_with_set_config() {
+        let mut s = ClientSettings::default();
+        s.apply(&SessionEffect::SetRaw {
+            name: "search_path".into(),
+            value: "a, b".into(),
+        });
+        // set_config reads 'a, b' as two schemas, as the client's set_config did.
+        assert!(
+            s.replay_sql()
+                .ends_with("; SELECT set_config('search_path', 'a, b', false)"),
+            "{}",
+            s.replay_sql()
+        );
+        s.apply(&SessionEffect::Reset {
+            name: "search_path".into(),
+        });
+        assert_eq!(s.replay_sql(), "RESET ALL");
+    }
 
     fn params(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()

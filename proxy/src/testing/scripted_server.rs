@@ -353,13 +353,23 @@ impl Backend {
             _ => {}
         }
         let reply = built_in(sql, &self.statements).unwrap_or_else(|| self.answer(sql, params));
+        // As PostgreSQL: a change of application_name is reported while the statement runs.
+        let report: Vec<Frame> = reported_change(sql)
+            .map(|value| messages::parameter_status("application_name", &value))
+            .into_iter()
+            .collect();
         match reply {
             Reply::Rows { rows, tag, .. } => {
-                let mut frames: Vec<Frame> = rows.iter().map(|row| data_row(row)).collect();
+                let mut frames = report;
+                frames.extend(rows.iter().map(|row| data_row(row)));
                 frames.push(messages::command_complete(&tag));
                 Ok(frames)
             }
-            Reply::Command(tag) => Ok(vec![messages::command_complete(&tag)]),
+            Reply::Command(tag) => {
+                let mut frames = report;
+                frames.push(messages::command_complete(&tag));
+                Ok(frames)
+            }
             Reply::Error(code, message) => {
                 if self.status == b'T' {
                     self.status = b'E';
@@ -614,6 +624,22 @@ fn built_in(sql: &str, statements: &HashMap<String, Prepared>) -> Option<Reply> 
         }
     }
     None
+}
+
+/// The new application_name a statement sets (`SET application_name = 'x'` or
+/// `SELECT set_config('application_name', 'x', false)`), for its ParameterStatus.
+fn reported_change(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let rest = if let Some(rest) = lower.strip_prefix("set application_name") {
+        rest.trim_start()
+            .strip_prefix('=')
+            .or_else(|| rest.trim_start().strip_prefix("to"))?
+    } else {
+        lower.strip_prefix("select set_config('application_name',")?
+    };
+    let start = sql.len() - rest.len();
+    let value = sql[start..].trim_start().strip_prefix('\'')?;
+    Some(value.split('\'').next()?.to_string())
 }
 
 fn is_transaction_end(sql: &str) -> bool {

@@ -700,12 +700,15 @@ impl Session {
 /// The session effect of `stmt`, `utf8` when its text was. Text that is not UTF-8 (a client
 /// encoding such as LATIN1) is read with its other bytes replaced, which keeps keywords
 /// readable; a setting's value could then not be replayed as written, so such a
-/// statement pins instead.
+/// statement pins instead. So does a literal set_config(…, false).
 fn tracked_effect(stmt: &str, utf8: bool) -> SessionEffect {
     match session_effect(stmt) {
         SessionEffect::Set { .. } | SessionEffect::Reset { .. } if !utf8 => {
             SessionEffect::Pin("a setting sent in an encoding other than UTF-8")
         }
+        // Confirmed by its CommandComplete SET/RESET, which a set_config() SELECT does not
+        // send: the client keeps its server connection instead.
+        SessionEffect::SetRaw { .. } => SessionEffect::Pin("set_config()"),
         effect => effect,
     }
 }

@@ -177,6 +177,7 @@ impl ShardedSession {
         let changes_settings = matches!(
             effect,
             SessionEffect::Set { .. }
+                | SessionEffect::SetRaw { .. }
                 | SessionEffect::Reset { .. }
                 | SessionEffect::ResetAll
                 | SessionEffect::DiscardAll
