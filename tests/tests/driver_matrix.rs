@@ -1,0 +1,211 @@
+//! Real drivers run one scenario each — psycopg 3 and asyncpg from PyPI
+//! (`tests/drivers/python_clients.py`), pgjdbc from Debian (`tests/drivers/JdbcClients.java`,
+//! with prepareThreshold 1, -1 and 5); `.ci/run` installs them — straight against
+//! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
+//! check must pass both ways, and every write the clients were told succeeded must be
+//! stored.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use pgshard_config::PoolMode;
+use pgshard_proxy::ProxyHandle;
+use pgshard_tests::{connect, run_tool, Cluster, ProxyOptions, TestProxy, User};
+
+/// A driver and how it is set up.
+#[derive(Clone, Copy)]
+enum Driver {
+    Psycopg,
+    Asyncpg,
+    Jdbc { prepare_threshold: i32 },
+}
+
+const DRIVERS: [Driver; 5] = [
+    Driver::Psycopg,
+    Driver::Asyncpg,
+    Driver::Jdbc {
+        prepare_threshold: 1,
+    },
+    Driver::Jdbc {
+        prepare_threshold: -1,
+    },
+    Driver::Jdbc {
+        prepare_threshold: 5,
+    },
+];
+
+impl Driver {
+    fn name(self) -> String {
+        match self {
+            Driver::Psycopg => "psycopg".to_string(),
+            Driver::Asyncpg => "asyncpg".to_string(),
+            Driver::Jdbc { prepare_threshold } => {
+                format!("pgjdbc (prepareThreshold={prepare_threshold})")
+            }
+        }
+    }
+
+    /// The scenario's table, sharded by `id` on a sharded database.
+    fn table(self) -> &'static str {
+        match self {
+            Driver::Psycopg => "drv_psycopg",
+            Driver::Asyncpg => "drv_asyncpg",
+            Driver::Jdbc { .. } => "drv_jdbc",
+        }
+    }
+}
+
+const TABLES: [&str; 3] = ["drv_psycopg", "drv_asyncpg", "drv_jdbc"];
+
+/// Runs the scenario with `driver` against `addr`; the writes it says were acknowledged.
+async fn scenario(driver: Driver, addr: SocketAddr, label: &str) -> Result<i64> {
+    let drivers = format!("{}/drivers", env!("CARGO_MANIFEST_DIR"));
+    let table = driver.table();
+    let (program, args) = match driver {
+        Driver::Psycopg | Driver::Asyncpg => (
+            "python3",
+            vec![
+                format!("{drivers}/python_clients.py"),
+                driver.name(),
+                table.to_string(),
+            ],
+        ),
+        Driver::Jdbc { prepare_threshold } => (
+            "java",
+            vec![
+                "-cp".to_string(),
+                "/usr/share/java/postgresql.jar".to_string(),
+                format!("{drivers}/JdbcClients.java"),
+                format!(
+                    "jdbc:postgresql://{addr}/app?sslmode=disable&prepareThreshold={prepare_threshold}"
+                ),
+                table.to_string(),
+            ],
+        ),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run_tool(program, addr, &User::app(), &args, Duration::from_secs(300)).await?;
+    let driver = driver.name();
+    ensure!(
+        output.status.success() && output.stdout.lines().any(|line| line == "ok"),
+        "{driver} {label}: {}",
+        output.describe()
+    );
+    let acknowledged = output
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("acknowledged "))
+        .context("no acknowledged line")?
+        .parse()?;
+    Ok(acknowledged)
+}
+
+/// Rows the concurrent clients wrote (ids from 1000) and all rows, read through `addr`.
+async fn stored(addr: SocketAddr, table: &str) -> Result<(i64, i64)> {
+    let client = connect(addr, &User::app()).await?;
+    let written: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE id >= 1000"),
+            &[],
+        )
+        .await?
+        .get(0);
+    let all: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await?
+        .get(0);
+    Ok((written, all))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_on_one_shard() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let primary = cluster.shard(0).primary();
+    let proxy = TestProxy::start(
+        primary,
+        ProxyOptions {
+            pool_mode: PoolMode::Transaction,
+            pool_size: 3,
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    for driver in DRIVERS {
+        let table = driver.table();
+        let name = driver.name();
+        for (label, addr) in [
+            ("direct", primary.addr()),
+            ("through pgshard", proxy.addr()),
+        ] {
+            let acknowledged = scenario(driver, addr, label).await?;
+            let (written, all) = stored(primary.addr(), table).await?;
+            ensure!(
+                written == acknowledged && all == acknowledged + 22,
+                "{name} {label}: {acknowledged} acknowledged, {written} stored ({all} rows)"
+            );
+            eprintln!("{name} on one shard, {label}: every check passed, {acknowledged} writes acknowledged and stored");
+        }
+    }
+    proxy.shutdown().await;
+    Ok(())
+}
+
+/// A proxy over both shards of `cluster` with the scenario's tables sharded by `id`.
+async fn sharded_proxy(cluster: &Cluster) -> Result<ProxyHandle> {
+    let mut toml = String::from(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = 3\n\
+         [[users]]\nname = \"app\"\npassword = \"app\"\n\
+         [[databases]]\nname = \"app\"\n",
+    );
+    for table in TABLES {
+        toml.push_str(&format!(
+            "[[databases.sharded_tables]]\ntable = \"{table}\"\ncolumn = \"id\"\n"
+        ));
+    }
+    for shard in cluster.shards() {
+        toml.push_str(&format!(
+            "[[databases.shards]]\nprimary = \"{}\"\n",
+            shard.primary().proxy_addr()
+        ));
+    }
+    let config =
+        pgshard_config::parse(&toml, "driver_matrix.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(pgshard_proxy::start(config).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drivers_on_two_shards() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = sharded_proxy(&cluster).await?;
+    let direct = cluster.shard(0).primary().addr();
+    for driver in DRIVERS {
+        let table = driver.table();
+        let name = driver.name();
+        // The same scenario straight against one server first: what PostgreSQL answers.
+        scenario(driver, direct, "direct").await?;
+        let direct_client = connect(direct, &User::app()).await?;
+        direct_client
+            .batch_execute(&format!("DROP TABLE {table}"))
+            .await?;
+        let acknowledged = scenario(driver, proxy.addr, "through pgshard").await?;
+        let (written, all) = stored(proxy.addr, table).await?;
+        let mut per_shard = Vec::new();
+        for shard in cluster.shards() {
+            let (written, _) = stored(shard.primary().addr(), table).await?;
+            per_shard.push(written);
+        }
+        ensure!(
+            written == acknowledged
+                && all == acknowledged + 22
+                && per_shard.iter().sum::<i64>() == acknowledged
+                && per_shard.iter().all(|&n| n > 0),
+            "{name}: {acknowledged} acknowledged, {written} stored ({all} rows), per shard {per_shard:?}"
+        );
+        eprintln!(
+            "{name} on two shards: every check passed, {acknowledged} writes acknowledged and stored ({per_shard:?} per shard)"
+        );
+    }
+    proxy.shutdown().await;
+    Ok(())
+}
