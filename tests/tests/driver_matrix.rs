@@ -1,27 +1,34 @@
 //! Real drivers run one scenario each — psycopg 3 and asyncpg from PyPI
 //! (`tests/drivers/python_clients.py`), pgjdbc from Debian (`tests/drivers/JdbcClients.java`,
-//! with prepareThreshold 1, -1 and 5); `.ci/run` installs them — straight against
+//! with prepareThreshold 1, -1 and 5), Go's lib/pq and pgx v4 from Debian
+//! (`tests/drivers/go_clients.go`, pgx with and without its statement cache); `.ci/run`
+//! installs them — straight against
 //! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
 //! check must pass both ways, and every write the clients were told succeeded must be
 //! stored.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pgshard_config::PoolMode;
 use pgshard_proxy::ProxyHandle;
-use pgshard_tests::{connect, run_tool, Cluster, ProxyOptions, TestProxy, User};
+use pgshard_tests::{connect, run_tool, Cluster, ProxyOptions, ScratchDir, TestProxy, User};
 
 /// A driver and how it is set up.
 #[derive(Clone, Copy)]
 enum Driver {
     Psycopg,
     Asyncpg,
-    Jdbc { prepare_threshold: i32 },
+    Jdbc {
+        prepare_threshold: i32,
+    },
+    /// `lib/pq`, `pgx` or `pgx-nocache`.
+    Go(&'static str),
 }
 
-const DRIVERS: [Driver; 5] = [
+const DRIVERS: [Driver; 8] = [
     Driver::Psycopg,
     Driver::Asyncpg,
     Driver::Jdbc {
@@ -33,6 +40,9 @@ const DRIVERS: [Driver; 5] = [
     Driver::Jdbc {
         prepare_threshold: 5,
     },
+    Driver::Go("lib/pq"),
+    Driver::Go("pgx"),
+    Driver::Go("pgx-nocache"),
 ];
 
 impl Driver {
@@ -43,6 +53,17 @@ impl Driver {
             Driver::Jdbc { prepare_threshold } => {
                 format!("pgjdbc (prepareThreshold={prepare_threshold})")
             }
+            Driver::Go(driver) => format!("Go {driver}"),
+        }
+    }
+
+    /// Rows the scenario leaves besides the concurrent clients' writes (ids from 1000).
+    fn fixed_rows(self) -> i64 {
+        match self {
+            // Rows 1 and 2; Go's scenario copies nothing.
+            Driver::Go(_) => 2,
+            // Rows 1 and 2, and 20 copied in.
+            _ => 22,
         }
     }
 
@@ -52,14 +73,15 @@ impl Driver {
             Driver::Psycopg => "drv_psycopg",
             Driver::Asyncpg => "drv_asyncpg",
             Driver::Jdbc { .. } => "drv_jdbc",
+            Driver::Go(_) => "drv_go",
         }
     }
 }
 
-const TABLES: [&str; 3] = ["drv_psycopg", "drv_asyncpg", "drv_jdbc"];
+const TABLES: [&str; 4] = ["drv_psycopg", "drv_asyncpg", "drv_jdbc", "drv_go"];
 
 /// Runs the scenario with `driver` against `addr`; the writes it says were acknowledged.
-async fn scenario(driver: Driver, addr: SocketAddr, label: &str) -> Result<i64> {
+async fn scenario(driver: Driver, addr: SocketAddr, label: &str, go_cache: &Path) -> Result<i64> {
     let drivers = format!("{}/drivers", env!("CARGO_MANIFEST_DIR"));
     let table = driver.table();
     let (program, args) = match driver {
@@ -80,6 +102,21 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str) -> Result<i64> 
                 format!(
                     "jdbc:postgresql://{addr}/app?sslmode=disable&prepareThreshold={prepare_threshold}"
                 ),
+                table.to_string(),
+            ],
+        ),
+        // Debian's golang-go, golang-github-lib-pq-dev and golang-github-jackc-pgx-v4-dev,
+        // in GOPATH mode.
+        Driver::Go(go_driver) => (
+            "env",
+            vec![
+                "GOPATH=/usr/share/gocode".to_string(),
+                "GO111MODULE=off".to_string(),
+                format!("GOCACHE={}", go_cache.display()),
+                "go".to_string(),
+                "run".to_string(),
+                format!("{drivers}/go_clients.go"),
+                go_driver.to_string(),
                 table.to_string(),
             ],
         ),
@@ -131,6 +168,7 @@ async fn drivers_on_one_shard() -> Result<()> {
         },
     )
     .await?;
+    let go_cache = ScratchDir::new("go-cache")?;
     for driver in DRIVERS {
         let table = driver.table();
         let name = driver.name();
@@ -138,10 +176,10 @@ async fn drivers_on_one_shard() -> Result<()> {
             ("direct", primary.addr()),
             ("through pgshard", proxy.addr()),
         ] {
-            let acknowledged = scenario(driver, addr, label).await?;
+            let acknowledged = scenario(driver, addr, label, go_cache.path()).await?;
             let (written, all) = stored(primary.addr(), table).await?;
             ensure!(
-                written == acknowledged && all == acknowledged + 22,
+                written == acknowledged && all == acknowledged + driver.fixed_rows(),
                 "{name} {label}: {acknowledged} acknowledged, {written} stored ({all} rows)"
             );
             eprintln!("{name} on one shard, {label}: every check passed, {acknowledged} writes acknowledged and stored");
@@ -179,16 +217,17 @@ async fn drivers_on_two_shards() -> Result<()> {
     let cluster = Cluster::start(2, 0).await?;
     let proxy = sharded_proxy(&cluster).await?;
     let direct = cluster.shard(0).primary().addr();
+    let go_cache = ScratchDir::new("go-cache")?;
     for driver in DRIVERS {
         let table = driver.table();
         let name = driver.name();
         // The same scenario straight against one server first: what PostgreSQL answers.
-        scenario(driver, direct, "direct").await?;
+        scenario(driver, direct, "direct", go_cache.path()).await?;
         let direct_client = connect(direct, &User::app()).await?;
         direct_client
             .batch_execute(&format!("DROP TABLE {table}"))
             .await?;
-        let acknowledged = scenario(driver, proxy.addr, "through pgshard").await?;
+        let acknowledged = scenario(driver, proxy.addr, "through pgshard", go_cache.path()).await?;
         let (written, all) = stored(proxy.addr, table).await?;
         let mut per_shard = Vec::new();
         for shard in cluster.shards() {
@@ -197,7 +236,7 @@ async fn drivers_on_two_shards() -> Result<()> {
         }
         ensure!(
             written == acknowledged
-                && all == acknowledged + 22
+                && all == acknowledged + driver.fixed_rows()
                 && per_shard.iter().sum::<i64>() == acknowledged
                 && per_shard.iter().all(|&n| n > 0),
             "{name}: {acknowledged} acknowledged, {written} stored ({all} rows), per shard {per_shard:?}"
