@@ -1,14 +1,14 @@
 //! Real drivers run one scenario each — psycopg 3 and asyncpg from PyPI
 //! (`tests/drivers/python_clients.py`), pgjdbc from Debian (`tests/drivers/JdbcClients.java`,
 //! with prepareThreshold 1, -1 and 5), Go's lib/pq and pgx v4 from Debian
-//! (`tests/drivers/go_clients.go`, pgx with and without its statement cache); `.ci/run`
+//! (`tests/drivers/go_clients.go`, pgx with and without its statement cache), node-pg from
+//! Debian (`tests/drivers/node_pg_clients.js`, unpacked by `prepare-node-pg.sh`); `.ci/run`
 //! installs them — straight against
 //! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
 //! check must pass both ways, and every write the clients were told succeeded must be
 //! stored.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -26,9 +26,10 @@ enum Driver {
     },
     /// `lib/pq`, `pgx` or `pgx-nocache`.
     Go(&'static str),
+    NodePg,
 }
 
-const DRIVERS: [Driver; 8] = [
+const DRIVERS: [Driver; 9] = [
     Driver::Psycopg,
     Driver::Asyncpg,
     Driver::Jdbc {
@@ -43,6 +44,7 @@ const DRIVERS: [Driver; 8] = [
     Driver::Go("lib/pq"),
     Driver::Go("pgx"),
     Driver::Go("pgx-nocache"),
+    Driver::NodePg,
 ];
 
 impl Driver {
@@ -54,14 +56,15 @@ impl Driver {
                 format!("pgjdbc (prepareThreshold={prepare_threshold})")
             }
             Driver::Go(driver) => format!("Go {driver}"),
+            Driver::NodePg => "node-pg".to_string(),
         }
     }
 
     /// Rows the scenario leaves besides the concurrent clients' writes (ids from 1000).
     fn fixed_rows(self) -> i64 {
         match self {
-            // Rows 1 and 2; Go's scenario copies nothing.
-            Driver::Go(_) => 2,
+            // Rows 1 and 2; these scenarios copy nothing.
+            Driver::Go(_) | Driver::NodePg => 2,
             // Rows 1 and 2, and 20 copied in.
             _ => 22,
         }
@@ -74,14 +77,48 @@ impl Driver {
             Driver::Asyncpg => "drv_asyncpg",
             Driver::Jdbc { .. } => "drv_jdbc",
             Driver::Go(_) => "drv_go",
+            Driver::NodePg => "drv_node",
         }
     }
 }
 
-const TABLES: [&str; 4] = ["drv_psycopg", "drv_asyncpg", "drv_jdbc", "drv_go"];
+const TABLES: [&str; 5] = [
+    "drv_psycopg",
+    "drv_asyncpg",
+    "drv_jdbc",
+    "drv_go",
+    "drv_node",
+];
+
+/// What the drivers need besides their packages: Go's build cache, and where node-pg was
+/// unpacked.
+struct Tools {
+    go_cache: ScratchDir,
+    node_path: String,
+}
+
+impl Tools {
+    async fn prepare() -> Result<Tools> {
+        let script = format!("{}/drivers/prepare-node-pg.sh", env!("CARGO_MANIFEST_DIR"));
+        let output = tokio::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .await
+            .context("run prepare-node-pg.sh")?;
+        ensure!(
+            output.status.success(),
+            "prepare-node-pg.sh: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(Tools {
+            go_cache: ScratchDir::new("go-cache")?,
+            node_path: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        })
+    }
+}
 
 /// Runs the scenario with `driver` against `addr`; the writes it says were acknowledged.
-async fn scenario(driver: Driver, addr: SocketAddr, label: &str, go_cache: &Path) -> Result<i64> {
+async fn scenario(driver: Driver, addr: SocketAddr, label: &str, tools: &Tools) -> Result<i64> {
     let drivers = format!("{}/drivers", env!("CARGO_MANIFEST_DIR"));
     let table = driver.table();
     let (program, args) = match driver {
@@ -112,11 +149,20 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str, go_cache: &Path
             vec![
                 "GOPATH=/usr/share/gocode".to_string(),
                 "GO111MODULE=off".to_string(),
-                format!("GOCACHE={}", go_cache.display()),
+                format!("GOCACHE={}", tools.go_cache.path().display()),
                 "go".to_string(),
                 "run".to_string(),
                 format!("{drivers}/go_clients.go"),
                 go_driver.to_string(),
+                table.to_string(),
+            ],
+        ),
+        Driver::NodePg => (
+            "env",
+            vec![
+                format!("NODE_PATH={}", tools.node_path),
+                "node".to_string(),
+                format!("{drivers}/node_pg_clients.js"),
                 table.to_string(),
             ],
         ),
@@ -168,7 +214,7 @@ async fn drivers_on_one_shard() -> Result<()> {
         },
     )
     .await?;
-    let go_cache = ScratchDir::new("go-cache")?;
+    let tools = Tools::prepare().await?;
     for driver in DRIVERS {
         let table = driver.table();
         let name = driver.name();
@@ -176,7 +222,7 @@ async fn drivers_on_one_shard() -> Result<()> {
             ("direct", primary.addr()),
             ("through pgshard", proxy.addr()),
         ] {
-            let acknowledged = scenario(driver, addr, label, go_cache.path()).await?;
+            let acknowledged = scenario(driver, addr, label, &tools).await?;
             let (written, all) = stored(primary.addr(), table).await?;
             ensure!(
                 written == acknowledged && all == acknowledged + driver.fixed_rows(),
@@ -217,17 +263,17 @@ async fn drivers_on_two_shards() -> Result<()> {
     let cluster = Cluster::start(2, 0).await?;
     let proxy = sharded_proxy(&cluster).await?;
     let direct = cluster.shard(0).primary().addr();
-    let go_cache = ScratchDir::new("go-cache")?;
+    let tools = Tools::prepare().await?;
     for driver in DRIVERS {
         let table = driver.table();
         let name = driver.name();
         // The same scenario straight against one server first: what PostgreSQL answers.
-        scenario(driver, direct, "direct", go_cache.path()).await?;
+        scenario(driver, direct, "direct", &tools).await?;
         let direct_client = connect(direct, &User::app()).await?;
         direct_client
             .batch_execute(&format!("DROP TABLE {table}"))
             .await?;
-        let acknowledged = scenario(driver, proxy.addr, "through pgshard", go_cache.path()).await?;
+        let acknowledged = scenario(driver, proxy.addr, "through pgshard", &tools).await?;
         let (written, all) = stored(proxy.addr, table).await?;
         let mut per_shard = Vec::new();
         for shard in cluster.shards() {
