@@ -2,8 +2,8 @@
 //! (`tests/drivers/python_clients.py`), pgjdbc from Debian (`tests/drivers/JdbcClients.java`,
 //! with prepareThreshold 1, -1 and 5), Go's lib/pq and pgx v4 from Debian
 //! (`tests/drivers/go_clients.go`, pgx with and without its statement cache), node-pg from
-//! Debian (`tests/drivers/node_pg_clients.js`, unpacked by `prepare-node-pg.sh`); `.ci/run`
-//! installs them — straight against
+//! Debian (`tests/drivers/node_pg_clients.js`, unpacked by `prepare-node-pg.sh`), ruby-pg
+//! from Debian (`tests/drivers/ruby_pg_clients.rb`); `.ci/run` installs them — straight against
 //! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
 //! check must pass both ways, and every write the clients were told succeeded must be
 //! stored.
@@ -27,9 +27,10 @@ enum Driver {
     /// `lib/pq`, `pgx` or `pgx-nocache`.
     Go(&'static str),
     NodePg,
+    RubyPg,
 }
 
-const DRIVERS: [Driver; 9] = [
+const DRIVERS: [Driver; 10] = [
     Driver::Psycopg,
     Driver::Asyncpg,
     Driver::Jdbc {
@@ -45,6 +46,7 @@ const DRIVERS: [Driver; 9] = [
     Driver::Go("pgx"),
     Driver::Go("pgx-nocache"),
     Driver::NodePg,
+    Driver::RubyPg,
 ];
 
 impl Driver {
@@ -57,6 +59,7 @@ impl Driver {
             }
             Driver::Go(driver) => format!("Go {driver}"),
             Driver::NodePg => "node-pg".to_string(),
+            Driver::RubyPg => "ruby-pg".to_string(),
         }
     }
 
@@ -78,16 +81,18 @@ impl Driver {
             Driver::Jdbc { .. } => "drv_jdbc",
             Driver::Go(_) => "drv_go",
             Driver::NodePg => "drv_node",
+            Driver::RubyPg => "drv_ruby",
         }
     }
 }
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "drv_psycopg",
     "drv_asyncpg",
     "drv_jdbc",
     "drv_go",
     "drv_node",
+    "drv_ruby",
 ];
 
 /// What the drivers need besides their packages: Go's build cache, and where node-pg was
@@ -156,6 +161,10 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str, tools: &Tools) 
                 go_driver.to_string(),
                 table.to_string(),
             ],
+        ),
+        Driver::RubyPg => (
+            "ruby",
+            vec![format!("{drivers}/ruby_pg_clients.rb"), table.to_string()],
         ),
         Driver::NodePg => (
             "env",
