@@ -3,7 +3,8 @@
 //! with prepareThreshold 1, -1 and 5), Go's lib/pq and pgx v4 from Debian
 //! (`tests/drivers/go_clients.go`, pgx with and without its statement cache), node-pg from
 //! Debian (`tests/drivers/node_pg_clients.js`, unpacked by `prepare-node-pg.sh`), ruby-pg
-//! from Debian (`tests/drivers/ruby_pg_clients.rb`); `.ci/run` installs them — straight against
+//! from Debian (`tests/drivers/ruby_pg_clients.rb`), PHP's PDO from Debian
+//! (`tests/drivers/php_pdo_clients.php`); `.ci/run` installs them — straight against
 //! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
 //! check must pass both ways, and every write the clients were told succeeded must be
 //! stored.
@@ -28,9 +29,10 @@ enum Driver {
     Go(&'static str),
     NodePg,
     RubyPg,
+    PhpPdo,
 }
 
-const DRIVERS: [Driver; 10] = [
+const DRIVERS: [Driver; 11] = [
     Driver::Psycopg,
     Driver::Asyncpg,
     Driver::Jdbc {
@@ -47,6 +49,7 @@ const DRIVERS: [Driver; 10] = [
     Driver::Go("pgx-nocache"),
     Driver::NodePg,
     Driver::RubyPg,
+    Driver::PhpPdo,
 ];
 
 impl Driver {
@@ -60,6 +63,7 @@ impl Driver {
             Driver::Go(driver) => format!("Go {driver}"),
             Driver::NodePg => "node-pg".to_string(),
             Driver::RubyPg => "ruby-pg".to_string(),
+            Driver::PhpPdo => "PHP PDO".to_string(),
         }
     }
 
@@ -82,11 +86,13 @@ impl Driver {
             Driver::Go(_) => "drv_go",
             Driver::NodePg => "drv_node",
             Driver::RubyPg => "drv_ruby",
+            Driver::PhpPdo => "drv_php",
         }
     }
 }
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
+    "drv_php",
     "drv_psycopg",
     "drv_asyncpg",
     "drv_jdbc",
@@ -161,6 +167,10 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str, tools: &Tools) 
                 go_driver.to_string(),
                 table.to_string(),
             ],
+        ),
+        Driver::PhpPdo => (
+            "php",
+            vec![format!("{drivers}/php_pdo_clients.php"), table.to_string()],
         ),
         Driver::RubyPg => (
             "ruby",
