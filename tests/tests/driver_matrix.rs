@@ -4,7 +4,8 @@
 //! (`tests/drivers/go_clients.go`, pgx with and without its statement cache), node-pg from
 //! Debian (`tests/drivers/node_pg_clients.js`, unpacked by `prepare-node-pg.sh`), ruby-pg
 //! from Debian (`tests/drivers/ruby_pg_clients.rb`), PHP's PDO from Debian
-//! (`tests/drivers/php_pdo_clients.php`); `.ci/run` installs them — straight against
+//! (`tests/drivers/php_pdo_clients.php`), DBD::Pg from Debian
+//! (`tests/drivers/dbd_pg_clients.pl`); `.ci/run` installs them — straight against
 //! PostgreSQL and through pgshard in transaction pooling, on one shard and on two: every
 //! check must pass both ways, and every write the clients were told succeeded must be
 //! stored.
@@ -30,9 +31,10 @@ enum Driver {
     NodePg,
     RubyPg,
     PhpPdo,
+    DbdPg,
 }
 
-const DRIVERS: [Driver; 11] = [
+const DRIVERS: [Driver; 12] = [
     Driver::Psycopg,
     Driver::Asyncpg,
     Driver::Jdbc {
@@ -50,6 +52,7 @@ const DRIVERS: [Driver; 11] = [
     Driver::NodePg,
     Driver::RubyPg,
     Driver::PhpPdo,
+    Driver::DbdPg,
 ];
 
 impl Driver {
@@ -64,6 +67,7 @@ impl Driver {
             Driver::NodePg => "node-pg".to_string(),
             Driver::RubyPg => "ruby-pg".to_string(),
             Driver::PhpPdo => "PHP PDO".to_string(),
+            Driver::DbdPg => "DBD::Pg".to_string(),
         }
     }
 
@@ -87,11 +91,13 @@ impl Driver {
             Driver::NodePg => "drv_node",
             Driver::RubyPg => "drv_ruby",
             Driver::PhpPdo => "drv_php",
+            Driver::DbdPg => "drv_perl",
         }
     }
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
+    "drv_perl",
     "drv_php",
     "drv_psycopg",
     "drv_asyncpg",
@@ -167,6 +173,10 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str, tools: &Tools) 
                 go_driver.to_string(),
                 table.to_string(),
             ],
+        ),
+        Driver::DbdPg => (
+            "perl",
+            vec![format!("{drivers}/dbd_pg_clients.pl"), table.to_string()],
         ),
         Driver::PhpPdo => (
             "php",
