@@ -199,3 +199,44 @@ impl std::fmt::Debug for TestProxy {
 fn toml_string(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// Starts a proxy in-process over every shard's primary of `cluster` (replicas unused),
+/// as user `app`, sharding each `(table, column)` of `sharded_tables`, with server pools
+/// of `pool_size` and transaction pooling.
+pub async fn start_sharded_proxy(
+    cluster: &crate::Cluster,
+    sharded_tables: &[(&str, &str)],
+    pool_size: u32,
+) -> Result<ProxyHandle> {
+    let mut toml = format!(
+        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n\
+         [[users]]\nname = \"app\"\npassword = \"app\"\n\
+         [[databases]]\nname = \"app\"\n"
+    );
+    for (table, column) in sharded_tables {
+        let _ = write!(
+            toml,
+            "[[databases.sharded_tables]]\ntable = {}\ncolumn = {}\n",
+            toml_string(table),
+            toml_string(column)
+        );
+    }
+    for shard in cluster.shards() {
+        let _ = write!(
+            toml,
+            "[[databases.shards]]\nprimary = \"{}\"\n",
+            shard.primary().proxy_addr()
+        );
+    }
+    let config =
+        pgshard_config::parse(&toml, "sharded-proxy.toml").map_err(|e| HarnessError::Proxy {
+            action: "parse the sharded configuration".to_string(),
+            reason: e.to_string(),
+        })?;
+    pgshard_proxy::start(config)
+        .await
+        .map_err(|e| HarnessError::Proxy {
+            action: "start".to_string(),
+            reason: e.to_string(),
+        })
+}

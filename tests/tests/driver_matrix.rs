@@ -16,7 +16,9 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use pgshard_config::PoolMode;
 use pgshard_proxy::ProxyHandle;
-use pgshard_tests::{connect, run_tool, Cluster, ProxyOptions, ScratchDir, TestProxy, User};
+use pgshard_tests::{
+    connect, run_tool, start_sharded_proxy, Cluster, ProxyOptions, ScratchDir, TestProxy, User,
+};
 
 /// A driver and how it is set up.
 #[derive(Clone, Copy)]
@@ -264,27 +266,10 @@ async fn drivers_on_one_shard() -> Result<()> {
     Ok(())
 }
 
-/// A proxy over both shards of `cluster` with the scenario's tables sharded by `id`.
+/// A proxy over both shards of `cluster` with the scenarios' tables sharded by `id`.
 async fn sharded_proxy(cluster: &Cluster) -> Result<ProxyHandle> {
-    let mut toml = String::from(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = 3\n\
-         [[users]]\nname = \"app\"\npassword = \"app\"\n\
-         [[databases]]\nname = \"app\"\n",
-    );
-    for table in TABLES {
-        toml.push_str(&format!(
-            "[[databases.sharded_tables]]\ntable = \"{table}\"\ncolumn = \"id\"\n"
-        ));
-    }
-    for shard in cluster.shards() {
-        toml.push_str(&format!(
-            "[[databases.shards]]\nprimary = \"{}\"\n",
-            shard.primary().proxy_addr()
-        ));
-    }
-    let config =
-        pgshard_config::parse(&toml, "driver_matrix.toml").map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(pgshard_proxy::start(config).await?)
+    let tables: Vec<(&str, &str)> = TABLES.iter().map(|table| (*table, "id")).collect();
+    Ok(start_sharded_proxy(cluster, &tables, 3).await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,25 +9,27 @@ use std::collections::BTreeSet;
 use anyhow::{ensure, Result};
 use futures::TryStreamExt;
 use pgshard_proxy::ProxyHandle;
-use pgshard_tests::{connect, sqlstate, Cluster, User};
+use pgshard_tests::{connect, sqlstate, start_sharded_proxy, Cluster, User};
 
 /// A proxy over both shards of `cluster`, sharding `items` by `id`.
 async fn proxy(cluster: &Cluster) -> Result<ProxyHandle> {
-    let mut toml = String::from(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = 4\n\
-         [[users]]\nname = \"app\"\npassword = \"app\"\n\
-         [[databases]]\nname = \"app\"\n\
-         [[databases.sharded_tables]]\ntable = \"items\"\ncolumn = \"id\"\n",
-    );
-    for shard in cluster.shards() {
-        toml.push_str(&format!(
-            "[[databases.shards]]\nprimary = \"{}\"\n",
-            shard.primary().proxy_addr()
-        ));
+    Ok(start_sharded_proxy(cluster, &[("items", "id")], 4).await?)
+}
+
+/// Creates `items` through `client` with 40 rows, `item 1` to `item 40`.
+async fn items(client: &tokio_postgres::Client) -> Result<()> {
+    client
+        .batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
+        .await?;
+    let insert = client
+        .prepare("INSERT INTO items (id, name) VALUES ($1, $2)")
+        .await?;
+    for id in 1..=40i64 {
+        client
+            .execute(&insert, &[&id, &format!("item {id}")])
+            .await?;
     }
-    let config = pgshard_config::parse(&toml, "sharding_copy_and_portals.toml")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(pgshard_proxy::start(config).await?)
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,17 +37,7 @@ async fn row_limits_on_a_sharded_database_answer_as_postgres() -> Result<()> {
     let cluster = Cluster::start(2, 0).await?;
     let proxy = proxy(&cluster).await?;
     let mut through = connect(proxy.addr, &User::app()).await?;
-    through
-        .batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
-        .await?;
-    let insert = through
-        .prepare("INSERT INTO items (id, name) VALUES ($1, $2)")
-        .await?;
-    for id in 1..=40i64 {
-        through
-            .execute(&insert, &[&id, &format!("item {id}")])
-            .await?;
-    }
+    items(&through).await?;
     let mut direct = cluster.shard(0).primary().client(&User::app()).await?;
     // A key on shard 0, so the direct connection has its row too.
     let key: i64 = direct
@@ -121,17 +113,7 @@ async fn copy_out_of_a_sharded_table_gives_every_row_once() -> Result<()> {
     let cluster = Cluster::start(2, 0).await?;
     let proxy = proxy(&cluster).await?;
     let through = connect(proxy.addr, &User::app()).await?;
-    through
-        .batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
-        .await?;
-    let insert = through
-        .prepare("INSERT INTO items (id, name) VALUES ($1, $2)")
-        .await?;
-    for id in 1..=40i64 {
-        through
-            .execute(&insert, &[&id, &format!("item {id}")])
-            .await?;
-    }
+    items(&through).await?;
     // What the shards hold, read directly.
     let mut expected = BTreeSet::new();
     for shard in cluster.shards() {

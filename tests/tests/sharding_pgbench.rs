@@ -7,37 +7,20 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use pgshard_proxy::ProxyHandle;
-use pgshard_tests::{connect, run_tool, Cluster, User};
+use pgshard_tests::{connect, run_tool, start_sharded_proxy, Cluster, User};
 
 const CLIENTS: u32 = 4;
 const TRANSACTIONS_PER_CLIENT: u32 = 40;
 
 /// A proxy over both shards of `cluster` with pgbench's tables sharded by their ids.
 async fn proxy(cluster: &Cluster) -> Result<ProxyHandle> {
-    let mut toml = String::from(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = 8\n\
-         [[users]]\nname = \"app\"\npassword = \"app\"\n\
-         [[databases]]\nname = \"app\"\n",
-    );
-    for (table, column) in [
+    let tables = [
         ("pgbench_accounts", "aid"),
         ("pgbench_branches", "bid"),
         ("pgbench_tellers", "tid"),
         ("pgbench_history", "aid"),
-    ] {
-        toml.push_str(&format!(
-            "[[databases.sharded_tables]]\ntable = \"{table}\"\ncolumn = \"{column}\"\n"
-        ));
-    }
-    for shard in cluster.shards() {
-        toml.push_str(&format!(
-            "[[databases.shards]]\nprimary = \"{}\"\n",
-            shard.primary().proxy_addr()
-        ));
-    }
-    let config = pgshard_config::parse(&toml, "sharding_pgbench.toml")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(pgshard_proxy::start(config).await?)
+    ];
+    Ok(start_sharded_proxy(cluster, &tables, 8).await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,11 +136,7 @@ pub fn echo() -> Script {
 
 pub fn echo_reply(statement: &Statement<'_>) -> Reply {
     let sql = statement.sql.trim();
-    let first = sql
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
+    let first = first_word(sql);
     match first.as_str() {
         "SELECT" if !statement.params.is_empty() => {
             let values: Vec<&str> = statement
@@ -339,11 +335,7 @@ impl Backend {
                     .into(),
             ));
         }
-        let first = sql
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
+        let first = first_word(sql);
         match first.as_str() {
             "BEGIN" | "START" => self.status = b'T',
             "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.status = b'I',
@@ -642,12 +634,16 @@ fn reported_change(sql: &str) -> Option<String> {
     Some(value.split('\'').next()?.to_string())
 }
 
-fn is_transaction_end(sql: &str) -> bool {
-    let first = sql
-        .split_whitespace()
+/// The statement's first word, upper-cased.
+fn first_word(sql: &str) -> String {
+    sql.split_whitespace()
         .next()
         .unwrap_or("")
-        .to_ascii_uppercase();
+        .to_ascii_uppercase()
+}
+
+fn is_transaction_end(sql: &str) -> bool {
+    let first = first_word(sql);
     matches!(first.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT")
 }
 
