@@ -302,6 +302,12 @@ fn literal_set_config(body: &str) -> Option<SessionEffect> {
         },
         _ => return None,
     };
+    // RESET ALL leaves the role alone, so no replay can take it back: as SET ROLE.
+    match name.to_ascii_lowercase().as_str() {
+        "role" => return Some(SessionEffect::Pin("SET ROLE")),
+        "session_authorization" => return Some(SessionEffect::Pin("SET SESSION AUTHORIZATION")),
+        _ => {}
+    }
     Some(if local {
         SessionEffect::None
     } else {
@@ -481,6 +487,11 @@ mod tests {
             }
         );
         assert_eq!(session_effect("SELECT set_config('a.b', '1', true)"), None);
+        assert!(session_effect("SELECT set_config('role', 'bob', false)").changes_role());
+        assert!(
+            session_effect("SELECT set_config('Session_Authorization', 'bob', true)")
+                .changes_role()
+        );
         assert!(matches!(
             session_effect("SELECT set_config('a.b', $1, false)"),
             Pin(_)
