@@ -106,17 +106,7 @@ replication_password = "replicator"
 {extra}
 {shards}"#
     );
-    let config =
-        pgshard_config::parse(&toml, "failover.toml").map_err(|e| HarnessError::Proxy {
-            action: "parse the failover configuration".to_string(),
-            reason: e.to_string(),
-        })?;
-    pgshard_proxy::start(config)
-        .await
-        .map_err(|e| HarnessError::Proxy {
-            action: "start".to_string(),
-            reason: e.to_string(),
-        })
+    crate::proxy::start_proxy_toml(&toml, "failover.toml").await
 }
 
 /// What most failover tests start from: a cluster whose shard 0 has the `ledger`

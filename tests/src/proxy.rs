@@ -228,11 +228,16 @@ pub async fn start_sharded_proxy(
             shard.primary().proxy_addr()
         );
     }
-    let config =
-        pgshard_config::parse(&toml, "sharded-proxy.toml").map_err(|e| HarnessError::Proxy {
-            action: "parse the sharded configuration".to_string(),
-            reason: e.to_string(),
-        })?;
+    start_proxy_toml(&toml, "sharded-proxy.toml").await
+}
+
+/// Starts a proxy in-process from the configuration text `toml` (`origin` names it in
+/// errors).
+pub(crate) async fn start_proxy_toml(toml: &str, origin: &str) -> Result<ProxyHandle> {
+    let config = pgshard_config::parse(toml, origin).map_err(|e| HarnessError::Proxy {
+        action: format!("parse {origin}"),
+        reason: e.to_string(),
+    })?;
     pgshard_proxy::start(config)
         .await
         .map_err(|e| HarnessError::Proxy {
