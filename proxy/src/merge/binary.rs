@@ -55,6 +55,32 @@ pub fn to_binary(ty: ValueType, text: &[u8]) -> Result<Bytes, MergeError> {
             };
             micros.to_be_bytes().to_vec()
         }
+        ValueType::Interval => super::compare::interval(text)?.to_binary(),
+        // json, xml: the text itself; jsonb: a version byte, then the text.
+        ValueType::Other { oid: 114 | 142 } => text.to_vec(),
+        ValueType::Other { oid: 3802 } => [&[1u8][..], text].concat(),
+        ValueType::Other { oid: 17 } => bytea(s).ok_or_else(|| bad("bytea", s))?,
+        ValueType::Other { oid: 18 } => match text {
+            [] => vec![0],
+            [b] => vec![*b],
+            _ => {
+                let octal = s
+                    .strip_prefix('\\')
+                    .and_then(|o| u8::from_str_radix(o, 8).ok());
+                vec![octal.ok_or_else(|| bad("\"char\"", s))?]
+            }
+        },
+        ValueType::Other { oid: 869 | 650 } => inet(s, ty).ok_or_else(|| bad("inet", s))?,
+        ValueType::Other { oid: 829 | 774 } => s
+            .split([':', '-'])
+            .map(|pair| u8::from_str_radix(pair, 16).ok())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| bad("macaddr", s))?,
+        ValueType::Other { oid: 1266 } => timetz(s).ok_or_else(|| bad("timetz", s))?,
+        ValueType::Other { oid } if super::array::element_oid(oid).is_some() => {
+            super::array::to_binary(oid, s, |ty, v| to_binary(ty, v).ok().map(|b| b.to_vec()))
+                .ok_or_else(|| bad("array", s))?
+        }
         ValueType::Other { oid } => {
             return Err(MergeError::Unsupported(format!(
                 "cannot send merged values of type OID {oid} in binary format; request \
@@ -62,6 +88,85 @@ pub fn to_binary(ty: ValueType, text: &[u8]) -> Result<Bytes, MergeError> {
             )))
         }
     }))
+}
+
+/// inet and cidr: family (2 for IPv4, 3 for IPv6), prefix bits, whether cidr, address
+/// length, address.
+fn inet(s: &str, ty: ValueType) -> Option<Vec<u8>> {
+    let (address, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let (family, bytes) = match address.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => (2u8, v4.octets().to_vec()),
+        std::net::IpAddr::V6(v6) => (3u8, v6.octets().to_vec()),
+    };
+    let full = (bytes.len() * 8) as u8;
+    let is_cidr = u8::from(ty == ValueType::Other { oid: 650 });
+    let mut out = vec![family, bits.unwrap_or(full), is_cidr, bytes.len() as u8];
+    out.extend_from_slice(&bytes);
+    Some(out)
+}
+
+/// timetz: the local time in microseconds, then the zone in seconds west of UTC.
+fn timetz(s: &str) -> Option<Vec<u8>> {
+    let split = s.rfind(['+', '-'])?;
+    let (clock, zone) = s.split_at(split);
+    let micros = sort_key(clock, false, false)? as i64;
+    let west = -zone_seconds(zone)?;
+    let mut out = micros.to_be_bytes().to_vec();
+    out.extend_from_slice(&west.to_be_bytes());
+    Some(out)
+}
+
+/// `+05:30`, `-03`, `+01:02:03` in seconds east of UTC.
+fn zone_seconds(zone: &str) -> Option<i32> {
+    let (sign, rest) = match zone.as_bytes().first()? {
+        b'+' => (1, &zone[1..]),
+        b'-' => (-1, &zone[1..]),
+        _ => return None,
+    };
+    let mut seconds = 0i32;
+    let mut unit = 3600;
+    for part in rest.split(':') {
+        if unit == 0 {
+            return None;
+        }
+        seconds += part.parse::<i32>().ok()? * unit;
+        unit /= 60;
+    }
+    Some(sign * seconds)
+}
+
+/// bytea's text, in the hex (`\\x…`) or the escape output format.
+fn bytea(s: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = s.strip_prefix("\\x") {
+        if hex.len() % 2 != 0 {
+            return None;
+        }
+        return hex
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+            .collect();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = std::str::from_utf8(bytes.get(i + 1..i + 4)?).ok()?;
+            out.push(u8::from_str_radix(octal, 8).ok()?);
+            i += 4;
+        }
+    }
+    Some(out)
 }
 
 fn uuid(s: &str) -> Option<Vec<u8>> {
@@ -186,6 +291,38 @@ mod tests {
             .flat_map(|d| d.to_be_bytes())
             .collect();
         assert_eq!(bin(1700, "-0.0005"), small);
+    }
+
+    #[test]
+    fn bytea_json_jsonb_char_and_interval() {
+        assert_eq!(bin(17, "\\x00ff41"), [0, 255, b'A']);
+        assert_eq!(bin(17, "a\\\\b\\001"), [b'a', b'\\', b'b', 1]);
+        assert_eq!(bin(114, "{\"a\": 1}"), *b"{\"a\": 1}");
+        assert_eq!(bin(3802, "{\"a\": 1}"), *b"\x01{\"a\": 1}");
+        assert_eq!(bin(18, "x"), [b'x']);
+        assert_eq!(bin(18, "\\377"), [255]);
+        assert_eq!(
+            bin(1186, "1 mon 2 days 00:00:01"),
+            [
+                &1_000_000i64.to_be_bytes()[..],
+                &2i32.to_be_bytes(),
+                &1i32.to_be_bytes()
+            ]
+            .concat()
+        );
+        assert!(to_binary(ValueType::from_oid(17), b"\\x0").is_err());
+        // inet '10.0.1.5', cidr '10.0.0.0/8', inet '::1/64'
+        assert_eq!(bin(869, "10.0.1.5"), [2, 32, 0, 4, 10, 0, 1, 5]);
+        assert_eq!(bin(650, "10.0.0.0/8"), [2, 8, 1, 4, 10, 0, 0, 0]);
+        assert_eq!(bin(869, "::1/64")[..4], [3, 64, 0, 16]);
+        assert_eq!(bin(829, "08:00:2b:01:02:03"), [8, 0, 0x2b, 1, 2, 3]);
+        // timetz '00:00:01+01': one second, zone 3600 seconds east.
+        assert_eq!(
+            bin(1266, "00:00:01+01"),
+            [&1_000_000i64.to_be_bytes()[..], &(-3600i32).to_be_bytes()].concat()
+        );
+        assert_eq!(bin(1266, "00:00:00-05:30")[8..], 19_800i32.to_be_bytes());
+        assert_eq!(bin(1009, "{a,NULL}")[12..20], [0, 0, 0, 2, 0, 0, 0, 1]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use bigdecimal::BigDecimal;
 
 use super::datetime::{bad, sort_key};
 use super::error::MergeError;
+use super::interval::Interval;
 use super::value_type::ValueType;
 
 /// A numeric value: NaN sorts after everything, as in PostgreSQL.
@@ -88,6 +89,7 @@ pub fn compare(ty: ValueType, a: &[u8], b: &[u8]) -> Result<Ordering, MergeError
             };
             key(a)?.cmp(&key(b)?)
         }
+        ValueType::Interval => interval(a)?.span().cmp(&interval(b)?.span()),
         ValueType::Other { oid } => {
             return Err(MergeError::Unsupported(format!(
                 "cannot compare values of type OID {oid} across shards (ORDER BY, GROUP BY, \
@@ -95,6 +97,17 @@ pub fn compare(ty: ValueType, a: &[u8], b: &[u8]) -> Result<Ordering, MergeError
                  or a date/time type"
             )))
         }
+    })
+}
+
+/// An interval's text read, or why it cannot be.
+pub fn interval(v: &[u8]) -> Result<Interval, MergeError> {
+    let t = std::str::from_utf8(v).map_err(|_| bad("interval", "(not UTF-8)"))?;
+    Interval::parse(t).ok_or_else(|| {
+        MergeError::Unsupported(format!(
+            "cannot compare interval values across shards unless IntervalStyle is postgres \
+             (got {t:?})"
+        ))
     })
 }
 

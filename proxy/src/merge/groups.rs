@@ -183,11 +183,17 @@ fn group_key(ty: ValueType, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, Mer
             let end = v.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
             v[..end].to_vec()
         }
+        ValueType::Interval => super::compare::interval(v)?.span().to_be_bytes().to_vec(),
         ValueType::Other { oid } => {
-            // Equal text is equal value for most types, but not all (e.g. json); be safe
-            // only with those whose output is canonical.
-            const CANONICAL: &[u32] = &[17, 18, 114, 869, 650, 829, 774, 1186, 1266];
-            if !CANONICAL.contains(&oid) || oid == 114 {
+            // Equal text is equal value for most types, but not all (json, numeric[]);
+            // be safe only with those whose output is canonical: bytea, "char", inet,
+            // cidr, macaddr, macaddr8, timetz, and arrays of integers, text, booleans,
+            // uuids, dates, bytea, names and oids.
+            const CANONICAL: &[u32] = &[
+                17, 18, 869, 650, 829, 774, 1266, 1005, 1007, 1016, 1009, 1015, 1000, 2951, 1182,
+                1001, 1003, 1028,
+            ];
+            if !CANONICAL.contains(&oid) {
                 return Err(MergeError::Unsupported(format!(
                     "cannot group values of type OID {oid} across shards (GROUP BY, DISTINCT); \
                      cast the column to text or a number"

@@ -6,6 +6,7 @@
 //! on the rows, and the executor streams them.
 
 pub mod aggregate;
+pub mod array;
 pub mod binary;
 pub mod compare;
 pub mod datetime;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod float_text;
 pub mod groups;
 pub mod having;
+pub mod interval;
 pub mod numeric;
 pub mod order;
 pub mod row;

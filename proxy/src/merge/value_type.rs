@@ -23,6 +23,8 @@ pub enum ValueType {
     Timestamp,
     TimestampTz,
     Uuid,
+    /// interval: ordered and grouped by its span (a month counts 30 days).
+    Interval,
     /// Any other type: rows of it pass through, but the proxy cannot order or add them.
     Other {
         oid: u32,
@@ -44,6 +46,7 @@ impl ValueType {
             1114 => ValueType::Timestamp,
             1184 => ValueType::TimestampTz,
             2950 => ValueType::Uuid,
+            1186 => ValueType::Interval,
             oid => ValueType::Other { oid },
         }
     }
@@ -66,6 +69,7 @@ impl ValueType {
             ValueType::Timestamp => "timestamp",
             ValueType::TimestampTz => "timestamptz",
             ValueType::Uuid => "uuid",
+            ValueType::Interval => "interval",
             ValueType::Other { .. } => "this type",
         }
     }

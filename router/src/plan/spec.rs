@@ -140,6 +140,30 @@ pub struct RowMerge {
     /// sees the row; the client's column count is the shards' count minus this. (With
     /// `SELECT *` the visible count is only known from the RowDescription.)
     pub hidden_columns: usize,
+    /// How many columns the client gets, when the select list says (no `*`): lets the
+    /// data plane ask the shards for each column in its own format.
+    pub visible_columns: Option<usize>,
+}
+
+impl RowMerge {
+    /// Whether the merge reads the values of `column` (to order, group, aggregate or
+    /// filter rows); the other columns pass through as the shards sent them.
+    pub fn reads(&self, column: ColumnRef) -> bool {
+        if self.order_by.iter().any(|k| k.column == column) {
+            return true;
+        }
+        if let Some(group) = &self.group {
+            if group.keys.contains(&column)
+                || group.aggregates.iter().any(|a| {
+                    a.column == column
+                        || matches!(a.kind, AggregateKind::Avg { count_column } if count_column == column)
+                })
+            {
+                return true;
+            }
+        }
+        self.having.as_ref().is_some_and(|p| p.reads(column))
+    }
 }
 
 /// A column of the shards' rows, by position among the visible or the hidden columns.
@@ -222,6 +246,19 @@ pub enum Predicate {
     And(Box<Predicate>, Box<Predicate>),
     Or(Box<Predicate>, Box<Predicate>),
     Not(Box<Predicate>),
+}
+
+impl Predicate {
+    /// Whether the condition reads `column`.
+    pub fn reads(&self, column: ColumnRef) -> bool {
+        match self {
+            Predicate::Compare { column: c, .. } | Predicate::IsNull { column: c, .. } => {
+                *c == column
+            }
+            Predicate::And(a, b) | Predicate::Or(a, b) => a.reads(column) || b.reads(column),
+            Predicate::Not(p) => p.reads(column),
+        }
+    }
 }
 
 /// A comparison operator of a [`Predicate`].

@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use pgshard_router::plan::{
-    columns_query, name_columns, BoundParams, PlanError, PlanInput, ResultMerge, ShardPlan,
-    ShardStatements, ShardTarget,
+    columns_query, name_columns, BoundParams, ColumnRef, PlanError, PlanInput, ResultMerge,
+    RowMerge, ShardPlan, ShardStatements, ShardTarget,
 };
 use pgshard_router::{
     deallocated_statement, proxy_setting, savepoint_command, session_effect, Route, SessionEffect,
@@ -48,8 +48,59 @@ pub(super) struct Statement<'a> {
 pub(super) struct Dispatch {
     pub shards: Vec<usize>,
     pub frames: Vec<Vec<Frame>>,
-    /// Shards are asked for text results, converted for the client when it wanted binary.
-    pub text_results: bool,
+    /// The result formats the shards are asked for.
+    pub results: ShardResults,
+}
+
+/// The result formats a fan-out asks the shards for: the client's, except where the merge
+/// reads values, which it reads as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ShardResults {
+    /// As the client asked: the merge reads no value.
+    AsClient,
+    /// Text for every column (the column count is unknown); what the client wants in
+    /// binary the proxy converts.
+    Text,
+    /// One code per shard column (the client's, then the hidden ones): text where the
+    /// merge reads values, the client's choice elsewhere, passed through unchanged.
+    PerColumn(Vec<i16>),
+}
+
+impl ShardResults {
+    /// What to ask the shards for, for a merge of rows of `portal`.
+    fn for_merge(merge: &RowMerge, portal: Option<&Portal>) -> ShardResults {
+        let Some(portal) = portal else {
+            return ShardResults::AsClient;
+        };
+        let reads_values =
+            merge.group.is_some() || !merge.order_by.is_empty() || merge.having.is_some();
+        if !reads_values || portal.result_formats.iter().all(|&f| f == 0) {
+            return ShardResults::AsClient;
+        }
+        let Some(visible) = merge.visible_columns else {
+            return ShardResults::Text;
+        };
+        let mut formats: Vec<i16> = (0..visible)
+            .map(|i| {
+                if merge.reads(ColumnRef::Visible(i)) {
+                    0
+                } else {
+                    portal.result_format(i)
+                }
+            })
+            .collect();
+        formats.resize(visible + merge.hidden_columns, 0);
+        ShardResults::PerColumn(formats)
+    }
+
+    /// The format the shards send column `i` in.
+    pub fn format(&self, portal: Option<&Portal>, i: usize) -> i16 {
+        match self {
+            ShardResults::AsClient => portal.map_or(0, |p| p.result_format(i)),
+            ShardResults::Text => 0,
+            ShardResults::PerColumn(formats) => formats.get(i).copied().unwrap_or(0),
+        }
+    }
 }
 
 impl ShardedSession {
@@ -290,31 +341,78 @@ impl ShardedSession {
             ShardTarget::All => (0..self.links.len()).collect(),
             ShardTarget::AnyOne => vec![self.any_shard()],
         };
-        let text_results = matches!(&plan.merge, ResultMerge::Rows(m)
-            if m.group.is_some() || !m.order_by.is_empty() || m.having.is_some());
-        let mut frames = Vec::with_capacity(shards.len());
-        for &shard in &shards {
-            let (sql, params): (&str, Option<&[usize]>) = match &plan.statements {
-                ShardStatements::Original => (stmt.sql, None),
-                ShardStatements::Rewritten(sql) => (sql.as_str(), None),
-                ShardStatements::PerShard(list) => match list.iter().find(|s| s.shard == shard) {
-                    Some(s) => (s.sql.as_str(), Some(s.params.as_slice())),
-                    None => (stmt.sql, None),
-                },
-            };
-            frames.push(match stmt.portal {
-                None => vec![messages::query(sql)],
-                Some(portal) => {
-                    let describe = stmt.describe || matches!(plan.merge, ResultMerge::Rows(_));
-                    extended_frames(portal, sql, params, describe, text_results)
-                }
-            });
-        }
+        let results = match &plan.merge {
+            ResultMerge::Rows(merge) => ShardResults::for_merge(merge, stmt.portal),
+            _ => ShardResults::AsClient,
+        };
+        let frames = shards
+            .iter()
+            .map(|&shard| shard_frames(plan, stmt, shard, &results))
+            .collect();
         Dispatch {
             shards,
             frames,
-            text_results,
+            results,
         }
+    }
+
+    /// A merge of `SELECT *` for a client that wants binary results: the shards' column
+    /// count, read from a Describe on the first shard, lets each column be asked for in
+    /// its own format (text where the merge reads it, else the client's), so that every
+    /// type passes through. Without it every column comes as text and the proxy converts
+    /// what it can. A shard's error for the statement is returned: it is the statement's.
+    async fn resolve_column_formats(
+        &mut self,
+        plan: &ShardPlan,
+        dispatch: &mut Dispatch,
+        stmt: &Statement<'_>,
+    ) -> Result<Option<Frame>, Lost> {
+        let (ResultMerge::Rows(merge), Some(portal), ShardResults::Text) =
+            (&plan.merge, stmt.portal, &dispatch.results)
+        else {
+            return Ok(None);
+        };
+        let Some(&shard) = dispatch.shards.first() else {
+            return Ok(None);
+        };
+        let (sql, _) = shard_statement(plan, stmt, shard);
+        let probe = [
+            parse_frame(sql, &portal.statement.types),
+            describe_frame(b'S'),
+            sync_frame(),
+        ];
+        self.send_to(shard, &probe).await?;
+        let (mut columns, mut error) = (None, None);
+        loop {
+            let frame = self.reply(shard).await?;
+            match frame.tag() {
+                tag::ROW_DESCRIPTION => {
+                    columns = crate::merge::RowDescription::parse(&frame)
+                        .ok()
+                        .map(|d| d.columns.len());
+                }
+                tag::ERROR_RESPONSE => error = Some(frame),
+                tag::READY_FOR_QUERY => break,
+                _ => {}
+            }
+        }
+        if error.is_some() {
+            return Ok(error);
+        }
+        let Some(visible) = columns.and_then(|c| c.checked_sub(merge.hidden_columns)) else {
+            return Ok(None);
+        };
+        let resolved = RowMerge {
+            visible_columns: Some(visible),
+            ..merge.clone()
+        };
+        dispatch.results = ShardResults::for_merge(&resolved, Some(portal));
+        dispatch.frames = dispatch
+            .shards
+            .iter()
+            .map(|&shard| shard_frames(plan, stmt, shard, &dispatch.results))
+            .collect();
+        Ok(None)
     }
 
     /// A shard for a statement any shard can answer: one already held, else the next in
@@ -367,28 +465,56 @@ impl ShardedSession {
                 key: link.server.secret_key,
             });
         }
-        for (i, &shard) in dispatch.shards.iter().enumerate() {
-            if let Err(lost) = self.send_to(shard, &dispatch.frames[i]).await {
-                return self.lost(lost).await;
+        let mut dispatch = dispatch;
+        let refused = match self.resolve_column_formats(plan, &mut dispatch, stmt).await {
+            Ok(refused) => refused,
+            Err(lost) => return self.lost(lost).await,
+        };
+        if refused.is_none() {
+            for (i, &shard) in dispatch.shards.iter().enumerate() {
+                if let Err(lost) = self.send_to(shard, &dispatch.frames[i]).await {
+                    return self.lost(lost).await;
+                }
             }
         }
-        let result = match &plan.merge {
-            ResultMerge::PassThrough => self.pass_through(dispatch.shards[0]).await,
-            ResultMerge::Rows(merge) => self.merge_rows(&dispatch, merge, stmt).await,
-            ResultMerge::Counts => self.write_counts(&dispatch, None, stmt, implicit).await,
-            ResultMerge::InsertReturning { row_shards } => {
-                self.write_counts(&dispatch, Some(row_shards), stmt, implicit)
-                    .await
-            }
-            ResultMerge::CopyEverywhere => self.copy_in(&dispatch, None, implicit).await,
-            ResultMerge::CopyOut { header } => self.copy_out(&dispatch, *header).await,
-            ResultMerge::Same => self.same(&dispatch).await,
-            ResultMerge::Copy(split) => self.copy_in(&dispatch, Some(split), implicit).await,
+        let result = match (refused, &plan.merge) {
+            // The shard refused the statement already when describing it: that is the
+            // statement's error.
+            (Some(error), _) => self.send_client(&error).await.map(|()| Outcome::Failed),
+            (None, merge) => self.merge_replies(merge, &dispatch, stmt, implicit).await,
         };
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(lost) => return self.lost(lost).await,
         };
+        self.after_statement(&dispatch, outcome, write)
+    }
+
+    /// The shards' replies to a sent statement, combined for the client as the plan says.
+    async fn merge_replies(
+        &mut self,
+        merge: &ResultMerge,
+        dispatch: &Dispatch,
+        stmt: &Statement<'_>,
+        implicit: bool,
+    ) -> Result<Outcome, Lost> {
+        match merge {
+            ResultMerge::PassThrough => self.pass_through(dispatch.shards[0]).await,
+            ResultMerge::Rows(merge) => self.merge_rows(dispatch, merge, stmt).await,
+            ResultMerge::Counts => self.write_counts(dispatch, None, stmt, implicit).await,
+            ResultMerge::InsertReturning { row_shards } => {
+                self.write_counts(dispatch, Some(row_shards), stmt, implicit)
+                    .await
+            }
+            ResultMerge::CopyEverywhere => self.copy_in(dispatch, None, implicit).await,
+            ResultMerge::CopyOut { header } => self.copy_out(dispatch, *header).await,
+            ResultMerge::Same => self.same(dispatch).await,
+            ResultMerge::Copy(split) => self.copy_in(dispatch, Some(split), implicit).await,
+        }
+    }
+
+    /// The transaction's state after a statement, and the servers given back.
+    fn after_statement(&mut self, dispatch: &Dispatch, outcome: Outcome, write: bool) -> Outcome {
         if self.txn.is_open() {
             let failed = dispatch
                 .shards
@@ -771,6 +897,40 @@ impl ShardedSession {
     }
 }
 
+/// The statement one shard runs: its text, and which of the client's parameters it
+/// takes (`None`: all of them, in order).
+fn shard_statement<'p>(
+    plan: &'p ShardPlan,
+    stmt: &Statement<'p>,
+    shard: usize,
+) -> (&'p str, Option<&'p [usize]>) {
+    match &plan.statements {
+        ShardStatements::Original => (stmt.sql, None),
+        ShardStatements::Rewritten(sql) => (sql.as_str(), None),
+        ShardStatements::PerShard(list) => match list.iter().find(|s| s.shard == shard) {
+            Some(s) => (s.sql.as_str(), Some(s.params.as_slice())),
+            None => (stmt.sql, None),
+        },
+    }
+}
+
+/// What one shard is sent for a statement.
+fn shard_frames(
+    plan: &ShardPlan,
+    stmt: &Statement<'_>,
+    shard: usize,
+    results: &ShardResults,
+) -> Vec<Frame> {
+    let (sql, params) = shard_statement(plan, stmt, shard);
+    match stmt.portal {
+        None => vec![messages::query(sql)],
+        Some(portal) => {
+            let describe = stmt.describe || matches!(plan.merge, ResultMerge::Rows(_));
+            extended_frames(portal, sql, params, describe, results)
+        }
+    }
+}
+
 /// The extended-protocol messages one shard is sent for a portal: its own Parse and
 /// Bind (a split statement takes some of the parameters), Describe when the proxy needs
 /// the columns, Execute and Sync.
@@ -779,7 +939,7 @@ fn extended_frames(
     sql: &str,
     params: Option<&[usize]>,
     describe: bool,
-    text_results: bool,
+    results: &ShardResults,
 ) -> Vec<Frame> {
     let (types, formats, values): (Vec<u32>, Vec<i16>, Vec<Option<Bytes>>) = match params {
         None => (
@@ -802,10 +962,10 @@ fn extended_frames(
                 .collect(),
         ),
     };
-    let results: Vec<i16> = if text_results {
-        Vec::new()
-    } else {
-        portal.result_formats.clone()
+    let results: Vec<i16> = match results {
+        ShardResults::AsClient => portal.result_formats.clone(),
+        ShardResults::Text => Vec::new(),
+        ShardResults::PerColumn(formats) => formats.clone(),
     };
     let mut frames = vec![
         parse_frame(sql, &types),

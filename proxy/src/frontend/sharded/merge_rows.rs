@@ -4,7 +4,7 @@
 
 use pgshard_router::plan::{AggregateKind, RowMerge};
 
-use super::execute::{Dispatch, Outcome, Statement};
+use super::execute::{Dispatch, Outcome, ShardResults, Statement};
 use super::replies::Lost;
 use super::ShardedSession;
 use crate::merge::aggregate::Accumulator;
@@ -138,16 +138,29 @@ impl ShardedSession {
             .iter()
             .map(|c| ValueType::from_oid(c.type_oid))
             .collect();
-        let convert = if dispatch.text_results {
+        // Columns the client wants in binary that the shards sent as text are converted.
+        let convert = if dispatch.results == ShardResults::AsClient {
+            None
+        } else {
             let wanted: Vec<bool> = (0..visible)
                 .map(|i| stmt.portal.is_some_and(|p| p.result_format(i) == 1))
                 .collect();
             for (i, c) in desc.columns.iter_mut().enumerate().take(visible) {
                 c.format = i16::from(wanted[i]);
             }
-            Some(out_types.iter().copied().zip(wanted).collect())
-        } else {
-            None
+            Some(
+                out_types
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .map(|(i, ty)| {
+                        (
+                            ty,
+                            wanted[i] && dispatch.results.format(stmt.portal, i) == 0,
+                        )
+                    })
+                    .collect(),
+            )
         };
         Ok((
             desc.to_frame(visible),

@@ -49,6 +49,11 @@ impl Columns {
     }
 
     /// `ORDER BY 2` or `GROUP BY 2`: the 1-based position as a column.
+    /// How many columns the client gets, unless a `*` hides it.
+    pub fn visible_count(&self) -> Option<usize> {
+        (!self.wildcard).then_some(self.items.len())
+    }
+
     pub fn position(expr: &Expr) -> Option<ColumnRef> {
         match expr {
             Expr::Value(value) => match &value.value {

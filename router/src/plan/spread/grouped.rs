@@ -137,6 +137,7 @@ pub(super) fn rewrite(
         offset: 0,
         limit: None,
         hidden_columns: grouper.columns.hidden.len(),
+        visible_columns: grouper.columns.visible_count(),
     };
     Ok((merge, limits))
 }

@@ -107,6 +107,7 @@ fn plain(out: &mut Query, select: &Select) -> Result<(RowMerge, Limits), PlanErr
     }
     let merge = RowMerge {
         hidden_columns: columns.hidden.len(),
+        visible_columns: columns.visible_count(),
         order_by,
         ..RowMerge::default()
     };

@@ -11,6 +11,28 @@ fn key(column: ColumnRef, descending: bool, nulls_first: bool) -> SortKey {
 }
 
 #[test]
+fn the_merge_knows_which_columns_it_reads() {
+    let p = planner(2);
+    let merge = |sql: &str| match plan(&p, sql).unwrap().merge {
+        ResultMerge::Rows(m) => m,
+        other => panic!("{other:?}"),
+    };
+    let m = merge("SELECT name, id, region FROM users ORDER BY id");
+    assert_eq!(m.visible_columns, Some(3));
+    let read: Vec<bool> = (0..3).map(|i| m.reads(ColumnRef::Visible(i))).collect();
+    assert_eq!(read, [false, true, false]);
+    let m =
+        merge("SELECT region, count(*), max(name) FROM users GROUP BY region HAVING sum(id) > 3");
+    assert_eq!((m.visible_columns, m.hidden_columns), (Some(3), 1));
+    assert!((0..3).all(|i| m.reads(ColumnRef::Visible(i))));
+    assert!(m.reads(ColumnRef::Hidden(0)));
+    assert_eq!(
+        merge("SELECT * FROM users ORDER BY id").visible_columns,
+        None
+    );
+}
+
+#[test]
 fn plain_union_is_sent_unchanged() {
     let p = planner(2);
     let planned = plan(&p, "SELECT id, name FROM users WHERE name LIKE 'a%'").unwrap();
@@ -19,12 +41,18 @@ fn plain_union_is_sent_unchanged() {
         ShardPlan {
             target: ShardTarget::All,
             statements: ShardStatements::Original,
-            merge: ResultMerge::Rows(RowMerge::default()),
+            merge: ResultMerge::Rows(RowMerge {
+                visible_columns: Some(2),
+                ..RowMerge::default()
+            }),
         }
     );
     assert_eq!(
         plan(&p, "SELECT ALL lower(name) FROM users").unwrap().merge,
-        ResultMerge::Rows(RowMerge::default())
+        ResultMerge::Rows(RowMerge {
+            visible_columns: Some(1),
+            ..RowMerge::default()
+        })
     );
     // FOR UPDATE merges as a plain union.
     assert_eq!(
