@@ -384,6 +384,38 @@ async fn an_idle_client_hears_the_shutdown() {
     }
 }
 
+/// A shutdown waits for a batch the client has begun: its Execute ran and the client,
+/// waiting for the batch's ReadyForQuery, gets it before the shutdown notice.
+#[tokio::test]
+async fn a_shutdown_lets_a_begun_batch_finish() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 2).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[
+            parse("", "SELECT 'batch'"),
+            bind("", &[]),
+            execute(),
+            flush(),
+        ])
+        .await;
+        let mut seen = Vec::new();
+        while seen.last() != Some(&b'C') {
+            seen.push(a.read().await.tag());
+        }
+        let Bed { proxy, servers } = bed;
+        let stopping = tokio::spawn(proxy.shutdown());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        a.send(&[sync()]).await;
+        let frame = a.read().await;
+        assert_eq!(frame.tag(), b'Z', "{kind}: {seen:?}");
+        let notice = a.read().await;
+        let (code, _) = crate::net::messages::error_fields(&notice);
+        assert_eq!(code, "57P01", "{kind}");
+        let _ = stopping.await;
+        drop(servers);
+    }
+}
+
 /// A server error in a script, to check it reaches the client unchanged.
 #[tokio::test]
 async fn a_servers_error_reaches_the_client_as_it_was() {

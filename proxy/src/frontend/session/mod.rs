@@ -143,8 +143,13 @@ impl Session {
             .unwrap_or_default())
     }
 
+    /// Nothing in flight: no reply owed, no batch begun or held before its Sync, no
+    /// transaction open.
     fn idle(&self) -> bool {
-        self.pending() == 0 && self.server.as_ref().is_none_or(|s| !s.in_transaction())
+        self.pending() == 0
+            && !self.in_batch
+            && self.held.is_empty()
+            && self.server.as_ref().is_none_or(|s| !s.in_transaction())
     }
 
     async fn next_event(&mut self) -> Event {

@@ -64,6 +64,9 @@ pub struct ShardedSession {
     suspended: std::collections::HashSet<String>,
     /// After an error in an extended-protocol batch: drop messages until Sync.
     discard_until_sync: bool,
+    /// Extended-protocol messages came since the last Sync: the client waits for the
+    /// batch's ReadyForQuery.
+    in_batch: bool,
     /// The statement running now came through the extended protocol: a COPY it starts
     /// must be followed by a Sync to each shard.
     copy_needs_sync: bool,
@@ -97,6 +100,7 @@ impl ShardedSession {
             row_limit: None,
             suspended: Default::default(),
             discard_until_sync: false,
+            in_batch: false,
             copy_needs_sync: false,
             turn: rand::random::<usize>() % shards.max(1),
             reported: HashMap::new(),
@@ -147,6 +151,10 @@ impl ShardedSession {
         if self.discard_until_sync && frame.tag() != tag::SYNC {
             return Flow::Continue;
         }
+        self.in_batch = matches!(
+            frame.tag(),
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE | tag::FLUSH
+        ) || (self.in_batch && frame.tag() != tag::SYNC);
         match frame.tag() {
             tag::QUERY => self.on_query(&frame).await,
             tag::PARSE => self.on_parse(&frame).await,
@@ -250,8 +258,15 @@ impl Executor for ShardedSession {
         self.release_links();
     }
 
+    /// Between transactions and batches: no implicit transaction of an extended batch
+    /// open on the shards, no client message read ahead and waiting (a Sync whose
+    /// ReadyForQuery the client still expects).
     fn idle(&self) -> bool {
         !self.txn.is_open()
+            && self.read_ahead.is_none()
+            && matches!(self.block, ImplicitBlock::Off)
+            && !self.discard_until_sync
+            && !self.in_batch
     }
 
     async fn next_event(&mut self) -> Event {
