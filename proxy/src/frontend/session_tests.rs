@@ -416,6 +416,51 @@ async fn a_shutdown_lets_a_begun_batch_finish() {
     }
 }
 
+/// Portals live as long as PostgreSQL keeps them: to the end of the transaction, the
+/// unnamed one too, and a named portal cannot be bound twice.
+#[tokio::test]
+async fn portals_end_with_their_transaction_as_in_postgres() {
+    let named = |portal: &str| {
+        let mut body = portal.as_bytes().to_vec();
+        body.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        crate::net::Frame::new(b'B', &body)
+    };
+    let execute_named = |portal: &str| {
+        let mut body = portal.as_bytes().to_vec();
+        body.extend_from_slice(&[0, 0, 0, 0, 0]);
+        crate::net::Frame::new(b'E', &body)
+    };
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "session", 2).await;
+        let mut a = bed.client(&[]).await;
+        a.send(&[parse("", "SELECT 'x'"), bind("", &[]), execute(), sync()])
+            .await;
+        assert!(a.replies().await.errors.is_empty(), "{kind}");
+        // The Sync ended the implicit transaction and its unnamed portal.
+        a.send(&[execute(), sync()]).await;
+        let gone = a.replies().await;
+        assert_eq!(gone.error_code(), Some("34000"), "{kind}: {gone:?}");
+        // In a transaction a named portal lasts across Syncs, and is bound once.
+        assert!(a.query("BEGIN").await.errors.is_empty(), "{kind}");
+        a.send(&[parse("", "SELECT 'y'"), named("p"), sync()]).await;
+        assert!(a.replies().await.errors.is_empty(), "{kind}");
+        a.send(&[execute_named("p"), sync()]).await;
+        let kept = a.replies().await;
+        assert_eq!(
+            kept.rows,
+            vec!["SELECT 'y'".to_string()],
+            "{kind}: {kept:?}"
+        );
+        a.send(&[named("p"), sync()]).await;
+        let twice = a.replies().await;
+        assert_eq!(twice.error_code(), Some("42P03"), "{kind}: {twice:?}");
+        assert!(a.query("ROLLBACK").await.errors.is_empty(), "{kind}");
+        a.send(&[execute_named("p"), sync()]).await;
+        let ended = a.replies().await;
+        assert_eq!(ended.error_code(), Some("34000"), "{kind}: {ended:?}");
+    }
+}
+
 /// A server error in a script, to check it reaches the client unchanged.
 #[tokio::test]
 async fn a_servers_error_reaches_the_client_as_it_was() {

@@ -258,8 +258,11 @@ impl Backend {
         if t == tag::SYNC {
             self.in_batch = false;
             self.skipping = false;
-            self.portals.retain(|name, _| !name.is_empty());
-            self.fetched.clear();
+            // Portals, the unnamed one too, end with the transaction.
+            if self.status == b'I' {
+                self.portals.clear();
+                self.fetched.clear();
+            }
             return Some(vec![messages::ready_for_query(self.status)]);
         }
         if t == tag::FLUSH {
@@ -338,7 +341,11 @@ impl Backend {
         let first = first_word(sql);
         match first.as_str() {
             "BEGIN" | "START" => self.status = b'T',
-            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => self.status = b'I',
+            "COMMIT" | "END" | "ROLLBACK" | "ABORT" => {
+                self.status = b'I';
+                self.portals.clear();
+                self.fetched.clear();
+            }
             "DISCARD" | "DEALLOCATE" if sql.to_ascii_uppercase().ends_with("ALL") => {
                 self.statements.clear();
             }
@@ -436,6 +443,12 @@ impl Backend {
                     params.len(),
                     statement.params
                 ),
+            ));
+        }
+        if !portal.is_empty() && self.portals.contains_key(&portal) {
+            return Err((
+                "42P03".into(),
+                format!("portal \"{portal}\" already exists"),
             ));
         }
         self.fetched.remove(&portal);

@@ -26,6 +26,10 @@ impl ShardedSession {
                 let frame = self.reply(shard).await?;
                 match frame.tag() {
                     tag::READY_FOR_QUERY => break,
+                    // The described portal's NoData, once, before the copy starts.
+                    tag::NO_DATA if i == 0 && !started && error.is_none() => {
+                        self.send_client(&frame).await?;
+                    }
                     tag::COPY_OUT_RESPONSE if !started && error.is_none() => {
                         self.send_client(&frame).await?;
                         started = true;

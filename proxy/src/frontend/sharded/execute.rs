@@ -812,6 +812,9 @@ impl ShardedSession {
             }
             return Outcome::Failed;
         }
+        // The transaction's portals end with it.
+        self.portals.clear();
+        self.suspended.clear();
         self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
             .await
     }

@@ -76,6 +76,10 @@ impl ShardedSession {
             let message = format!("prepared statement \"{statement}\" does not exist");
             return self.error_reply("26000", &message, false).await;
         };
+        if !portal.is_empty() && self.portals.contains_key(&portal) {
+            let message = format!("portal \"{portal}\" already exists");
+            return self.error_reply("42P03", &message, false).await;
+        }
         self.described.remove(&portal);
         self.suspended.remove(&portal);
         self.portals.insert(
@@ -265,10 +269,10 @@ impl ShardedSession {
         if let Outcome::Stop = self.end_block().await {
             return Flow::Stop;
         }
-        // The unnamed statement and portal last until the next Parse/Bind; named
-        // portals end with the transaction, which a Sync outside one ends.
+        // Portals, the unnamed one too, end with the transaction, which a Sync outside
+        // one ends; the unnamed statement lasts until the next Parse.
         if !self.txn.is_open() {
-            self.portals.retain(|name, _| name.is_empty());
+            self.portals.clear();
             // PostgreSQL drops every portal with the transaction, suspended ones too.
             self.suspended.clear();
         }
