@@ -263,7 +263,11 @@ fn literal_set_config(body: &str) -> Option<SessionEffect> {
         && query.order_by.is_none()
         && query.limit_clause.is_none()
         && select.from.is_empty()
+        && query.fetch.is_none()
         && select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
         && select.projection.len() == 1;
     if !plain {
         return None;
@@ -487,6 +491,18 @@ mod tests {
             }
         );
         assert_eq!(session_effect("SELECT set_config('a.b', '1', true)"), None);
+        // Clauses that may keep the call from running are not a plain SET.
+        for sql in [
+            "SELECT set_config('jit', 'off', false) HAVING false",
+            "SELECT set_config('jit', 'off', false) FETCH FIRST 0 ROWS ONLY",
+            "SELECT set_config('jit', 'off', false) GROUP BY 1",
+        ] {
+            assert!(
+                !matches!(session_effect(sql), SetRaw { .. }),
+                "{sql}: {:?}",
+                session_effect(sql)
+            );
+        }
         assert!(session_effect("SELECT set_config('role', 'bob', false)").changes_role());
         assert!(
             session_effect("SELECT set_config('Session_Authorization', 'bob', true)")

@@ -142,21 +142,23 @@ pub fn effective_value(
     effect: SessionEffect,
     reported: &std::collections::HashMap<String, String>,
 ) -> SessionEffect {
+    // The reported value is replayed as set_config() takes it: a list setting (DateStyle,
+    // search_path) would read a quoted SET value as one element.
     let now = |name: &str| {
         reported
             .iter()
             .find(|(reported, _)| reported.eq_ignore_ascii_case(name))
-            .map(|(_, now)| quote_literal(now))
+            .map(|(_, now)| now.clone())
     };
     match effect {
-        SessionEffect::Set { name, value } => {
-            let value = now(&name).unwrap_or(value);
-            SessionEffect::Set { name, value }
-        }
-        SessionEffect::SetRaw { name, value } => match now(&name) {
-            Some(value) => SessionEffect::Set { name, value },
-            None => SessionEffect::SetRaw { name, value },
+        SessionEffect::Set { name, value } => match now(&name) {
+            Some(value) => SessionEffect::SetRaw { name, value },
+            None => SessionEffect::Set { name, value },
         },
+        SessionEffect::SetRaw { name, value } => {
+            let value = now(&name).unwrap_or(value);
+            SessionEffect::SetRaw { name, value }
+        }
         other => other,
     }
 }
@@ -272,9 +274,24 @@ mod tests {
         };
         assert_eq!(
             effective_value(set("datestyle"), &reported),
-            SessionEffect::Set {
+            SessionEffect::SetRaw {
                 name: "datestyle".into(),
-                value: "'Postgres, DMY'".into()
+                value: "Postgres, DMY".into()
+            }
+        );
+        // A list reported as the server holds it (search_path is reported from
+        // PostgreSQL 18 on) is replayed as a list.
+        let reported: std::collections::HashMap<String, String> =
+            [("search_path".to_string(), "\"$user\", public".to_string())].into();
+        let listed = SessionEffect::Set {
+            name: "search_path".into(),
+            value: "\"$user\", public".into(),
+        };
+        assert_eq!(
+            effective_value(listed, &reported),
+            SessionEffect::SetRaw {
+                name: "search_path".into(),
+                value: "\"$user\", public".into()
             }
         );
         assert_eq!(effective_value(set("work_mem"), &reported), set("work_mem"));
