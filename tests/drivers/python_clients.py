@@ -15,6 +15,7 @@ import asyncio
 import datetime
 import decimal
 import io
+import os
 import sys
 import threading
 import uuid
@@ -52,6 +53,9 @@ def psycopg_scenario(table):
     import psycopg
 
     conn = psycopg.connect("", autocommit=True)
+    if os.environ.get("PSYCOPG_IMPL") == "python":
+        expect("implementation", psycopg.pq.__impl__, "python")
+        expect("libpq major version", psycopg.pq.version() // 10000, 15)
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(CREATE.format(t=table))
     insert = f"INSERT INTO {table} (id, {', '.join(COLUMNS)}) VALUES (%s{', %s' * len(COLUMNS)})"
@@ -68,6 +72,16 @@ def psycopg_scenario(table):
         with conn.transaction():
             got = conn.execute("SELECT %s::bigint + 1", [i], prepare=True).fetchone()[0]
             expect("prepared", got, i + 1)
+
+    # A statement cache smaller than the statements: psycopg deallocates the ones it
+    # evicts, inside the transaction, which must go on with the others.
+    conn.prepared_max = 2
+    with conn.transaction():
+        for round in range(2):
+            for i in range(5):
+                got = conn.execute(f"SELECT %s::int + {i}", [i], prepare=True).fetchone()[0]
+                expect(f"evicted statements (round {round})", got, 2 * i)
+    conn.prepared_max = 100
 
     # Commit, rollback.
     with conn.transaction():

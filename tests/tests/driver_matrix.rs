@@ -24,6 +24,8 @@ use pgshard_tests::{
 #[derive(Clone, Copy)]
 enum Driver {
     Psycopg,
+    /// psycopg's pure-Python implementation on the machine's libpq (Debian's libpq5).
+    PsycopgSystemLibpq,
     Asyncpg,
     Jdbc {
         prepare_threshold: i32,
@@ -36,8 +38,9 @@ enum Driver {
     DbdPg,
 }
 
-const DRIVERS: [Driver; 12] = [
+const DRIVERS: [Driver; 13] = [
     Driver::Psycopg,
+    Driver::PsycopgSystemLibpq,
     Driver::Asyncpg,
     Driver::Jdbc {
         prepare_threshold: 1,
@@ -61,6 +64,7 @@ impl Driver {
     fn name(self) -> String {
         match self {
             Driver::Psycopg => "psycopg".to_string(),
+            Driver::PsycopgSystemLibpq => "psycopg (system libpq)".to_string(),
             Driver::Asyncpg => "asyncpg".to_string(),
             Driver::Jdbc { prepare_threshold } => {
                 format!("pgjdbc (prepareThreshold={prepare_threshold})")
@@ -87,6 +91,7 @@ impl Driver {
     fn table(self) -> &'static str {
         match self {
             Driver::Psycopg => "drv_psycopg",
+            Driver::PsycopgSystemLibpq => "drv_psycopg_libpq",
             Driver::Asyncpg => "drv_asyncpg",
             Driver::Jdbc { .. } => "drv_jdbc",
             Driver::Go(_) => "drv_go",
@@ -98,8 +103,9 @@ impl Driver {
     }
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "drv_perl",
+    "drv_psycopg_libpq",
     "drv_php",
     "drv_psycopg",
     "drv_asyncpg",
@@ -146,6 +152,16 @@ async fn scenario(driver: Driver, addr: SocketAddr, label: &str, tools: &Tools) 
             vec![
                 format!("{drivers}/python_clients.py"),
                 driver.name(),
+                table.to_string(),
+            ],
+        ),
+        Driver::PsycopgSystemLibpq => (
+            "env",
+            vec![
+                "PSYCOPG_IMPL=python".to_string(),
+                "python3".to_string(),
+                format!("{drivers}/python_clients.py"),
+                "psycopg".to_string(),
                 table.to_string(),
             ],
         ),
