@@ -2,7 +2,9 @@
 //! `SET extra_float_digits` at connect) and asyncpg (`fetchrow`, `fetchval`) send it: the
 //! first rows and PortalSuspended, as PostgreSQL answers, checked against a direct
 //! connection to one shard; a statement without rows completes whatever the limit; a
-//! suspended portal on several shards is refused when resumed, never answered wrongly.
+//! suspended portal on several shards is resumed by the next Execute, in order, with
+//! other statements between the parts. Cursors (DECLARE, FETCH, MOVE, CLOSE) over
+//! several shards give every row once, in order.
 
 use std::collections::BTreeSet;
 
@@ -74,18 +76,86 @@ async fn row_limits_on_a_sharded_database_answer_as_postgres() -> Result<()> {
             .collect();
         if label == "pgshard" {
             ensure!(first == vec![1, 2, 3], "{label}: first rows {first:?}");
-            // Resuming a portal the shards no longer hold is refused, not answered wrongly.
-            let resumed = txn.query_portal(&sorted, 3).await;
-            match resumed {
-                Err(e) => ensure!(sqlstate(&e) == Some("0A000"), "{label}: resumed: {e}"),
-                Ok(rows) => anyhow::bail!("{label}: resumed a portal: {} rows", rows.len()),
+            // The rest in parts, in order, each part checked, with other statements
+            // (on the same shards) and a second portal in parts between them.
+            let by_name = txn
+                .bind("SELECT name FROM items WHERE id <= 20", &[])
+                .await?;
+            let mut all = first.clone();
+            let mut names = Vec::new();
+            loop {
+                let part: Vec<i64> = txn
+                    .query_portal(&sorted, 7)
+                    .await?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect();
+                let count: i64 = txn
+                    .query_one("SELECT count(*) FROM items", &[])
+                    .await?
+                    .get(0);
+                ensure!(count == 40, "{label}: {count} items between parts");
+                names.extend(
+                    txn.query_portal(&by_name, 3)
+                        .await?
+                        .iter()
+                        .map(|row| row.get::<_, String>(0)),
+                );
+                let last = part.len() < 7;
+                all.extend(part);
+                if last {
+                    break;
+                }
             }
+            ensure!(
+                all == (1..=40).collect::<Vec<i64>>(),
+                "{label}: resumed rows {all:?}"
+            );
+            let mut names: Vec<String> = names;
+            names.extend(
+                txn.query_portal(&by_name, 0)
+                    .await?
+                    .iter()
+                    .map(|row| row.get::<_, String>(0)),
+            );
+            names.sort();
+            let mut expected: Vec<String> = (1..=20).map(|i| format!("item {i}")).collect();
+            expected.sort();
+            ensure!(names == expected, "{label}: second portal {names:?}");
+            // A portal fetched to its end gives no more rows.
+            ensure!(
+                txn.query_portal(&sorted, 7).await?.is_empty(),
+                "{label}: after the end"
+            );
+            // A grouped result in parts.
+            let grouped = txn
+                .bind(
+                    "SELECT id % 4 AS k, count(*) FROM items GROUP BY 1 ORDER BY 1",
+                    &[],
+                )
+                .await?;
+            let mut groups = Vec::new();
+            loop {
+                let part = txn.query_portal(&grouped, 3).await?;
+                let last = part.len() < 3;
+                groups.extend(
+                    part.iter()
+                        .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1))),
+                );
+                if last {
+                    break;
+                }
+            }
+            ensure!(
+                groups == vec![(0, 10), (1, 10), (2, 10), (3, 10)],
+                "{label}: groups {groups:?}"
+            );
         } else {
             ensure!(first.len() == 3, "{label}: {first:?}");
         }
         drop(txn);
     }
-    // After the refusal the session goes on.
+    // After the portals the session goes on.
     let count: i64 = through
         .query_one("SELECT count(*) FROM items", &[])
         .await?
@@ -198,6 +268,141 @@ async fn a_literal_set_config_holds_on_every_shard() -> Result<()> {
             ensure!(jit == "off", "round {round}, shard {shard}: jit {jit}");
         }
     }
+    proxy.shutdown().await;
+    Ok(())
+}
+
+/// The rows and the command count of one simple query.
+async fn simple_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<(Vec<Vec<String>>, u64)> {
+    let mut rows = Vec::new();
+    let mut count = 0;
+    for message in client.simple_query(sql).await? {
+        match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => rows.push(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => count = n,
+            _ => {}
+        }
+    }
+    Ok((rows, count))
+}
+
+/// Cursors over several shards: FETCH gives the next rows of the merged result, in
+/// order, with other statements between FETCHes; MOVE skips; CLOSE ends a cursor; what
+/// PostgreSQL refuses is refused with its SQLSTATE, and backward fetches with 0A000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_over_several_shards_fetch_every_row_in_order() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = proxy(&cluster).await?;
+    let mut client = connect(proxy.addr, &User::app()).await?;
+    items(&client).await?;
+    let outside = client
+        .simple_query("DECLARE c CURSOR FOR SELECT id FROM items")
+        .await;
+    ensure!(
+        outside.as_ref().err().and_then(sqlstate) == Some("25P01"),
+        "DECLARE outside a transaction: {outside:?}"
+    );
+
+    client.batch_execute("BEGIN").await?;
+    client
+        .batch_execute("DECLARE c CURSOR FOR SELECT id, name FROM items ORDER BY id DESC")
+        .await?;
+    let mut ids = Vec::new();
+    loop {
+        let (rows, count) = simple_rows(&client, "FETCH 6 FROM c").await?;
+        ensure!(
+            rows.len() as u64 == count,
+            "FETCH {count} with {} rows",
+            rows.len()
+        );
+        for row in &rows {
+            ensure!(row[1] == format!("item {}", row[0]), "row {row:?}");
+            ids.push(row[0].parse::<i64>()?);
+        }
+        // Other statements on the same shards between FETCHes.
+        client
+            .batch_execute("UPDATE items SET name = name WHERE id = 5")
+            .await?;
+        let (counted, _) = simple_rows(&client, "SELECT count(*) FROM items").await?;
+        ensure!(counted == vec![vec!["40".to_string()]], "{counted:?}");
+        if count < 6 {
+            break;
+        }
+    }
+    ensure!(
+        ids == (1..=40).rev().collect::<Vec<i64>>(),
+        "fetched {ids:?}"
+    );
+
+    client
+        .batch_execute("DECLARE m CURSOR FOR SELECT id FROM items ORDER BY id")
+        .await?;
+    let (moved, count) = simple_rows(&client, "MOVE 10 IN m").await?;
+    ensure!(moved.is_empty() && count == 10, "MOVE {count}");
+    let (next, _) = simple_rows(&client, "FETCH NEXT FROM m").await?;
+    ensure!(next == vec![vec!["11".to_string()]], "after MOVE: {next:?}");
+    let (rest, count) = simple_rows(&client, "FETCH ALL FROM m").await?;
+    ensure!(
+        count == 29 && rest.first() == Some(&vec!["12".to_string()]),
+        "FETCH ALL {count}"
+    );
+    let (none, count) = simple_rows(&client, "FETCH 5 FROM m").await?;
+    ensure!(none.is_empty() && count == 0, "after the end: {count}");
+
+    client
+        .batch_execute(
+            "DECLARE g CURSOR FOR SELECT id % 3 AS k, count(*) FROM items GROUP BY 1 ORDER BY 1",
+        )
+        .await?;
+    let (groups, _) = simple_rows(&client, "FETCH ALL FROM g").await?;
+    let expected: Vec<Vec<String>> = [(0, 13), (1, 14), (2, 13)]
+        .iter()
+        .map(|(k, n)| vec![k.to_string(), n.to_string()])
+        .collect();
+    ensure!(groups == expected, "grouped cursor {groups:?}");
+
+    client.batch_execute("CLOSE c").await?;
+    let closed = client.simple_query("FETCH 1 FROM c").await;
+    ensure!(
+        closed.as_ref().err().and_then(sqlstate) == Some("34000"),
+        "FETCH after CLOSE: {closed:?}"
+    );
+    client.batch_execute("ROLLBACK").await?;
+
+    // A cursor ends with its transaction; its name can be declared again.
+    client.batch_execute("BEGIN").await?;
+    client
+        .batch_execute("DECLARE c CURSOR FOR SELECT id FROM items ORDER BY id")
+        .await?;
+    let backward = client.simple_query("FETCH BACKWARD 1 FROM c").await;
+    ensure!(
+        backward.as_ref().err().and_then(sqlstate) == Some("0A000"),
+        "FETCH BACKWARD: {backward:?}"
+    );
+    client.batch_execute("ROLLBACK").await?;
+
+    // Over the extended protocol, with a parameter and binary results.
+    let txn = client.transaction().await?;
+    txn.execute(
+        "DECLARE e CURSOR FOR SELECT id FROM items WHERE id > $1 ORDER BY id",
+        &[&30i64],
+    )
+    .await?;
+    let first: Vec<i64> = txn
+        .query("FETCH 4 FROM e", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    ensure!(first == vec![31, 32, 33, 34], "extended FETCH {first:?}");
+    txn.rollback().await?;
     proxy.shutdown().await;
     Ok(())
 }

@@ -167,7 +167,7 @@ struct Backend {
     log: Arc<Mutex<ServerLog>>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, (Prepared, Vec<Option<String>>)>,
-    /// Rows already sent of each suspended portal.
+    /// Rows already sent of each portal executed.
     fetched: HashMap<String, usize>,
     status: u8,
     /// Extended-protocol messages came since the last Sync.
@@ -533,7 +533,8 @@ impl Backend {
             self.fetched.insert(portal.to_string(), offset + limit);
             out.push(Frame::new(b's', &[]));
         } else {
-            self.fetched.remove(portal);
+            // Run to its end: a further Execute gets no rows, as from PostgreSQL.
+            self.fetched.insert(portal.to_string(), rows.len());
             out.push(messages::command_complete(&format!(
                 "SELECT {}",
                 part.len()

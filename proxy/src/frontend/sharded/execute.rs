@@ -111,6 +111,9 @@ impl ShardedSession {
                 return self.proxy_setting(setting).await;
             }
         }
+        if let Err(lost) = self.hold_portal_streams().await {
+            return self.lost(lost).await;
+        }
         let classification = self.core.db.classifier.classify(stmt.sql);
         if let Some(e) = &classification.hint_error {
             return self.statement_error(e.sqlstate(), &e.to_string()).await;
@@ -148,6 +151,9 @@ impl ShardedSession {
                 Err(_) => Outcome::Stop,
             };
         }
+        if let Some(command) = pgshard_router::cursor_command(stmt.sql) {
+            return self.cursor_statement(command, stmt).await;
+        }
         let effect = session_effect(stmt.sql);
         if effect.changes_role() {
             // The role would have to reach every shard the session uses later, which a
@@ -179,24 +185,13 @@ impl ShardedSession {
         let write = classification.route == Route::Write
             || classification.hint == Some(pgshard_router::RoleHint::Primary)
             || self.core.role.current() == Some(pgshard_router::RoleHint::Primary);
-        let formats = stmt.portal.map(Portal::param_formats);
-        let values: Option<Vec<Option<&[u8]>>> = stmt
-            .portal
-            .map(|p| p.values.iter().map(|v| v.as_deref()).collect());
-        let input = PlanInput {
-            params: match (&values, &formats) {
-                (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
-                _ => None,
-            },
-            shard_override: self.core.shard_override,
-        };
-        let mut plan = self.planner.plan(stmt.sql, &input);
+        let mut plan = self.plan_of(stmt.sql, stmt.portal);
         let mut named = None;
         if let Err(PlanError::ColumnsNeeded { table }) = &plan {
             let table = table.clone();
             match self.with_columns_named(stmt.sql, &table).await {
                 Ok(sql) => {
-                    plan = self.planner.plan(&sql, &input);
+                    plan = self.plan_of(&sql, stmt.portal);
                     named = Some(sql);
                 }
                 Err(outcome) => return outcome,
@@ -323,6 +318,48 @@ impl ShardedSession {
         Outcome::Failed
     }
 
+    /// The router's plan for `sql`, with the portal's parameters.
+    pub(super) fn plan_of(
+        &self,
+        sql: &str,
+        portal: Option<&Portal>,
+    ) -> Result<ShardPlan, PlanError> {
+        let formats = portal.map(Portal::param_formats);
+        let values: Option<Vec<Option<&[u8]>>> =
+            portal.map(|p| p.values.iter().map(|v| v.as_deref()).collect());
+        let input = PlanInput {
+            params: match (&values, &formats) {
+                (Some(values), Some(formats)) => Some(BoundParams { values, formats }),
+                _ => None,
+            },
+            shard_override: self.core.shard_override,
+        };
+        self.planner.plan(sql, &input)
+    }
+
+    /// Reads the rest of every suspended portal into memory: another statement is about
+    /// to use the shards' connections.
+    pub(super) async fn hold_portal_streams(&mut self) -> Result<(), Lost> {
+        let mut streams = std::mem::take(&mut self.portal_streams);
+        let mut result = Ok(());
+        for stream in streams.values_mut() {
+            if result.is_ok() {
+                result = self.hold_rest(stream).await;
+            }
+        }
+        self.portal_streams = streams;
+        result
+    }
+
+    /// Ends every suspended portal: its shards' replies are read to their end.
+    pub(super) async fn close_portal_streams(&mut self) -> Result<(), Lost> {
+        let streams = std::mem::take(&mut self.portal_streams);
+        for (_, mut stream) in streams {
+            self.close_sources(&mut stream).await?;
+        }
+        Ok(())
+    }
+
     /// An error for this statement, in the protocol's shape.
     pub(super) async fn statement_error(&mut self, code: &str, message: &str) -> Outcome {
         tracing::debug!("refused: {message}");
@@ -335,7 +372,7 @@ impl ShardedSession {
     }
 
     /// The shards a plan runs on, and what each is sent.
-    fn dispatch_for(&mut self, plan: &ShardPlan, stmt: &Statement<'_>) -> Dispatch {
+    pub(super) fn dispatch_for(&mut self, plan: &ShardPlan, stmt: &Statement<'_>) -> Dispatch {
         let shards: Vec<usize> = match &plan.target {
             ShardTarget::Shards(list) => list.clone(),
             ShardTarget::All => (0..self.links.len()).collect(),
@@ -425,7 +462,7 @@ impl ShardedSession {
         self.turn % self.links.len().max(1)
     }
 
-    async fn run_plan(
+    pub(super) async fn run_plan(
         &mut self,
         plan: &ShardPlan,
         dispatch: Dispatch,
@@ -734,6 +771,9 @@ impl ShardedSession {
     /// A server (or the client) connection failed mid-statement: the client's work on
     /// it is lost, and it is told so.
     pub(super) async fn lost(&mut self, lost: Lost) -> Outcome {
+        self.portal_streams.clear();
+        self.suspending = None;
+        self.cursors.clear();
         for slot in &mut self.links {
             if let Some(link) = slot.as_mut() {
                 // Other shards may be mid-reply: their connections cannot be reused.
@@ -806,15 +846,18 @@ impl ShardedSession {
                 .await;
         }
         let commit = commit && !self.txn.failed();
+        // The transaction's portals and cursors end with it.
+        self.portals.clear();
+        self.suspended.clear();
+        self.fetched_to_end.clear();
+        self.portal_streams.clear();
+        self.cursors.clear();
         if let Some(error) = self.close_transaction(commit).await {
             if self.core.client.write_frame(&error).await.is_err() {
                 return Outcome::Stop;
             }
             return Outcome::Failed;
         }
-        // The transaction's portals end with it.
-        self.portals.clear();
-        self.suspended.clear();
         self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
             .await
     }

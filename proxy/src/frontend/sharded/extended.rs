@@ -6,10 +6,11 @@
 
 use super::bind::{describe_frame, parse_frame, read_bind, read_parse, sync_frame, Portal};
 use super::execute::{Outcome, Statement};
-use super::row_limit::RowLimit;
+use super::row_limit::{portal_suspended, RowLimit};
+use super::row_stream::{Pumped, RowStream};
 use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
-use crate::net::messages::tag;
+use crate::net::messages::{command_complete, tag};
 use crate::net::{Frame, WireError};
 
 impl ShardedSession {
@@ -54,7 +55,12 @@ impl ShardedSession {
             params: None,
             shard_override: self.core.shard_override,
         };
-        match self.planner.plan(&prepared.sql, &input) {
+        let checked = match pgshard_router::cursor_command(&prepared.sql) {
+            Some(pgshard_router::CursorCommand::Declare { query, .. }) => query,
+            Some(_) => String::new(),
+            None => prepared.sql.to_string(),
+        };
+        match self.planner.plan(&checked, &input) {
             // The columns are read when the statement runs.
             Ok(_) | Err(pgshard_router::plan::PlanError::ColumnsNeeded { .. }) => {}
             Err(e) => {
@@ -82,6 +88,7 @@ impl ShardedSession {
         }
         self.described.remove(&portal);
         self.suspended.remove(&portal);
+        self.fetched_to_end.remove(&portal);
         self.portals.insert(
             portal,
             Portal {
@@ -132,6 +139,10 @@ impl ShardedSession {
 
     /// Runs a describe-only batch on some shard and relays its descriptions.
     async fn describe_on_a_shard(&mut self, frames: Vec<Frame>) -> Flow {
+        if let Err(lost) = self.hold_portal_streams().await {
+            self.lost(lost).await;
+            return Flow::Stop;
+        }
         let shard = self
             .core
             .shard_override
@@ -191,13 +202,19 @@ impl ShardedSession {
             let message = format!("portal \"{name}\" does not exist");
             return self.error_reply("34000", &message, false).await;
         };
+        if let Some(stream) = self.portal_streams.remove(&name) {
+            return self.resume(name, stream, max_rows).await;
+        }
+        if self.fetched_to_end.contains(&name) {
+            return self.buffer(&command_complete("SELECT 0")).await;
+        }
         if self.suspended.contains(&name) {
             return self
                 .error_reply(
                     "0A000",
                     "pgshard: resuming a portal fetched in parts (a second Execute with a row \
-                     limit) is not supported on a sharded database; fetch all rows at once \
-                     (no fetch size)",
+                     limit) is supported on a sharded database for queries only; fetch all \
+                     rows at once (no fetch size)",
                     false,
                 )
                 .await;
@@ -223,7 +240,9 @@ impl ShardedSession {
             describe,
         };
         let outcome = self.run_statement(stmt).await;
-        if self.row_limit.take().is_some_and(|limit| limit.reached()) {
+        if let Some(stream) = self.suspending.take() {
+            self.portal_streams.insert(name, stream);
+        } else if self.row_limit.take().is_some_and(|limit| limit.reached()) {
             self.suspended.insert(name);
         }
         match outcome {
@@ -234,6 +253,47 @@ impl ShardedSession {
             }
             Outcome::Stop => Flow::Stop,
         }
+    }
+
+    /// The next rows of a suspended portal's merged result.
+    async fn resume(&mut self, name: String, mut stream: RowStream, max_rows: i32) -> Flow {
+        if self.txn.failed() {
+            return self
+                .error_reply(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                    false,
+                )
+                .await;
+        }
+        let budget = u64::try_from(max_rows).ok().filter(|&n| n > 0);
+        let pumped = match self.pump(&mut stream, budget, true).await {
+            Ok(pumped) => pumped,
+            Err(lost) => {
+                return match self.lost(lost).await {
+                    Outcome::Stop => Flow::Stop,
+                    _ => Flow::Continue,
+                }
+            }
+        };
+        let reply = match pumped {
+            Pumped::Suspended(_) => {
+                self.portal_streams.insert(name, stream);
+                portal_suspended()
+            }
+            Pumped::Finished(sent, None) => {
+                self.release_links();
+                self.fetched_to_end.insert(name);
+                command_complete(&format!("SELECT {sent}"))
+            }
+            Pumped::Finished(_, Some(error)) => {
+                self.txn.fail();
+                self.discard_until_sync = true;
+                self.release_links();
+                error
+            }
+        };
+        self.buffer(&reply).await
     }
 
     pub(super) async fn on_close(&mut self, frame: &Frame) -> Flow {
@@ -249,6 +309,14 @@ impl ShardedSession {
                 self.portals.remove(name);
                 self.described.remove(name);
                 self.suspended.remove(name);
+                self.fetched_to_end.remove(name);
+                if let Some(mut stream) = self.portal_streams.remove(name) {
+                    if let Err(lost) = self.close_sources(&mut stream).await {
+                        self.lost(lost).await;
+                        return Flow::Stop;
+                    }
+                    self.release_links();
+                }
             }
             _ => return self.fatal("08P01", "invalid Close message").await,
         }
@@ -257,6 +325,13 @@ impl ShardedSession {
 
     pub(super) async fn on_sync(&mut self) -> Flow {
         self.discard_until_sync = false;
+        // A Sync outside a transaction ends its portals, suspended ones too.
+        if !self.txn.is_open() || self.block == ImplicitBlock::Open {
+            if let Err(lost) = self.close_portal_streams().await {
+                self.lost(lost).await;
+                return Flow::Stop;
+            }
+        }
         // A portal described but not executed: its description is still owed.
         let pending: Vec<String> = self.described.drain().collect();
         for name in pending {
@@ -275,6 +350,7 @@ impl ShardedSession {
             self.portals.clear();
             // PostgreSQL drops every portal with the transaction, suspended ones too.
             self.suspended.clear();
+            self.fetched_to_end.clear();
         }
         self.reply_local(&[crate::net::messages::ready_for_query(self.txn.status())])
             .await

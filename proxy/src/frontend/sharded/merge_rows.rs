@@ -1,27 +1,20 @@
 //! A query that ran on several shards: their rows combined as the plan's [`RowMerge`]
-//! says. Ordered results are merged as streams, one row per shard in memory at a time;
-//! grouped results are combined in memory, one entry per group.
+//! says, through a [`RowStream`] that an Execute with a row limit can leave suspended
+//! and a later Execute resume.
 
 use pgshard_router::plan::{AggregateKind, RowMerge};
 
 use super::execute::{Dispatch, Outcome, ShardResults, Statement};
 use super::replies::Lost;
+use super::row_limit::portal_suspended;
+use super::row_stream::{Output, Pumped, RowStream, ShardRows};
 use super::ShardedSession;
 use crate::merge::aggregate::Accumulator;
 use crate::merge::binary::to_binary;
 use crate::merge::order::resolve;
-use crate::merge::{Admit, Groups, MergeError, Row, RowDescription, RowOrder, ValueType, Window};
+use crate::merge::{MergeError, Row, RowDescription, ValueType};
 use crate::net::messages::{command_complete, error_response, tag};
 use crate::net::{Frame, Severity};
-
-/// How merged rows are written for the client.
-struct Output {
-    visible: usize,
-    /// Per visible column: the type and whether the client wants it in binary (when the
-    /// shards were asked for text).
-    convert: Option<Vec<(ValueType, bool)>>,
-    sent: u64,
-}
 
 impl ShardedSession {
     pub(super) async fn merge_rows(
@@ -47,58 +40,45 @@ impl ShardedSession {
         let prepared = RowDescription::parse(&description)
             .map_err(|_| MergeError::Mismatch)
             .and_then(|desc| self.prepare_output(desc, merge, dispatch, stmt));
-        let (desc_frame, types, mut output) = match prepared {
+        let (desc_frame, types, output) = match prepared {
             Ok(p) => p,
             Err(e) => return self.merge_failed(&streaming, e).await,
         };
         if stmt.describe {
             self.send_client(&desc_frame).await?;
         }
-        let mut window = Window::new(merge.offset, merge.limit);
-        let result = if let Some(grouping) = &merge.group {
-            self.merge_groups(
-                &streaming,
-                merge,
-                grouping,
-                &types,
-                output.visible,
-                window,
-                &mut output,
-            )
-            .await?
-        } else if !merge.order_by.is_empty() {
-            match RowOrder::new(&merge.order_by, &types, output.visible) {
-                Ok(order) => {
-                    self.merge_ordered(&streaming, &order, &mut window, &mut output)
-                        .await?
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            self.merge_union(&streaming, &mut window, &mut output)
-                .await?
-        };
-        match result {
-            Ok(None) => {
-                self.send_client(&command_complete(&format!("SELECT {}", output.sent)))
+        // The Execute's row limit is the stream's to keep: rows are not dropped.
+        let budget = self.row_limit.take().map(|limit| u64::from(limit.left()));
+        let sources = streaming
+            .iter()
+            .map(|_| ShardRows::Reply { done: false })
+            .collect();
+        let mut stream = RowStream::new(streaming, sources, merge, output, desc_frame);
+        if let Err(error) = self.start_merge(&mut stream, merge, &types).await? {
+            self.send_client(&error).await?;
+            return Ok(Outcome::Failed);
+        }
+        match self.pump(&mut stream, budget, true).await? {
+            Pumped::Finished(sent, None) => {
+                self.send_client(&command_complete(&format!("SELECT {sent}")))
                     .await?;
                 Ok(Outcome::Done)
             }
-            Ok(Some(error)) => {
+            Pumped::Finished(_, Some(error)) => {
                 self.send_client(&error).await?;
                 Ok(Outcome::Failed)
             }
-            Err(e) => {
-                let error = error_response(Severity::Error, e.sqlstate(), &e.to_string());
-                self.send_client(&error).await?;
-                Ok(Outcome::Failed)
+            Pumped::Suspended(_) => {
+                self.send_client(&portal_suspended()).await?;
+                self.suspending = Some(stream);
+                Ok(Outcome::Done)
             }
         }
     }
 
     /// The client's RowDescription (hidden columns dropped, avg typed as its result,
     /// formats as the client asked), the shard columns' types, and how rows are output.
-    fn prepare_output(
+    pub(super) fn prepare_output(
         &self,
         mut desc: RowDescription,
         merge: &RowMerge,
@@ -162,15 +142,7 @@ impl ShardedSession {
                     .collect(),
             )
         };
-        Ok((
-            desc.to_frame(visible),
-            types,
-            Output {
-                visible,
-                convert,
-                sent: 0,
-            },
-        ))
+        Ok((desc.to_frame(visible), types, Output { visible, convert }))
     }
 
     async fn merge_failed(&mut self, streaming: &[usize], e: MergeError) -> Result<Outcome, Lost> {
@@ -184,7 +156,10 @@ impl ShardedSession {
 
     /// The next row of `shard`, or `None` at its end (CommandComplete; the ReadyForQuery
     /// is read too). An error ends the shard's rows and is returned.
-    async fn next_row(&mut self, shard: usize) -> Result<Result<Option<Row>, Frame>, Lost> {
+    pub(super) async fn next_row(
+        &mut self,
+        shard: usize,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
         loop {
             let frame = self.reply(shard).await?;
             match frame.tag() {
@@ -217,10 +192,10 @@ impl ShardedSession {
         }
     }
 
-    async fn emit(
+    pub(super) async fn emit(
         &mut self,
         row: &Row,
-        output: &mut Output,
+        output: &Output,
     ) -> Result<Result<(), MergeError>, Lost> {
         let frame = match &output.convert {
             None => row.to_frame(output.visible),
@@ -240,185 +215,7 @@ impl ShardedSession {
             }
         };
         self.send_client(&frame).await?;
-        output.sent += 1;
         Ok(Ok(()))
-    }
-
-    /// Rows in any order: each shard's in turn.
-    async fn merge_union(
-        &mut self,
-        shards: &[usize],
-        window: &mut Window,
-        output: &mut Output,
-    ) -> Result<Result<Option<Frame>, MergeError>, Lost> {
-        let mut error = None;
-        for (i, &shard) in shards.iter().enumerate() {
-            if window.is_done() || error.is_some() {
-                if let Some(e) = self.drain(shard).await? {
-                    error.get_or_insert(e);
-                }
-                continue;
-            }
-            loop {
-                match self.next_row(shard).await? {
-                    Ok(Some(row)) => match window.admit() {
-                        Admit::Skip => {}
-                        Admit::Take => {
-                            if let Err(e) = self.emit(&row, output).await? {
-                                self.drain_all(&shards[i..]).await?;
-                                return Ok(Err(e));
-                            }
-                        }
-                        Admit::Done => {
-                            self.drain(shard).await?;
-                            break;
-                        }
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        error.get_or_insert(e);
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(Ok(error))
-    }
-
-    /// Rows each shard sorted, merged into one sorted stream.
-    async fn merge_ordered(
-        &mut self,
-        shards: &[usize],
-        order: &RowOrder,
-        window: &mut Window,
-        output: &mut Output,
-    ) -> Result<Result<Option<Frame>, MergeError>, Lost> {
-        let mut heads: Vec<Option<Row>> = Vec::with_capacity(shards.len());
-        let mut error = None;
-        for &shard in shards {
-            match self.next_row(shard).await? {
-                Ok(row) => heads.push(row),
-                Err(e) => {
-                    error.get_or_insert(e);
-                    heads.push(None);
-                }
-            }
-        }
-        if error.is_some() {
-            self.drain_open(shards, &heads).await?;
-            return Ok(Ok(error));
-        }
-        loop {
-            let mut best: Option<usize> = None;
-            for (i, head) in heads.iter().enumerate() {
-                let Some(row) = head else { continue };
-                best = match best {
-                    None => Some(i),
-                    Some(b) => match heads[b].as_ref().map(|current| order.compare(row, current)) {
-                        Some(Ok(std::cmp::Ordering::Less)) => Some(i),
-                        Some(Err(e)) => {
-                            self.drain_open(shards, &heads).await?;
-                            return Ok(Err(e));
-                        }
-                        _ => Some(b),
-                    },
-                };
-            }
-            let Some(b) = best else { break };
-            match window.admit() {
-                Admit::Skip => {}
-                Admit::Take => {
-                    if let Some(row) = heads[b].as_ref() {
-                        let row = row.clone();
-                        if let Err(e) = self.emit(&row, output).await? {
-                            self.drain_open(shards, &heads).await?;
-                            return Ok(Err(e));
-                        }
-                    }
-                }
-                Admit::Done => break,
-            }
-            heads[b] = match self.next_row(shards[b]).await? {
-                Ok(row) => row,
-                Err(e) => {
-                    heads[b] = None;
-                    self.drain_open(shards, &heads).await?;
-                    return Ok(Ok(Some(e)));
-                }
-            };
-        }
-        self.drain_open(shards, &heads).await?;
-        Ok(Ok(error))
-    }
-
-    /// Groups (or DISTINCT rows, or aggregates) from every shard, combined.
-    #[allow(clippy::too_many_arguments)]
-    async fn merge_groups(
-        &mut self,
-        shards: &[usize],
-        merge: &RowMerge,
-        grouping: &pgshard_router::plan::Grouping,
-        types: &[ValueType],
-        visible: usize,
-        window: Window,
-        output: &mut Output,
-    ) -> Result<Result<Option<Frame>, MergeError>, Lost> {
-        let mut groups = match Groups::new(grouping, types.to_vec(), visible) {
-            Ok(g) => g,
-            Err(e) => {
-                self.drain_all(shards).await?;
-                return Ok(Err(e));
-            }
-        };
-        for (i, &shard) in shards.iter().enumerate() {
-            loop {
-                match self.next_row(shard).await? {
-                    Ok(Some(row)) => {
-                        if let Err(e) = groups.add(row) {
-                            self.drain(shard).await?;
-                            self.drain_all(&shards[i + 1..]).await?;
-                            return Ok(Err(e));
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.drain_all(&shards[i + 1..]).await?;
-                        return Ok(Ok(Some(error)));
-                    }
-                }
-            }
-        }
-        let order = match RowOrder::new(&merge.order_by, types, visible) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e)),
-        };
-        let rows = match groups.finish(merge.having.as_ref(), &order, window) {
-            Ok(rows) => rows,
-            Err(e) => return Ok(Err(e)),
-        };
-        for row in &rows {
-            if let Err(e) = self.emit(row, output).await? {
-                return Ok(Err(e));
-            }
-        }
-        Ok(Ok(None))
-    }
-
-    async fn drain_all(&mut self, shards: &[usize]) -> Result<(), Lost> {
-        for &shard in shards {
-            self.drain(shard).await?;
-        }
-        Ok(())
-    }
-
-    /// Drains the shards whose rows are not finished (those with a head row).
-    async fn drain_open(&mut self, shards: &[usize], heads: &[Option<Row>]) -> Result<(), Lost> {
-        for (i, head) in heads.iter().enumerate() {
-            if head.is_some() {
-                self.drain(shards[i]).await?;
-            }
-        }
-        Ok(())
     }
 }
 

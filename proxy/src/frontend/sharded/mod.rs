@@ -21,12 +21,14 @@ use crate::net::{Frame, Severity, WireError};
 mod bind;
 mod copy;
 mod copy_out;
+mod cursor;
 mod execute;
 mod extended;
 mod link;
 mod merge_rows;
 mod replies;
 mod row_limit;
+mod row_stream;
 mod savepoint;
 mod simple;
 mod transaction;
@@ -60,8 +62,18 @@ pub struct ShardedSession {
     described: std::collections::HashSet<String>,
     /// The row limit of the Execute running now, if it has one.
     row_limit: Option<row_limit::RowLimit>,
-    /// Portals an Execute with a row limit left suspended: they cannot be resumed.
+    /// Portals an Execute with a row limit left suspended whose replies passed through
+    /// unmerged: they cannot be resumed.
     suspended: std::collections::HashSet<String>,
+    /// Portals resumed to their end: a further Execute returns no rows, as PostgreSQL's
+    /// does for a portal run to completion.
+    fetched_to_end: std::collections::HashSet<String>,
+    /// Merged results of suspended portals, resumed by their next Execute.
+    portal_streams: HashMap<String, row_stream::RowStream>,
+    /// The stream of the Execute running now, if its row limit suspended it.
+    suspending: Option<row_stream::RowStream>,
+    /// The client's cursors (DECLARE … CURSOR), by name.
+    cursors: HashMap<String, cursor::Cursor>,
     /// After an error in an extended-protocol batch: drop messages until Sync.
     discard_until_sync: bool,
     /// Extended-protocol messages came since the last Sync: the client waits for the
@@ -99,6 +111,10 @@ impl ShardedSession {
             described: Default::default(),
             row_limit: None,
             suspended: Default::default(),
+            fetched_to_end: Default::default(),
+            portal_streams: HashMap::new(),
+            suspending: None,
+            cursors: HashMap::new(),
             discard_until_sync: false,
             in_batch: false,
             copy_needs_sync: false,
@@ -217,7 +233,16 @@ impl ShardedSession {
         if self.txn.is_open() || self.core.mode == PoolMode::Session {
             return;
         }
-        for slot in &mut self.links {
+        for (shard, slot) in self.links.iter_mut().enumerate() {
+            if self
+                .portal_streams
+                .values()
+                .chain(self.suspending.as_ref())
+                .any(|s| s.reading(shard))
+            {
+                // Mid-reply for a suspended portal, resumed by the next Execute.
+                continue;
+            }
             if let Some(link) = slot.as_mut() {
                 if link.server.in_transaction() {
                     // Left mid-transaction by a failure: never hand it to another client.
@@ -236,8 +261,13 @@ impl ShardedSession {
     /// carry session state.
     async fn finish(&mut self) {
         let keep_state = self.core.mode == PoolMode::Session;
-        for slot in &mut self.links {
+        let streams = std::mem::take(&mut self.portal_streams);
+        for (shard, slot) in self.links.iter_mut().enumerate() {
             if let Some(link) = slot.as_mut() {
+                if streams.values().any(|s| s.reading(shard)) {
+                    // Mid-reply: never handed to another client.
+                    link.server.broken = true;
+                }
                 clean_for_next_client(&mut link.server, false, keep_state).await;
             }
             *slot = None;

@@ -1,7 +1,8 @@
-//! An Execute with a row limit on a sharded database: the first rows go to the client and
-//! the portal is then suspended, as PostgreSQL does, while the rest of the answer is read
-//! from the shards and dropped (nothing is buffered). A suspended portal cannot be
-//! resumed: the shards' portals are gone, so a further Execute of it is refused.
+//! An Execute with a row limit on a sharded database, for statements whose replies pass
+//! through unmerged: the first rows go to the client and the portal is then suspended, as
+//! PostgreSQL does, while the rest of the answer is read from the shard and dropped. Such
+//! a portal cannot be resumed, so a further Execute of it is refused. (A merged query's
+//! rows go through a resumable [`super::row_stream::RowStream`] instead.)
 
 use crate::net::messages::tag;
 use crate::net::Frame;
@@ -31,6 +32,11 @@ impl RowLimit {
             left: max_rows,
             reached: max_rows == 0,
         }
+    }
+
+    /// Rows the Execute may still send.
+    pub fn left(&self) -> u32 {
+        self.left
     }
 
     pub fn reached(&self) -> bool {

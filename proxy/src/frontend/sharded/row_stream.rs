@@ -1,0 +1,423 @@
+//! A merged result on its way to the client, which can stop after any row and go on
+//! later: an Execute with a row limit leaves its portal suspended and the next Execute
+//! resumes it; a cursor gives the next rows at each FETCH.
+//!
+//! Rows are merged as they are read: each shard's in turn, or the least of the shards'
+//! next rows for an ordered result, one row per shard in memory. A portal's shards keep
+//! the rest of their reply unread on their connections while it is suspended; a cursor's
+//! shards hold a cursor of their own, fetched a batch at a time, so other statements can
+//! run between FETCHes. Grouped results are combined in memory, one entry per group, and
+//! then sent from memory.
+
+use std::collections::VecDeque;
+
+use pgshard_router::plan::{Grouping, RowMerge};
+
+use super::replies::Lost;
+use super::ShardedSession;
+use crate::merge::{Admit, Groups, MergeError, Row, RowOrder, ValueType, Window};
+use crate::net::messages::{self, error_response};
+use crate::net::{Frame, Severity};
+
+/// Rows a shard's cursor is asked for at a time.
+const CURSOR_BATCH: usize = 200;
+
+/// Bytes of rows a suspended portal may hold in memory when another statement needs its
+/// shards' connections before it is fetched to the end.
+const HOLD_LIMIT: usize = 64 << 20;
+
+/// Where one shard's rows come from.
+pub(super) enum ShardRows {
+    /// The reply to the statement the shard was sent, read as it arrives; `done` once
+    /// it ended (its ReadyForQuery read).
+    Reply { done: bool },
+    /// A cursor declared on the shard, fetched [`CURSOR_BATCH`] rows at a time.
+    Cursor {
+        name: String,
+        fetched: VecDeque<Row>,
+        exhausted: bool,
+    },
+}
+
+/// How the merged rows are written for the client.
+pub(super) struct Output {
+    pub visible: usize,
+    /// Per visible column: the type and whether to convert it to binary (the client
+    /// wants binary, the shards sent text).
+    pub convert: Option<Vec<(ValueType, bool)>>,
+}
+
+/// A merged result that can be read in parts; see the module doc.
+pub(super) struct RowStream {
+    pub shards: Vec<usize>,
+    pub sources: Vec<ShardRows>,
+    /// `Some` for an ordered merge: the least head goes first.
+    pub order: Option<RowOrder>,
+    /// Each shard's next row, for an ordered merge; read on first use.
+    heads: Vec<Option<Row>>,
+    primed: bool,
+    /// The shard being read, for a merge in any order.
+    at: usize,
+    /// Rows merged already (a grouped result, or the rest of a portal held when its
+    /// shards were needed): sent before anything else, past the window.
+    held: VecDeque<Row>,
+    /// Every row is in `held`: the shards are done.
+    all_held: bool,
+    window: Window,
+    pub output: Output,
+    /// The client's RowDescription, for a FETCH over the simple protocol.
+    pub description: Frame,
+    /// The error the stream ends with after its held rows (its rest did not fit in
+    /// memory, or a shard failed while it was held).
+    broken: Option<Frame>,
+}
+
+/// How far a part of the stream went.
+pub(super) enum Pumped {
+    /// The row count asked for was sent: more rows may follow.
+    Suspended(u64),
+    /// The rows ended after this many; with the error that ended them, if one did.
+    Finished(u64, Option<Frame>),
+}
+
+impl RowStream {
+    pub fn new(
+        shards: Vec<usize>,
+        sources: Vec<ShardRows>,
+        merge: &RowMerge,
+        output: Output,
+        description: Frame,
+    ) -> RowStream {
+        RowStream {
+            heads: shards.iter().map(|_| None).collect(),
+            shards,
+            sources,
+            order: None,
+            primed: false,
+            at: 0,
+            held: VecDeque::new(),
+            all_held: false,
+            window: Window::new(merge.offset, merge.limit),
+            output,
+            description,
+            broken: None,
+        }
+    }
+
+    /// Whether some shard's connection is mid-reply for this stream.
+    pub fn reading(&self, shard: usize) -> bool {
+        self.shards
+            .iter()
+            .zip(&self.sources)
+            .any(|(&s, source)| s == shard && matches!(source, ShardRows::Reply { done: false }))
+    }
+}
+
+impl ShardedSession {
+    /// Reads every shard's rows into groups and keeps the merged groups to be sent.
+    pub(super) async fn gather_groups(
+        &mut self,
+        stream: &mut RowStream,
+        merge: &RowMerge,
+        grouping: &Grouping,
+        types: &[ValueType],
+    ) -> Result<Result<(), Frame>, Lost> {
+        let visible = stream.output.visible;
+        let mut groups = match Groups::new(grouping, types.to_vec(), visible) {
+            Ok(g) => g,
+            Err(e) => return self.stream_failed(stream, e).await,
+        };
+        for i in 0..stream.shards.len() {
+            loop {
+                match self.shard_row(stream, i).await? {
+                    Ok(Some(row)) => {
+                        if let Err(e) = groups.add(row) {
+                            return self.stream_failed(stream, e).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.close_sources(stream).await?;
+                        return Ok(Err(error));
+                    }
+                }
+            }
+        }
+        let order = match RowOrder::new(&merge.order_by, types, visible) {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(merge_error(e))),
+        };
+        let window = std::mem::replace(&mut stream.window, Window::new(0, None));
+        match groups.finish(merge.having.as_ref(), &order, window) {
+            Ok(rows) => {
+                stream.held = rows.into();
+                stream.all_held = true;
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(merge_error(e))),
+        }
+    }
+
+    /// Sends up to `budget` rows (all when `None`) to the client, or only counts them
+    /// when `send` is false (MOVE).
+    pub(super) async fn pump(
+        &mut self,
+        stream: &mut RowStream,
+        budget: Option<u64>,
+        send: bool,
+    ) -> Result<Pumped, Lost> {
+        let mut sent = 0u64;
+        loop {
+            if budget == Some(sent) {
+                return Ok(Pumped::Suspended(sent));
+            }
+            if stream.held.is_empty() && stream.all_held {
+                if let Some(error) = stream.broken.take() {
+                    return Ok(Pumped::Finished(sent, Some(error)));
+                }
+            }
+            match self.next_merged(stream).await? {
+                Ok(Some(row)) => {
+                    if send {
+                        if let Err(e) = self.emit(&row, &stream.output).await? {
+                            self.close_sources(stream).await?;
+                            return Ok(Pumped::Finished(sent, Some(merge_error(e))));
+                        }
+                    }
+                    sent += 1;
+                }
+                Ok(None) => return Ok(Pumped::Finished(sent, None)),
+                Err(error) => return Ok(Pumped::Finished(sent, Some(error))),
+            }
+        }
+    }
+
+    /// Reads the rest of a suspended portal's rows into memory, so that its shards'
+    /// connections can serve another statement. Beyond [`HOLD_LIMIT`] the portal is
+    /// given up: its next Execute is refused.
+    pub(super) async fn hold_rest(&mut self, stream: &mut RowStream) -> Result<(), Lost> {
+        if stream.all_held {
+            return Ok(());
+        }
+        let mut bytes: usize = stream.held.iter().map(row_size).sum();
+        loop {
+            match self.next_merged_from_shards(stream).await? {
+                Ok(Some(row)) => {
+                    bytes += row_size(&row);
+                    stream.held.push_back(row);
+                    if bytes > HOLD_LIMIT {
+                        self.close_sources(stream).await?;
+                        stream.held.clear();
+                        let message = format!(
+                            "pgshard: the rest of this portal (over {} MB) could not be held \
+                             while other statements ran on its shards; fetch a portal to \
+                             its end before running other statements, or use a cursor \
+                             (DECLARE … CURSOR)",
+                            HOLD_LIMIT >> 20
+                        );
+                        stream.broken = Some(error_response(Severity::Error, "0A000", &message));
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // The error comes after the held rows, as it would have.
+                    stream.broken = Some(error);
+                    break;
+                }
+            }
+        }
+        stream.all_held = true;
+        Ok(())
+    }
+
+    /// Ends a stream the client no longer reads: its shards' replies are read to their
+    /// end.
+    pub(super) async fn close_sources(&mut self, stream: &mut RowStream) -> Result<(), Lost> {
+        for i in 0..stream.shards.len() {
+            if let ShardRows::Reply { done } = &mut stream.sources[i] {
+                if !*done {
+                    *done = true;
+                    self.drain(stream.shards[i]).await?;
+                }
+            }
+        }
+        stream.all_held = true;
+        Ok(())
+    }
+
+    async fn stream_failed(
+        &mut self,
+        stream: &mut RowStream,
+        e: MergeError,
+    ) -> Result<Result<(), Frame>, Lost> {
+        self.close_sources(stream).await?;
+        Ok(Err(merge_error(e)))
+    }
+
+    /// The next row for the client: held rows first, then the shards' rows merged and
+    /// passed through the window.
+    async fn next_merged(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        if let Some(row) = stream.held.pop_front() {
+            return Ok(Ok(Some(row)));
+        }
+        if stream.all_held {
+            return Ok(Ok(None));
+        }
+        self.next_merged_from_shards(stream).await
+    }
+
+    async fn next_merged_from_shards(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        loop {
+            let row = if stream.order.is_some() {
+                self.next_ordered(stream).await?
+            } else {
+                self.next_in_turn(stream).await?
+            };
+            let row = match row {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    self.close_sources(stream).await?;
+                    return Ok(Ok(None));
+                }
+                Err(error) => {
+                    self.close_sources(stream).await?;
+                    return Ok(Err(error));
+                }
+            };
+            match stream.window.admit() {
+                Admit::Skip => {}
+                Admit::Take => return Ok(Ok(Some(row))),
+                Admit::Done => {
+                    self.close_sources(stream).await?;
+                    return Ok(Ok(None));
+                }
+            }
+        }
+    }
+
+    /// Shards in turn.
+    async fn next_in_turn(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        while stream.at < stream.shards.len() {
+            match self.shard_row(stream, stream.at).await? {
+                Ok(Some(row)) => return Ok(Ok(Some(row))),
+                Ok(None) => stream.at += 1,
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    /// The least of the shards' next rows.
+    async fn next_ordered(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        if !stream.primed {
+            stream.primed = true;
+            for i in 0..stream.shards.len() {
+                match self.shard_row(stream, i).await? {
+                    Ok(row) => stream.heads[i] = row,
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+        }
+        let Some(order) = stream.order.as_ref() else {
+            return Ok(Ok(None));
+        };
+        let mut best: Option<usize> = None;
+        for (i, head) in stream.heads.iter().enumerate() {
+            let Some(row) = head else { continue };
+            best = match best.and_then(|b| stream.heads[b].as_ref().map(|r| (b, r))) {
+                None => Some(i),
+                Some((b, current)) => match order.compare(row, current) {
+                    Ok(std::cmp::Ordering::Less) => Some(i),
+                    Ok(_) => Some(b),
+                    Err(e) => return Ok(Err(merge_error(e))),
+                },
+            };
+        }
+        let Some(b) = best else {
+            return Ok(Ok(None));
+        };
+        let row = stream.heads[b].take();
+        match self.shard_row(stream, b).await? {
+            Ok(next) => stream.heads[b] = next,
+            Err(error) => return Ok(Err(error)),
+        }
+        Ok(Ok(row))
+    }
+
+    /// Shard `i`'s next row, `None` at its end, or the error that ended it.
+    async fn shard_row(
+        &mut self,
+        stream: &mut RowStream,
+        i: usize,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        let shard = stream.shards[i];
+        match &mut stream.sources[i] {
+            ShardRows::Reply { done: true } => Ok(Ok(None)),
+            ShardRows::Reply { done } => {
+                let row = self.next_row(shard).await?;
+                if !matches!(row, Ok(Some(_))) {
+                    *done = true;
+                }
+                Ok(row)
+            }
+            ShardRows::Cursor {
+                name,
+                fetched,
+                exhausted,
+            } => {
+                if let Some(row) = fetched.pop_front() {
+                    return Ok(Ok(Some(row)));
+                }
+                if *exhausted {
+                    return Ok(Ok(None));
+                }
+                let fetch = format!("FETCH FORWARD {CURSOR_BATCH} FROM {}", quote_ident(name));
+                self.send_to(shard, &[messages::query(&fetch)]).await?;
+                loop {
+                    match self.next_row(shard).await? {
+                        Ok(Some(row)) => fetched.push_back(row),
+                        Ok(None) => break,
+                        Err(error) => {
+                            *exhausted = true;
+                            return Ok(Err(error));
+                        }
+                    }
+                }
+                if fetched.len() < CURSOR_BATCH {
+                    *exhausted = true;
+                }
+                Ok(Ok(fetched.pop_front()))
+            }
+        }
+    }
+}
+
+/// A merge error as the client gets it.
+pub(super) fn merge_error(e: MergeError) -> Frame {
+    error_response(Severity::Error, e.sqlstate(), &e.to_string())
+}
+
+fn row_size(row: &Row) -> usize {
+    row.values
+        .iter()
+        .map(|v| v.as_ref().map_or(0, |b| b.len()) + 4)
+        .sum()
+}
+
+/// An identifier quoted for SQL.
+pub(super) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
