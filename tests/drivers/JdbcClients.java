@@ -136,6 +136,24 @@ public class JdbcClients {
         long copied = out.toString().lines().filter(l -> l.contains("copied")).count();
         expect("copy out", copied, 20);
         expect("count", count(c, "SELECT count(*) FROM " + table), 22);
+
+        // A fetch size: the rows come in parts of 3, in order, inside a transaction.
+        c.setAutoCommit(false);
+        try (Statement st = c.createStatement()) {
+            st.setFetchSize(3);
+            try (ResultSet rs = st.executeQuery("SELECT id FROM " + table + " ORDER BY id")) {
+                long seen = 0, previous = Long.MIN_VALUE;
+                while (rs.next()) {
+                    long id = rs.getLong(1);
+                    if (id <= previous) throw new RuntimeException("fetch size: " + id + " after " + previous);
+                    previous = id;
+                    seen++;
+                }
+                expect("rows with a fetch size", seen, 22);
+            }
+        }
+        c.commit();
+        c.setAutoCommit(true);
         c.close();
 
         // Several clients at once.

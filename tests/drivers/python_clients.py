@@ -120,6 +120,15 @@ def psycopg_scenario(table):
     expect("copy out", len(copied), 20)
     expect("count", conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0], 22)
 
+    # A server-side cursor (DECLARE, FETCH), 3 rows at a time, in order.
+    with conn.transaction():
+        with conn.cursor(name="by_id") as cur:
+            cur.itersize = 3
+            cur.execute(f"SELECT id FROM {table} ORDER BY id")
+            ids = [r[0] for r in cur]
+    expect("server cursor rows", len(ids), 22)
+    expect("server cursor order", ids, sorted(ids))
+
     # Several clients at once.
     acknowledged = [0] * CLIENTS
     errors = []
@@ -203,6 +212,12 @@ async def asyncpg_scenario(table):
     copied = [line for line in out.getvalue().decode().splitlines() if "copied" in line]
     expect("copy out", len(copied), 20)
     expect("count", await conn.fetchval(f"SELECT count(*) FROM {table}"), 22)
+
+    # A cursor, prefetching 3 rows at a time, in order.
+    async with conn.transaction():
+        ids = [r["id"] async for r in conn.cursor(f"SELECT id FROM {table} ORDER BY id", prefetch=3)]
+    expect("cursor rows", len(ids), 22)
+    expect("cursor order", ids, sorted(ids))
     await conn.close()
 
     # Several clients at once.

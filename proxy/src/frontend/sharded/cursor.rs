@@ -11,7 +11,7 @@ use pgshard_router::{CursorCommand, FetchCount};
 use super::execute::{Dispatch, Outcome, ShardResults, Statement};
 use super::replies::Lost;
 use super::row_stream::{merge_error, quote_ident, Pumped, RowStream, ShardRows};
-use super::ShardedSession;
+use super::{Flow, ShardedSession};
 use crate::frontend::checkout::CheckoutFailure;
 use crate::merge::{MergeError, RowDescription, RowOrder, ValueType};
 use crate::net::messages::{self, command_complete, tag};
@@ -159,6 +159,49 @@ impl ShardedSession {
             self.txn.fail();
         }
         outcome
+    }
+
+    /// Describe of a cursor, as of a portal: its rows' description (the cursor is opened
+    /// on the shards for it, as its first FETCH would).
+    pub(super) async fn describe_cursor(&mut self, name: &str) -> Flow {
+        let Some(mut cursor) = self.cursors.remove(name) else {
+            return Flow::Continue;
+        };
+        let stmt = Statement {
+            sql: "",
+            portal: None,
+            describe: true,
+        };
+        let result = match cursor.stream.as_ref() {
+            Some(stream) => Ok(Ok(stream.description.clone())),
+            None => self.open_cursor(name, &cursor, &stmt).await.map(|opened| {
+                opened.map(|stream| {
+                    let description = stream.description.clone();
+                    cursor.stream = Some(stream);
+                    description
+                })
+            }),
+        };
+        self.cursors.insert(name.to_string(), cursor);
+        match result {
+            Ok(Ok(description)) => self.reply_frame(&description).await,
+            Ok(Err(error)) => {
+                self.txn.fail();
+                self.discard_until_sync = true;
+                self.reply_frame(&error).await
+            }
+            Err(lost) => match self.lost(lost).await {
+                Outcome::Stop => Flow::Stop,
+                _ => Flow::Continue,
+            },
+        }
+    }
+
+    async fn reply_frame(&mut self, frame: &crate::net::Frame) -> Flow {
+        match self.core.client.write_frame(frame).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
     }
 
     async fn fetch_rows(

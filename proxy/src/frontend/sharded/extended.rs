@@ -110,6 +110,10 @@ impl ShardedSession {
         match kind {
             b'S' => self.describe_statement(&name).await,
             b'P' => {
+                if !self.portals.contains_key(&name) && self.cursors.contains_key(&name) {
+                    // A cursor is a portal too: psycopg describes its server-side cursors.
+                    return self.describe_cursor(&name).await;
+                }
                 if !self.portals.contains_key(&name) {
                     let message = format!("portal \"{name}\" does not exist");
                     return self.error_reply("34000", &message, false).await;
