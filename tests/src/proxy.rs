@@ -208,8 +208,18 @@ pub async fn start_sharded_proxy(
     sharded_tables: &[(&str, &str)],
     pool_size: u32,
 ) -> Result<ProxyHandle> {
+    start_sharded_proxy_with(cluster, sharded_tables, pool_size, "").await
+}
+
+/// [`start_sharded_proxy`] with more `[proxy]` settings (TOML lines).
+pub async fn start_sharded_proxy_with(
+    cluster: &crate::Cluster,
+    sharded_tables: &[(&str, &str)],
+    pool_size: u32,
+    proxy_settings: &str,
+) -> Result<ProxyHandle> {
     let mut toml = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n\
+        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n{proxy_settings}\n\
          [[users]]\nname = \"app\"\npassword = \"app\"\n\
          [[databases]]\nname = \"app\"\n"
     );

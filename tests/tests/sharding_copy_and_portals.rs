@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use futures::TryStreamExt;
 use pgshard_proxy::ProxyHandle;
 use pgshard_tests::{connect, sqlstate, start_sharded_proxy, Cluster, User};
@@ -403,6 +403,55 @@ async fn cursors_over_several_shards_fetch_every_row_in_order() -> Result<()> {
         .collect();
     ensure!(first == vec![31, 32, 33, 34], "extended FETCH {first:?}");
     txn.rollback().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+/// A COPY row longer than `max_message_size`, cut over many CopyData messages, fails the
+/// COPY with 22P04 without storing anything; the session goes on and the next COPY works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_row_longer_than_the_limit_fails_the_copy_alone() -> Result<()> {
+    use futures::SinkExt;
+    let cluster = Cluster::start(2, 0).await?;
+    let proxy = pgshard_tests::start_sharded_proxy_with(
+        &cluster,
+        &[("items", "id")],
+        2,
+        "max_message_size = \"1MB\"",
+    )
+    .await?;
+    let client = connect(proxy.addr, &User::app()).await?;
+    client
+        .batch_execute("CREATE TABLE items (id bigint PRIMARY KEY, name text)")
+        .await?;
+    let sink = client.copy_in("COPY items (id, name) FROM STDIN").await?;
+    futures::pin_mut!(sink);
+    let mut sent = Ok(());
+    sent = sent.and(sink.send(bytes::Bytes::from_static(b"1\tshort\n")).await);
+    let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    sent = sent.and(sink.send(bytes::Bytes::from_static(b"2\t")).await);
+    for _ in 0..48 {
+        if sent.is_err() {
+            break;
+        }
+        sent = sink.send(chunk.clone()).await;
+    }
+    let finished = match sent {
+        Ok(()) => sink.finish().await,
+        Err(e) => Err(e),
+    };
+    let error = finished.err().context("a 3 MB row was copied")?;
+    ensure!(sqlstate(&error) == Some("22P04"), "{error}");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM items", &[])
+        .await?
+        .get(0);
+    ensure!(count == 0, "{count} rows stored by the failed COPY");
+    let sink = client.copy_in("COPY items (id, name) FROM STDIN").await?;
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\ta\n2\tb\n3\tc\n"))
+        .await?;
+    ensure!(sink.finish().await? == 3, "the next COPY");
     proxy.shutdown().await;
     Ok(())
 }

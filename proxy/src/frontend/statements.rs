@@ -7,28 +7,61 @@ use std::sync::{Arc, Mutex};
 use crate::net::messages::{parse, query, tag};
 use crate::net::{Frame, WireError};
 
+/// A statement's identity: the SHA-256 of its query text and declared parameter types,
+/// so that an entry costs the same whatever the statement's size.
+type StatementKey = [u8; 32];
+
+/// How many statement identities the registry remembers; the least recently prepared
+/// are forgotten past it.
+const REGISTRY_LIMIT: usize = 65_536;
+
 /// Gives every distinct (query, parameter types) one server-side name, shared by all
 /// clients, so a statement is prepared once per server connection however many clients
-/// use it. Ids are never reused, so two different statements can never share a name.
-/// A statement's identity: its query text and its declared parameter types.
-type StatementKey = (Vec<u8>, Vec<u8>);
-
-#[derive(Default)]
+/// use it. Ids are never reused, so two different statements can never share a name; a
+/// statement forgotten (least recently prepared, past [`REGISTRY_LIMIT`]) and prepared
+/// again gets a new name, which servers prepare anew. Memory stays bounded however many
+/// distinct statements clients send.
 pub struct StatementRegistry {
-    ids: Mutex<HashMap<StatementKey, u64>>,
+    ids: Mutex<lru::LruCache<StatementKey, u64>>,
     next: AtomicU64,
 }
 
+impl Default for StatementRegistry {
+    fn default() -> Self {
+        StatementRegistry::with_limit(REGISTRY_LIMIT)
+    }
+}
+
 impl StatementRegistry {
+    pub fn with_limit(limit: usize) -> Self {
+        let limit = std::num::NonZeroUsize::new(limit).unwrap_or(std::num::NonZeroUsize::MIN);
+        StatementRegistry {
+            ids: Mutex::new(lru::LruCache::new(limit)),
+            next: AtomicU64::new(0),
+        }
+    }
+
     pub fn global_name(&self, query: &[u8], types: &[u8]) -> Arc<str> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update((query.len() as u64).to_be_bytes());
+        hasher.update(query);
+        hasher.update(types);
+        let key: StatementKey = hasher.finalize().into();
         let mut ids = match self.ids.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let id = *ids
-            .entry((query.to_vec(), types.to_vec()))
-            .or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let id = *ids.get_or_insert(key, || self.next.fetch_add(1, Ordering::Relaxed) + 1);
         Arc::from(format!("pgshard_s{id}"))
+    }
+
+    /// How many statements are remembered.
+    pub fn remembered(&self) -> usize {
+        match self.ids.lock() {
+            Ok(g) => g.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
     }
 }
 
@@ -242,6 +275,23 @@ mod tests {
         let renamed = read_parse(&s1.parse).unwrap();
         assert_eq!(renamed.name, s1.global.as_bytes());
         assert_eq!(renamed.types, &[0, 1, 0, 0, 0, 23]);
+    }
+
+    #[test]
+    fn the_registry_forgets_the_least_recent_and_never_reuses_a_name() {
+        let reg = StatementRegistry::with_limit(2);
+        let a = reg.global_name(b"select 1", &[0, 0]);
+        let b = reg.global_name(b"select 2", &[0, 0]);
+        assert_eq!(reg.global_name(b"select 1", &[0, 0]), a);
+        let c = reg.global_name(b"select 3", &[0, 0]);
+        assert_eq!(reg.remembered(), 2);
+        // "select 2" was forgotten: it gets a new name, never another statement's.
+        let b_again = reg.global_name(b"select 2", &[0, 0]);
+        assert!(b_again != b && b_again != a && b_again != c);
+        for i in 0..10_000 {
+            reg.global_name(format!("select {i}").as_bytes(), &[0, 0]);
+        }
+        assert_eq!(reg.remembered(), 2);
     }
 
     #[test]

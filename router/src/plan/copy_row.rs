@@ -5,41 +5,77 @@ use super::schema::ShardSchema;
 use super::spec::{CopyFormat, CopySplit};
 use crate::sharding::{KeyValue, ParamFormat};
 
-/// The end offset (just after the newline) of the first complete row in `buf`, or
-/// `None` when `buf` holds no complete row yet.
+/// Finds where COPY data rows end in data that arrives in pieces, looking at each byte
+/// about once however the CopyData messages cut the rows.
 ///
-/// CopyData messages cut the data anywhere, so the caller keeps the unconsumed tail
-/// of one message and appends the next. A text row ends at the first newline not
-/// escaped by a backslash; a CSV row at the first newline outside quotes (a quoted
-/// field may hold newlines). A final row without newline is complete only at
-/// CopyDone. A `\.` row is the end-of-data marker, not a row (see
+/// The caller keeps the bytes of the row not complete yet and appends each message's;
+/// [`CopyRowScanner::row_end`] goes on from where it stopped. A text row ends at the
+/// first newline not escaped by a backslash; a CSV row at the first newline outside
+/// quotes (a quoted field may hold newlines). A final row without newline is complete
+/// only at CopyDone. A `\.` row is the end-of-data marker, not a row (see
 /// [`is_copy_end_marker`]).
-pub fn copy_row_end(buf: &[u8], spec: &CopySplit) -> Option<usize> {
-    let mut i = 0;
-    let mut in_quotes = false;
-    while i < buf.len() {
-        let b = buf[i];
-        match spec.format {
-            CopyFormat::Text if b == b'\\' => i += 1,
-            CopyFormat::Csv if in_quotes => {
-                let next = buf.get(i + 1).copied();
-                if b == spec.escape && (next == Some(spec.quote) || next == Some(spec.escape)) {
-                    i += 1;
-                } else if b == spec.quote {
-                    // A doubled quote may continue in the next message.
-                    if spec.escape == spec.quote && next.is_none() {
-                        return None;
+#[derive(Debug, Clone, Default)]
+pub struct CopyRowScanner {
+    /// Bytes of the current row looked at already.
+    scanned: usize,
+    /// CSV: the scan stopped inside a quoted field.
+    in_quotes: bool,
+}
+
+impl CopyRowScanner {
+    /// The end offset (just after the newline) of the row that starts at `buf[0]`, or
+    /// `None` when `buf` does not hold all of it yet. `buf` must start with the same
+    /// bytes as at the last call (the current row's); after a row is found, the next call
+    /// reads the next row from its start.
+    pub fn row_end(&mut self, buf: &[u8], spec: &CopySplit) -> Option<usize> {
+        let mut i = self.scanned;
+        while i < buf.len() {
+            let b = buf[i];
+            let next = buf.get(i + 1).copied();
+            match spec.format {
+                CopyFormat::Text if b == b'\\' => {
+                    if next.is_none() {
+                        // What it escapes comes with the next message.
+                        break;
                     }
-                    in_quotes = false;
+                    i += 1;
                 }
+                CopyFormat::Csv if self.in_quotes => {
+                    let pair = next == Some(spec.quote) || next == Some(spec.escape);
+                    if (b == spec.escape || b == spec.quote) && next.is_none() {
+                        // An escape, or a quote that may be doubled: decided by the next
+                        // byte, which comes with the next message.
+                        break;
+                    }
+                    if b == spec.escape && pair {
+                        i += 1;
+                    } else if b == spec.quote {
+                        self.in_quotes = false;
+                    }
+                }
+                CopyFormat::Csv if b == spec.quote => self.in_quotes = true,
+                _ if b == b'\n' => {
+                    *self = CopyRowScanner::default();
+                    return Some(i + 1);
+                }
+                _ => {}
             }
-            CopyFormat::Csv if b == spec.quote => in_quotes = true,
-            _ if b == b'\n' => return Some(i + 1),
-            _ => {}
+            i += 1;
         }
-        i += 1;
+        self.scanned = i;
+        None
     }
-    None
+
+    /// Bytes of the current row looked at so far.
+    pub fn scanned(&self) -> usize {
+        self.scanned
+    }
+}
+
+/// The end offset of the first complete row in `buf`, or `None` (see
+/// [`CopyRowScanner`]).
+pub fn copy_row_end(buf: &[u8], spec: &CopySplit) -> Option<usize> {
+    CopyRowScanner::default().row_end(buf, spec)
 }
 
 /// Whether `line` is the `\.` end-of-data marker some clients send last.
@@ -293,5 +329,55 @@ mod tests {
         assert_eq!(copy_row_end(b"\"a\"\"\n\",c\n", &csv), Some(9));
         assert_eq!(copy_row_end(b"\"a\"", &csv), None);
         assert_eq!(copy_row_end(b"\"open\n", &csv), None);
+    }
+
+    /// Rows cut at every possible place end where they end whole, and no byte is looked
+    /// at twice more than once.
+    #[test]
+    fn rows_cut_anywhere_end_where_whole_rows_end() {
+        let text = spec(CopyFormat::Text, 0);
+        let csv = spec(CopyFormat::Csv, 0);
+        let cases: [(&[u8], &CopySplit); 2] = [
+            (b"a\\\nb\tc\nd\\\\\ne\n", &text),
+            (b"\"x\ny\",\"a\"\"b\"\n\"\"\"\"\n,\n", &csv),
+        ];
+        for (data, spec) in cases {
+            let whole: Vec<usize> = {
+                let mut ends = Vec::new();
+                let mut start = 0;
+                while let Some(len) = copy_row_end(&data[start..], spec) {
+                    start += len;
+                    ends.push(start);
+                }
+                ends
+            };
+            for cut in 0..=data.len() {
+                let mut scanner = CopyRowScanner::default();
+                let (mut pending, mut ends, mut offset) = (Vec::new(), Vec::new(), 0);
+                for piece in [&data[..cut], &data[cut..]] {
+                    pending.extend_from_slice(piece);
+                    while let Some(len) = scanner.row_end(&pending, spec) {
+                        offset += len;
+                        ends.push(offset);
+                        pending.drain(..len);
+                    }
+                }
+                assert_eq!(ends, whole, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_row_is_scanned_once() {
+        let text = spec(CopyFormat::Text, 0);
+        let mut scanner = CopyRowScanner::default();
+        let mut pending = Vec::new();
+        for _ in 0..1000 {
+            pending.extend_from_slice(&[b'x'; 100]);
+            assert_eq!(scanner.row_end(&pending, &text), None);
+            assert_eq!(scanner.scanned(), pending.len());
+        }
+        pending.push(b'\n');
+        assert_eq!(scanner.row_end(&pending, &text), Some(100_001));
     }
 }

@@ -39,7 +39,7 @@ mod unreadable;
 
 pub use crate::sharding::ParamFormat;
 pub use column_list::{columns_query, name_columns};
-pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker};
+pub use copy_row::{copy_key_field, copy_row_end, is_copy_end_marker, CopyRowScanner};
 pub use error::{PlanError, RowCountError};
 pub use input::{BoundParams, PlanInput};
 pub use planner::Planner;

@@ -1,7 +1,7 @@
 //! COPY … FROM STDIN on a sharded database: the client's rows relayed to one shard, to
 //! every shard (a replicated table), or each row to the shard its key belongs to.
 
-use pgshard_router::plan::{copy_key_field, copy_row_end, CopySplit};
+use pgshard_router::plan::{copy_key_field, CopyRowScanner, CopySplit};
 use pgshard_router::sharding::{KeyValue, ShardingFunction};
 
 use super::execute::{Dispatch, Outcome};
@@ -21,6 +21,10 @@ struct RowRouter<'a> {
     shards: usize,
     /// Bytes of a row not complete yet.
     pending: Vec<u8>,
+    /// Where the rows in `pending` end, read once.
+    scanner: CopyRowScanner,
+    /// The longest row taken (`max_message_size`): a longer one fails the COPY.
+    max_row: usize,
     /// Rows waiting to be sent, per shard index in the dispatch.
     batches: Vec<Vec<u8>>,
     header_pending: bool,
@@ -196,6 +200,8 @@ impl ShardedSession {
             function,
             shards: self.links.len(),
             pending: Vec::new(),
+            scanner: CopyRowScanner::default(),
+            max_row: self.core.ctx.config.proxy.max_message_size as usize,
             batches: vec![Vec::new(); shards.len()],
             header_pending: split.header,
             ended: false,
@@ -301,7 +307,7 @@ impl RowRouter<'_> {
     /// Moves every complete row of `pending` to its shard's batch.
     fn route_complete_rows(&mut self, shards: &[usize]) -> Result<(), String> {
         let mut start = 0;
-        while let Some(len) = copy_row_end(&self.pending[start..], self.split) {
+        while let Some(len) = self.scanner.row_end(&self.pending[start..], self.split) {
             let row = &self.pending[start..start + len];
             start += len;
             if self.ended {
@@ -338,6 +344,12 @@ impl RowRouter<'_> {
             self.batches[index].extend_from_slice(row);
         }
         self.pending.drain(..start);
+        if self.pending.len() > self.max_row {
+            return Err(format!(
+                "pgshard: a COPY row is longer than {} bytes (max_message_size)",
+                self.max_row
+            ));
+        }
         Ok(())
     }
 }
