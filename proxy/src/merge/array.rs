@@ -2,6 +2,9 @@
 //! into elements and written in the binary format, for group keys a client wants in
 //! binary (the shards send them as text, which the merge compares).
 
+use std::cmp::Ordering;
+
+use super::error::MergeError;
 use super::value_type::ValueType;
 
 /// The element type OID of the array types the merge groups, by the array's OID.
@@ -59,6 +62,40 @@ pub fn to_binary(
         }
     }
     Some(out)
+}
+
+/// Orders two arrays as PostgreSQL's `array_cmp`: element by element (a NULL after any
+/// value), then the one with fewer elements first, then by dimensions and lower bounds.
+pub fn compare(array_oid: u32, a: &[u8], b: &[u8]) -> Result<Ordering, MergeError> {
+    let element = ValueType::from_oid(element_oid(array_oid).unwrap_or(0));
+    let read = |v: &[u8]| {
+        std::str::from_utf8(v).ok().and_then(parse).ok_or_else(|| {
+            MergeError::Unsupported(format!(
+                "cannot read the array {:?}",
+                String::from_utf8_lossy(v)
+            ))
+        })
+    };
+    let (a, b) = (read(a)?, read(b)?);
+    for (x, y) in a.elements.iter().zip(&b.elements) {
+        let order = match (x, y) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (Some(x), Some(y)) => super::compare::compare(element, x.as_bytes(), y.as_bytes())?,
+        };
+        if order != Ordering::Equal {
+            return Ok(order);
+        }
+    }
+    let lengths = |x: &TextArray| x.dims.iter().map(|d| d.0).collect::<Vec<_>>();
+    let lowers = |x: &TextArray| x.dims.iter().map(|d| d.1).collect::<Vec<_>>();
+    Ok(a.elements
+        .len()
+        .cmp(&b.elements.len())
+        .then(a.dims.len().cmp(&b.dims.len()))
+        .then_with(|| lengths(&a).cmp(&lengths(&b)))
+        .then_with(|| lowers(&a).cmp(&lowers(&b))))
 }
 
 fn parse(text: &str) -> Option<TextArray> {
@@ -239,6 +276,21 @@ mod tests {
             (vec![(2, 0)], vec![Some("x"), Some("y")])
         );
         assert_eq!(elements("{}"), (vec![], vec![]));
+    }
+
+    #[test]
+    fn orders_as_array_cmp() {
+        let cmp = |a: &str, b: &str| compare(1007, a.as_bytes(), b.as_bytes()).unwrap();
+        assert_eq!(cmp("{1,2}", "{1,10}"), Ordering::Less);
+        assert_eq!(cmp("{2}", "{10,1}"), Ordering::Less);
+        assert_eq!(cmp("{1,2}", "{1,2,0}"), Ordering::Less);
+        assert_eq!(cmp("{1,NULL}", "{1,5}"), Ordering::Greater);
+        assert_eq!(cmp("{}", "{1}"), Ordering::Less);
+        assert_eq!(cmp("{1,2}", "{{1,2}}"), Ordering::Less);
+        assert_eq!(cmp("[0:1]={1,2}", "{1,2}"), Ordering::Less);
+        assert_eq!(cmp("{3,4}", "{3,4}"), Ordering::Equal);
+        let text = |a: &str, b: &str| compare(1009, a.as_bytes(), b.as_bytes()).unwrap();
+        assert_eq!(text(r#"{"b a",c}"#, "{b,z}"), Ordering::Greater);
     }
 
     #[test]

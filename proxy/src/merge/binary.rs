@@ -77,7 +77,7 @@ pub fn to_binary(ty: ValueType, text: &[u8]) -> Result<Bytes, MergeError> {
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(|| bad("macaddr", s))?,
         ValueType::Other { oid: 1266 } => timetz(s).ok_or_else(|| bad("timetz", s))?,
-        ValueType::Other { oid } if super::array::element_oid(oid).is_some() => {
+        ValueType::Array { oid } => {
             super::array::to_binary(oid, s, |ty, v| to_binary(ty, v).ok().map(|b| b.to_vec()))
                 .ok_or_else(|| bad("array", s))?
         }

@@ -90,6 +90,7 @@ pub fn compare(ty: ValueType, a: &[u8], b: &[u8]) -> Result<Ordering, MergeError
             key(a)?.cmp(&key(b)?)
         }
         ValueType::Interval => interval(a)?.span().cmp(&interval(b)?.span()),
+        ValueType::Array { oid } => super::array::compare(oid, a, b)?,
         ValueType::Other { oid } => {
             return Err(MergeError::Unsupported(format!(
                 "cannot compare values of type OID {oid} across shards (ORDER BY, GROUP BY, \

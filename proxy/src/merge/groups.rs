@@ -187,12 +187,8 @@ fn group_key(ty: ValueType, value: Option<&[u8]>) -> Result<Option<Vec<u8>>, Mer
         ValueType::Other { oid } => {
             // Equal text is equal value for most types, but not all (json, numeric[]);
             // be safe only with those whose output is canonical: bytea, "char", inet,
-            // cidr, macaddr, macaddr8, timetz, and arrays of integers, text, booleans,
-            // uuids, dates, bytea, names and oids.
-            const CANONICAL: &[u32] = &[
-                17, 18, 869, 650, 829, 774, 1266, 1005, 1007, 1016, 1009, 1015, 1000, 2951, 1182,
-                1001, 1003, 1028,
-            ];
+            // cidr, macaddr, macaddr8, timetz (and the arrays of ValueType::Array).
+            const CANONICAL: &[u32] = &[17, 18, 869, 650, 829, 774, 1266];
             if !CANONICAL.contains(&oid) {
                 return Err(MergeError::Unsupported(format!(
                     "cannot group values of type OID {oid} across shards (GROUP BY, DISTINCT); \

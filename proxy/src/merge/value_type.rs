@@ -25,6 +25,11 @@ pub enum ValueType {
     Uuid,
     /// interval: ordered and grouped by its span (a month counts 30 days).
     Interval,
+    /// An array of integers, text, booleans, uuids, dates, bytea, names or oids (`oid` is
+    /// the array type's): ordered element by element, grouped by its text.
+    Array {
+        oid: u32,
+    },
     /// Any other type: rows of it pass through, but the proxy cannot order or add them.
     Other {
         oid: u32,
@@ -47,6 +52,7 @@ impl ValueType {
             1184 => ValueType::TimestampTz,
             2950 => ValueType::Uuid,
             1186 => ValueType::Interval,
+            oid if super::array::element_oid(oid).is_some() => ValueType::Array { oid },
             oid => ValueType::Other { oid },
         }
     }
@@ -70,6 +76,7 @@ impl ValueType {
             ValueType::TimestampTz => "timestamptz",
             ValueType::Uuid => "uuid",
             ValueType::Interval => "interval",
+            ValueType::Array { .. } => "array",
             ValueType::Other { .. } => "this type",
         }
     }

@@ -229,7 +229,7 @@ fn text_order_check(
     let is_text = |c| {
         matches!(
             types.get(resolve(c, visible)),
-            Some(ValueType::Text | ValueType::Bpchar)
+            Some(ValueType::Text | ValueType::Bpchar | ValueType::Array { oid: 1009 | 1015 })
         )
     };
     let sorted = merge.order_by.iter().any(|k| is_text(k.column));
