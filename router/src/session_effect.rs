@@ -134,7 +134,10 @@ fn set_effect(body: &str, words: &Words) -> SessionEffect {
     let after = words.rest_after(i, body).trim_start();
     let value = if let Some(v) = after.strip_prefix('=') {
         v
-    } else if after.len() >= 2 && after[..2].eq_ignore_ascii_case("to") {
+    } else if after
+        .get(..2)
+        .is_some_and(|to| to.eq_ignore_ascii_case("to"))
+    {
         &after[2..]
     } else {
         return SessionEffect::None;
@@ -531,6 +534,8 @@ mod tests {
         assert_eq!(session_effect("DEALLOCATE ALL"), DiscardAll);
         assert_eq!(session_effect("CREATE TABLE t (a int)"), None);
         assert_eq!(session_effect("SELECT 'SET x = 1'"), None);
+        // A multi-byte character where `TO` would be: no setting, no panic.
+        assert_eq!(session_effect("SET search_path \u{20ac}x"), None);
     }
 
     #[test]

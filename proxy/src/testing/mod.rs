@@ -2,6 +2,8 @@
 //! in-process in front of them, and a client that speaks the wire protocol message by
 //! message (so a test can send exactly what a driver sends, batch boundaries included).
 
+#[cfg(test)]
+mod fuzz;
 pub mod scripted_server;
 
 use std::time::Duration;

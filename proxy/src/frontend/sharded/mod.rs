@@ -35,6 +35,12 @@ mod transaction;
 mod write_counts;
 
 use bind::{Portal, Prepared};
+
+/// The readers of the messages this session takes apart, for the fuzzer.
+#[cfg(test)]
+pub(crate) mod message_readers {
+    pub use super::bind::{read_bind, read_parse};
+}
 use link::ShardLink;
 use transaction::{ImplicitBlock, TxnState};
 
