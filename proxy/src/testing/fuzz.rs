@@ -22,7 +22,7 @@ fn rng(target: u64) -> StdRng {
     let seed = std::env::var("PGSHARD_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_0f_c0ffee_u64);
+        .unwrap_or(0x5eed_0fc0_ffee_u64);
     StdRng::seed_from_u64(seed ^ target.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 

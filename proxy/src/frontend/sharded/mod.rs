@@ -35,12 +35,6 @@ mod transaction;
 mod write_counts;
 
 use bind::{Portal, Prepared};
-
-/// The readers of the messages this session takes apart, for the fuzzer.
-#[cfg(test)]
-pub(crate) mod message_readers {
-    pub use super::bind::{read_bind, read_parse};
-}
 use link::ShardLink;
 use transaction::{ImplicitBlock, TxnState};
 
@@ -329,4 +323,9 @@ impl Executor for ShardedSession {
     async fn finish(&mut self) {
         ShardedSession::finish(self).await
     }
+}
+/// The readers of the messages this session takes apart, for the fuzzer.
+#[cfg(test)]
+pub(crate) mod message_readers {
+    pub use super::bind::{read_bind, read_parse};
 }
