@@ -28,12 +28,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-need() { command -v "$1" >/dev/null || { echo "bench: '$1' is needed ($2)" >&2; exit 1; }; }
+tool=bench
+# shellcheck source=docker/local-bed.sh
+. "$here/local-bed.sh"
 need docker "Docker Engine"
 need pgbench "apt-get install postgresql-client-15"
 need cargo "a Rust toolchain"
-docker image inspect pgshard/postgres:15 >/dev/null 2>&1 ||
-  { echo "bench: image pgshard/postgres:15 missing; run bash docker/build-images.sh" >&2; exit 1; }
+need_image
 
 work=$(mktemp -d /tmp/pgshard-bench.XXXXXX)
 chmod 755 "$work"
@@ -46,25 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 300); do
-    PGPASSWORD=app psql -h 127.0.0.1 -p "$1" -U app -d app -Atqc 'select 1' >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "bench: nothing answers on port $1" >&2
-  return 1
-}
 sql() { PGPASSWORD=app psql -h 127.0.0.1 -p "$1" -U app -d app -v ON_ERROR_STOP=1 -Atq "${@:2}"; }
 
-echo "bench: building the proxy (cargo build --release -p pgshard-proxy)"
-(cd "$root" && cargo build --release -q -p pgshard-proxy)
+build_proxy
 
 declare -A port
 for node in s0 s1 single; do
-  docker run -d --name "$prefix-$node" -e PG_ROLE=primary -e NODE_NAME="$node" \
-    -e PG_EXTRA_CONF="max_connections = 200" -p 127.0.0.1::5432 pgshard/postgres:15 >/dev/null
-  port[$node]=$(docker port "$prefix-$node" 5432/tcp | head -n1 | sed 's/.*://')
+  port[$node]=$(start_postgres "$prefix-$node")
 done
 for node in s0 s1 single; do wait_port "${port[$node]}"; done
 
