@@ -19,6 +19,7 @@ mod error;
 mod input;
 mod insert;
 mod key;
+mod literals;
 mod modify;
 pub(crate) mod names;
 mod planner;

@@ -2,12 +2,14 @@
 
 use super::analyze::analyze;
 use super::error::PlanError;
-use super::input::PlanInput;
+use super::input::{BoundParams, PlanInput};
+use super::literals::normalize;
 use super::schema::ShardSchema;
-use super::spec::ShardPlan;
+use super::spec::{ShardPlan, ShardStatements};
 use super::template::{any_one, on_shard};
 use super::template_cache::TemplateCache;
 use crate::hint::{hints_from_comments, leading_comments};
+use crate::sharding::ParamFormat;
 use std::sync::Arc;
 
 /// Plans statements of one sharded database; shared by all its sessions.
@@ -53,15 +55,50 @@ impl Planner {
             // decides what is valid.
             return Ok(any_one());
         }
-        let template = match self.cache.get(body) {
+        if input.params.is_none() {
+            if let Some(plan) = self.plan_normalized(body) {
+                return plan;
+            }
+        }
+        self.template(body)
+            .resolve(&self.schema, input.params.as_ref())
+    }
+
+    /// The plan of a text whose compared constants read as parameters: one cached
+    /// template serves every text that differs only in them. Used when the statement
+    /// goes to its shards as the client wrote it; any other plan (a rewrite for merging,
+    /// a split) is made from the text itself.
+    fn plan_normalized(&self, body: &str) -> Option<Result<ShardPlan, PlanError>> {
+        let normalized = normalize(body)?;
+        let values: Vec<Option<&[u8]>> = normalized
+            .values
+            .iter()
+            .map(|v| Some(v.as_bytes()))
+            .collect();
+        let formats = vec![ParamFormat::Text; values.len()];
+        let params = BoundParams {
+            values: &values,
+            formats: &formats,
+        };
+        match self
+            .template(&normalized.text)
+            .resolve(&self.schema, Some(&params))
+        {
+            Ok(plan) if plan.statements == ShardStatements::Original => Some(Ok(plan)),
+            _ => None,
+        }
+    }
+
+    /// The cached template of `body`, analyzed on first use.
+    fn template(&self, body: &str) -> Arc<super::template::Template> {
+        match self.cache.get(body) {
             Some(template) => template,
             None => {
                 let template = Arc::new(analyze(&self.schema, body));
                 self.cache.insert(body, Arc::clone(&template));
                 template
             }
-        };
-        template.resolve(&self.schema, input.params.as_ref())
+        }
     }
 
     #[cfg(test)]

@@ -300,3 +300,27 @@ fn planner_is_shared_across_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<Planner>();
 }
+
+#[test]
+fn texts_differing_in_compared_constants_share_one_template() {
+    let p = planner(3);
+    for id in 1..=40 {
+        let sql = format!("SELECT name FROM users WHERE id = {id}");
+        assert_eq!(plan(&p, &sql), Ok(one(shard(id, 3))), "{sql}");
+    }
+    assert_eq!(p.cached(), 1);
+    // A string key and an UPDATE by key, likewise.
+    plan(&p, "UPDATE users SET name = 'x' WHERE id = 8").unwrap();
+    plan(&p, "UPDATE users SET name = 'y' WHERE id = 9").unwrap();
+    assert_eq!(p.cached(), 2);
+    // A plan that rewrites the text is made from the text itself, constants included.
+    let sorted = plan(
+        &p,
+        "SELECT name FROM users WHERE name = 'a' ORDER BY id LIMIT 3",
+    )
+    .unwrap();
+    assert!(
+        matches!(&sorted.statements, ShardStatements::Rewritten(sql) if sql.contains("'a'")),
+        "{sorted:?}"
+    );
+}
