@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod binary;
+pub mod cast;
 pub mod compare;
 pub mod datetime;
 pub mod error;

@@ -9,10 +9,22 @@ use super::replies::Lost;
 use super::ShardedSession;
 use crate::merge::aggregate::Accumulator;
 use crate::merge::binary::to_binary;
+use crate::merge::cast::{SqlType, Wrapping};
 use crate::merge::order::resolve;
 use crate::merge::{Admit, Groups, MergeError, Row, RowDescription, RowOrder, ValueType, Window};
 use crate::net::messages::{command_complete, error_response, tag};
 use crate::net::{Frame, Severity};
+
+/// The column types of the shards' rows and of the merged rows.
+struct MergeTypes {
+    /// As the shards send them: what aggregates combine and groups compare.
+    shard: Vec<ValueType>,
+    /// Once aggregates are finished and wrapped (an avg's result type, a cast's target):
+    /// what HAVING and ORDER BY compare and the client gets.
+    merged: Vec<ValueType>,
+    /// Wrapped aggregate columns, as row indexes, and what is applied to them.
+    wrappings: Vec<(usize, Wrapping)>,
+}
 
 /// How merged rows are written for the client.
 struct Output {
@@ -47,7 +59,7 @@ impl ShardedSession {
         let prepared = RowDescription::parse(&description)
             .map_err(|_| MergeError::Mismatch)
             .and_then(|desc| self.prepare_output(desc, merge, dispatch, stmt));
-        let (desc_frame, types, mut output) = match prepared {
+        let (desc_frame, mut types, mut output) = match prepared {
             Ok(p) => p,
             Err(e) => return self.merge_failed(&streaming, e).await,
         };
@@ -60,14 +72,14 @@ impl ShardedSession {
                 &streaming,
                 merge,
                 grouping,
-                &types,
+                &mut types,
                 output.visible,
                 window,
                 &mut output,
             )
             .await?
         } else if !merge.order_by.is_empty() {
-            match RowOrder::new(&merge.order_by, &types, output.visible) {
+            match RowOrder::new(&merge.order_by, &types.merged, output.visible) {
                 Ok(order) => {
                     self.merge_ordered(&streaming, &order, &mut window, &mut output)
                         .await?
@@ -89,22 +101,22 @@ impl ShardedSession {
                 Ok(Outcome::Failed)
             }
             Err(e) => {
-                let error = error_response(Severity::Error, e.sqlstate(), &e.to_string());
-                self.send_client(&error).await?;
+                self.send_client(&e.response()).await?;
                 Ok(Outcome::Failed)
             }
         }
     }
 
-    /// The client's RowDescription (hidden columns dropped, avg typed as its result,
-    /// formats as the client asked), the shard columns' types, and how rows are output.
+    /// The client's RowDescription (hidden columns dropped, avg and wrapped aggregates
+    /// typed as their result, formats as the client asked), the columns' types, and how
+    /// rows are output.
     fn prepare_output(
         &self,
         mut desc: RowDescription,
         merge: &RowMerge,
         dispatch: &Dispatch,
         stmt: &Statement<'_>,
-    ) -> Result<(Frame, Vec<ValueType>, Output), MergeError> {
+    ) -> Result<(Frame, MergeTypes, Output), MergeError> {
         let types: Vec<ValueType> = desc
             .columns
             .iter()
@@ -115,6 +127,7 @@ impl ShardedSession {
             .len()
             .checked_sub(merge.hidden_columns)
             .ok_or(MergeError::Mismatch)?;
+        let mut wrappings = Vec::new();
         if let Some(grouping) = &merge.group {
             for aggregate in &grouping.aggregates {
                 if let AggregateKind::Avg { .. } = aggregate.kind {
@@ -130,14 +143,33 @@ impl ShardedSession {
                     }
                 }
             }
+            // After avg's: a wrapped avg starts from the avg's type.
+            for wrapped in &grouping.wrapped {
+                let column = resolve(wrapped.column, visible);
+                let c = desc.columns.get_mut(column).ok_or(MergeError::Mismatch)?;
+                let source = SqlType {
+                    oid: c.type_oid,
+                    typmod: c.type_modifier,
+                };
+                let wrapping = Wrapping::new(&wrapped.steps, source)?;
+                let output = wrapping.output();
+                c.type_oid = output.oid;
+                c.type_size = output.size();
+                c.type_modifier = output.typmod;
+                c.table_oid = 0;
+                c.attribute = 0;
+                wrappings.push((column, wrapping));
+            }
         }
-        if self.core.db.bytewise_text.get() != Some(&true) {
-            text_order_check(merge, &types, visible)?;
-        }
-        let out_types: Vec<ValueType> = desc.columns[..visible]
+        let merged: Vec<ValueType> = desc
+            .columns
             .iter()
             .map(|c| ValueType::from_oid(c.type_oid))
             .collect();
+        if self.core.db.bytewise_text.get() != Some(&true) {
+            text_order_check(merge, &types, &merged, visible)?;
+        }
+        let out_types = merged[..visible].to_vec();
         let convert = if dispatch.text_results {
             let wanted: Vec<bool> = (0..visible)
                 .map(|i| stmt.portal.is_some_and(|p| p.result_format(i) == 1))
@@ -151,7 +183,11 @@ impl ShardedSession {
         };
         Ok((
             desc.to_frame(visible),
-            types,
+            MergeTypes {
+                shard: types,
+                merged,
+                wrappings,
+            },
             Output {
                 visible,
                 convert,
@@ -164,8 +200,7 @@ impl ShardedSession {
         for &shard in streaming {
             self.drain(shard).await?;
         }
-        let error = error_response(Severity::Error, e.sqlstate(), &e.to_string());
-        self.send_client(&error).await?;
+        self.send_client(&e.response()).await?;
         Ok(Outcome::Failed)
     }
 
@@ -345,12 +380,15 @@ impl ShardedSession {
         shards: &[usize],
         merge: &RowMerge,
         grouping: &pgshard_router::plan::Grouping,
-        types: &[ValueType],
+        types: &mut MergeTypes,
         visible: usize,
         window: Window,
         output: &mut Output,
     ) -> Result<Result<Option<Frame>, MergeError>, Lost> {
-        let mut groups = match Groups::new(grouping, types.to_vec(), visible) {
+        let wrappings = std::mem::take(&mut types.wrappings);
+        let groups = Groups::new(grouping, types.shard.clone(), visible)
+            .and_then(|g| g.wrap(wrappings, types.merged.clone()));
+        let mut groups = match groups {
             Ok(g) => g,
             Err(e) => {
                 self.drain_all(shards).await?;
@@ -375,7 +413,7 @@ impl ShardedSession {
                 }
             }
         }
-        let order = match RowOrder::new(&merge.order_by, types, visible) {
+        let order = match RowOrder::new(&merge.order_by, &types.merged, visible) {
             Ok(o) => o,
             Err(e) => return Ok(Err(e)),
         };
@@ -410,23 +448,25 @@ impl ShardedSession {
 }
 
 /// Refuses to order text when the database's collation is not bytewise: the proxy would
-/// put rows in another order than PostgreSQL does.
+/// put rows in another order than PostgreSQL does. ORDER BY sorts merged values
+/// (`merged` types), min and max compare the shards' (`types`).
 fn text_order_check(
     merge: &RowMerge,
     types: &[ValueType],
+    merged: &[ValueType],
     visible: usize,
 ) -> Result<(), MergeError> {
-    let is_text = |c| {
+    let is_text = |types: &[ValueType], c| {
         matches!(
             types.get(resolve(c, visible)),
             Some(ValueType::Text | ValueType::Bpchar)
         )
     };
-    let sorted = merge.order_by.iter().any(|k| is_text(k.column));
+    let sorted = merge.order_by.iter().any(|k| is_text(merged, k.column));
     let compared = merge.group.as_ref().is_some_and(|g| {
-        g.aggregates
-            .iter()
-            .any(|a| matches!(a.kind, AggregateKind::Min | AggregateKind::Max) && is_text(a.column))
+        g.aggregates.iter().any(|a| {
+            matches!(a.kind, AggregateKind::Min | AggregateKind::Max) && is_text(types, a.column)
+        })
     });
     if sorted || compared {
         return Err(MergeError::Unsupported(

@@ -131,6 +131,7 @@ pub(super) fn rewrite(
         group: Some(Grouping {
             keys: grouper.keys,
             aggregates: grouper.aggregates,
+            wrapped: Vec::new(),
         }),
         having,
         order_by,

@@ -57,7 +57,7 @@ pub(crate) fn select(query: &Query, reads: &Reads, scope: usize) -> Result<Sprea
     Ok(Spread {
         statements,
         merge: SpreadMerge::Rows {
-            merge,
+            merge: Box::new(merge),
             limit: limits.limit,
             offset: limits.offset,
         },

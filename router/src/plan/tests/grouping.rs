@@ -32,7 +32,8 @@ fn aggregates_without_group_by_make_one_row() {
         merge.group,
         Some(Grouping {
             keys: vec![],
-            aggregates: expected
+            aggregates: expected,
+            wrapped: vec![]
         })
     );
     assert_eq!(merge.hidden_columns, 0);
@@ -297,7 +298,8 @@ fn distinct_groups_every_column() {
         merge.group,
         Some(Grouping {
             keys: vec![ColumnRef::Visible(0), ColumnRef::Visible(1)],
-            aggregates: vec![]
+            aggregates: vec![],
+            wrapped: vec![]
         })
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
