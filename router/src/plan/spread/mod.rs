@@ -8,6 +8,7 @@ mod having;
 mod limit;
 mod order;
 pub(crate) mod params;
+mod wrapped;
 
 use super::error::{unsupported, PlanError};
 use super::printing::print_checked;
