@@ -9,6 +9,7 @@ use bytes::Bytes;
 use pgshard_router::plan::{AggregateKind, Grouping, Predicate};
 
 use super::aggregate::Accumulator;
+use super::cast::Wrapping;
 use super::compare::parse_float;
 use super::error::MergeError;
 use super::having::evaluate;
@@ -24,6 +25,10 @@ pub struct Groups {
     aggregates: Vec<(usize, AggregateKind, Option<usize>)>,
     visible: usize,
     types: Vec<ValueType>,
+    /// The column types once aggregates are finished and wrapped, for HAVING.
+    merged_types: Vec<ValueType>,
+    /// Wrapped aggregate columns (as row indexes) and what is applied to them.
+    wrappings: Vec<(usize, Wrapping)>,
     index: HashMap<Vec<Option<Vec<u8>>>, usize>,
     groups: Vec<(Row, Vec<Accumulator>)>,
 }
@@ -60,10 +65,28 @@ impl Groups {
             keys,
             aggregates,
             visible,
+            merged_types: types.clone(),
             types,
+            wrappings: Vec::new(),
             index: HashMap::new(),
             groups: Vec::new(),
         })
+    }
+
+    /// Casts and COALESCE to apply to finished aggregates (row index and steps), and the
+    /// column types of the finished rows that HAVING compares by.
+    pub fn wrap(
+        mut self,
+        wrappings: Vec<(usize, Wrapping)>,
+        merged_types: Vec<ValueType>,
+    ) -> Result<Groups, MergeError> {
+        let columns = self.types.len();
+        if merged_types.len() != columns || wrappings.iter().any(|(c, _)| *c >= columns) {
+            return Err(MergeError::Mismatch);
+        }
+        self.wrappings = wrappings;
+        self.merged_types = merged_types;
+        Ok(self)
     }
 
     /// Takes one shard row (a partial group).
@@ -112,10 +135,14 @@ impl Groups {
         let mut rows = Vec::with_capacity(self.groups.len());
         for (mut row, accumulators) in self.groups {
             for (&(column, _, _), acc) in self.aggregates.iter().zip(&accumulators) {
-                row.values[column] = acc.finish()?;
+                *row.values.get_mut(column).ok_or(MergeError::Mismatch)? = acc.finish()?;
+            }
+            for (column, wrapping) in &self.wrappings {
+                let value = row.values.get_mut(*column).ok_or(MergeError::Mismatch)?;
+                *value = wrapping.apply(value.take())?;
             }
             if let Some(p) = having {
-                if evaluate(p, &row, &self.types, self.visible)? != Some(true) {
+                if evaluate(p, &row, &self.merged_types, self.visible)? != Some(true) {
                     continue;
                 }
             }
@@ -245,6 +272,7 @@ mod tests {
                     kind: AggregateKind::Sum,
                 },
             ],
+            wrapped: vec![],
         };
         let types = vec![
             ValueType::Text,
@@ -288,10 +316,104 @@ mod tests {
     }
 
     #[test]
+    fn wrapped_aggregates_are_converted_before_having_and_order() {
+        // SELECT region, count(*)::text AS n, avg(score) … GROUP BY region
+        // HAVING avg(score) > 2 ORDER BY n
+        let spec = Grouping {
+            keys: vec![ColumnRef::Visible(0)],
+            aggregates: vec![
+                Aggregate {
+                    column: ColumnRef::Visible(1),
+                    kind: AggregateKind::Count,
+                },
+                Aggregate {
+                    column: ColumnRef::Visible(2),
+                    kind: AggregateKind::Avg {
+                        count_column: ColumnRef::Hidden(0),
+                    },
+                },
+            ],
+            wrapped: vec![],
+        };
+        let shard_types = vec![
+            ValueType::Text,
+            ValueType::from_oid(20),
+            ValueType::from_oid(20),
+            ValueType::from_oid(20),
+        ];
+        let merged_types = vec![
+            ValueType::Text,
+            ValueType::Text,
+            ValueType::Numeric,
+            ValueType::from_oid(20),
+        ];
+        let cast = Wrapping::new(
+            &[pgshard_router::plan::ValueStep::Cast(
+                pgshard_router::plan::CastTarget::Text,
+            )],
+            super::super::cast::SqlType {
+                oid: 20,
+                typmod: -1,
+            },
+        )
+        .unwrap();
+        let mut groups = Groups::new(&spec, shard_types, 3)
+            .unwrap()
+            .wrap(vec![(1, cast)], merged_types.clone())
+            .unwrap();
+        for r in [
+            row(&[Some("a"), Some("9"), Some("27"), Some("9")]),
+            row(&[Some("b"), Some("10"), Some("30"), Some("10")]),
+            row(&[Some("c"), Some("2"), Some("2"), Some("2")]),
+        ] {
+            groups.add(r).unwrap();
+        }
+        let having = Predicate::Compare {
+            column: ColumnRef::Visible(2),
+            op: CompareOp::Gt,
+            value: Some("2".into()),
+        };
+        let order = RowOrder::new(
+            &[SortKey {
+                column: ColumnRef::Visible(1),
+                descending: false,
+                nulls_first: false,
+            }],
+            &merged_types,
+            3,
+        )
+        .unwrap();
+        let rows = groups
+            .finish(Some(&having), &order, Window::new(0, None))
+            .unwrap();
+        // "10" sorts before "9" as text; the avg of 1 is not above 2.
+        let firsts: Vec<_> = strings(&rows)
+            .into_iter()
+            .map(|r| r[..3].to_vec())
+            .collect();
+        assert_eq!(
+            firsts,
+            vec![
+                vec![
+                    Some("b".into()),
+                    Some("10".into()),
+                    Some("3.0000000000000000".into())
+                ],
+                vec![
+                    Some("a".into()),
+                    Some("9".into()),
+                    Some("3.0000000000000000".into())
+                ],
+            ]
+        );
+    }
+
+    #[test]
     fn numeric_keys_group_by_value_and_distinct_dedups() {
         let spec = Grouping {
             keys: vec![ColumnRef::Visible(0)],
             aggregates: vec![],
+            wrapped: vec![],
         };
         let mut groups = Groups::new(&spec, vec![ValueType::Numeric], 1).unwrap();
         for v in ["1.0", "1.00", "2"] {

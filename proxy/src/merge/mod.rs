@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod array;
 pub mod binary;
+pub mod cast;
 pub mod compare;
 pub mod datetime;
 pub mod error;

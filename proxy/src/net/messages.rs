@@ -63,13 +63,27 @@ impl Severity {
 
 /// An ErrorResponse worded and coded the way PostgreSQL would word it.
 pub fn error_response(severity: Severity, sqlstate: &str, message: &str) -> Frame {
+    error_response_with_detail(severity, sqlstate, message, None)
+}
+
+/// An ErrorResponse with PostgreSQL's DETAIL line, if any.
+pub fn error_response_with_detail(
+    severity: Severity,
+    sqlstate: &str,
+    message: &str,
+    detail: Option<&str>,
+) -> Frame {
     let s = severity.as_str().to_string();
-    let err = ErrorResponse::new(vec![
+    let mut fields = vec![
         (b'S', s.clone()),
         (b'V', s),
         (b'C', sqlstate.to_string()),
         (b'M', message.to_string()),
-    ]);
+    ];
+    if let Some(detail) = detail {
+        fields.push((b'D', detail.to_string()));
+    }
+    let err = ErrorResponse::new(fields);
     let mut buf = BytesMut::with_capacity(64 + message.len());
     match err.encode(&mut buf) {
         Ok(()) => Frame::from_bytes(buf.freeze()),

@@ -46,6 +46,7 @@ pub use input::{BoundParams, PlanInput};
 pub use planner::Planner;
 pub use schema::ShardSchema;
 pub use spec::{
-    Aggregate, AggregateKind, ColumnRef, CompareOp, CopyFormat, CopySplit, Grouping, Predicate,
-    ResultMerge, RowMerge, ShardPlan, ShardStatement, ShardStatements, ShardTarget, SortKey,
+    Aggregate, AggregateKind, CastTarget, ColumnRef, CompareOp, Constant, CopyFormat, CopySplit,
+    Grouping, NumericTypmod, Predicate, ResultMerge, RowMerge, ShardPlan, ShardStatement,
+    ShardStatements, ShardTarget, SortKey, ValueStep, WrappedAggregate,
 };

@@ -197,6 +197,78 @@ pub struct SortKey {
 pub struct Grouping {
     pub keys: Vec<ColumnRef>,
     pub aggregates: Vec<Aggregate>,
+    /// Aggregate columns the client wrapped in casts or COALESCE (`count(*)::int`,
+    /// `COALESCE(sum(x), 0)`): the shards compute the bare aggregate, and once it is
+    /// combined the merge applies the wrapping, before HAVING and ORDER BY see it.
+    pub wrapped: Vec<WrappedAggregate>,
+}
+
+/// An aggregate column whose combined value goes through `steps` (innermost first:
+/// `COALESCE(sum(x), 0)::int` is a COALESCE, then a cast), as PostgreSQL evaluates
+/// them, giving the column the type of the last step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedAggregate {
+    /// A column listed in [`Grouping::aggregates`].
+    pub column: ColumnRef,
+    pub steps: Vec<ValueStep>,
+}
+
+/// One operation on a combined aggregate value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueStep {
+    /// `value::target` or `CAST(value AS target)`, with PostgreSQL's conversion rules
+    /// from the value's type (which only the shards' RowDescription tells).
+    Cast(CastTarget),
+    /// `COALESCE(value, constant)`: both converted to the type PostgreSQL resolves for
+    /// the pair, the constant taking the place of a NULL value.
+    Coalesce(Constant),
+}
+
+/// A built-in type the merge can cast a combined value to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CastTarget {
+    /// smallint / int2
+    Int2,
+    /// integer / int / int4
+    Int4,
+    /// bigint / int8
+    Int8,
+    /// numeric (or decimal), with `numeric(precision, scale)`'s modifier if given.
+    Numeric {
+        typmod: Option<NumericTypmod>,
+    },
+    /// real / float4
+    Float4,
+    /// double precision / float8
+    Float8,
+    Text,
+    /// varchar / character varying, `varchar(length)` cutting longer values.
+    Varchar {
+        length: Option<u32>,
+    },
+}
+
+/// The precision and scale of `numeric(precision, scale)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumericTypmod {
+    /// 1 to 1000.
+    pub precision: i32,
+    /// -1000 to 1000; 0 for `numeric(precision)`.
+    pub scale: i32,
+}
+
+/// A constant argument of COALESCE, typed as PostgreSQL types a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constant {
+    /// An integer literal with its sign (`0`, `-5`): integer, or bigint or numeric when
+    /// too large.
+    Integer(String),
+    /// A literal with a decimal point or an exponent (`0.00`, `1e3`): numeric.
+    Decimal(String),
+    /// A quoted string: of unknown type, so it takes the other argument's.
+    String(String),
+    Bool(bool),
+    Null,
 }
 
 /// An aggregate result column and how its per-shard values combine.

@@ -61,7 +61,7 @@ pub(crate) struct Spread {
 pub(crate) enum SpreadMerge {
     /// Rows; limit and offset are read from the parameters when they are ones.
     Rows {
-        merge: RowMerge,
+        merge: Box<RowMerge>,
         limit: Option<RowCount>,
         offset: Option<RowCount>,
     },
@@ -188,7 +188,7 @@ impl Routed {
                 limit,
                 offset,
             } => {
-                let mut merge = merge.clone();
+                let mut merge = RowMerge::clone(merge);
                 merge.limit = count(*limit, params, RowCountError::NegativeLimit)?;
                 merge.offset = count(*offset, params, RowCountError::NegativeOffset)?.unwrap_or(0);
                 ResultMerge::Rows(merge)

@@ -9,11 +9,12 @@ use pgshard_router::plan::{ResultMerge, RowMerge, ShardPlan, ShardStatements};
 use pgshard_router::{CursorCommand, FetchCount};
 
 use super::execute::{Dispatch, Outcome, ShardResults, Statement};
+use super::merge_rows::MergeTypes;
 use super::replies::Lost;
 use super::row_stream::{merge_error, quote_ident, Pumped, RowStream, ShardRows};
 use super::{Flow, ShardedSession};
 use crate::frontend::checkout::CheckoutFailure;
-use crate::merge::{MergeError, RowDescription, RowOrder, ValueType};
+use crate::merge::{MergeError, RowDescription, RowOrder};
 use crate::net::messages::{self, command_complete, tag};
 
 /// Rows a shard's cursor is asked for first (then as [`super::row_stream`] fetches).
@@ -291,7 +292,7 @@ impl ShardedSession {
         let prepared = RowDescription::parse(&description)
             .map_err(|_| MergeError::Mismatch)
             .and_then(|desc| self.prepare_output(desc, &cursor.merge, &dispatch, stmt));
-        let (desc_frame, types, output) = match prepared {
+        let (desc_frame, mut types, output) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 for &shard in &streaming {
@@ -319,7 +320,10 @@ impl ShardedSession {
             });
         }
         let mut stream = RowStream::new(streaming, sources, &cursor.merge, output, desc_frame);
-        match self.start_merge(&mut stream, &cursor.merge, &types).await? {
+        match self
+            .start_merge(&mut stream, &cursor.merge, &mut types)
+            .await?
+        {
             Ok(()) => Ok(Ok(stream)),
             Err(error) => Ok(Err(error)),
         }
@@ -330,13 +334,13 @@ impl ShardedSession {
         &mut self,
         stream: &mut RowStream,
         merge: &RowMerge,
-        types: &[ValueType],
+        types: &mut MergeTypes,
     ) -> Result<Result<(), crate::net::Frame>, Lost> {
         if let Some(grouping) = &merge.group {
             return self.gather_groups(stream, merge, grouping, types).await;
         }
         if !merge.order_by.is_empty() {
-            match RowOrder::new(&merge.order_by, types, stream.output.visible) {
+            match RowOrder::new(&merge.order_by, &types.merged, stream.output.visible) {
                 Ok(order) => stream.order = Some(order),
                 Err(e) => {
                     self.close_sources(stream).await?;

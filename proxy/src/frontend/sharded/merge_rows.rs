@@ -11,10 +11,22 @@ use super::row_stream::{Output, Pumped, RowStream, ShardRows};
 use super::ShardedSession;
 use crate::merge::aggregate::Accumulator;
 use crate::merge::binary::to_binary;
+use crate::merge::cast::{SqlType, Wrapping};
 use crate::merge::order::resolve;
 use crate::merge::{MergeError, Row, RowDescription, ValueType};
 use crate::net::messages::{command_complete, error_response, tag};
 use crate::net::{Frame, Severity};
+
+/// The column types of the shards' rows and of the merged rows.
+pub(super) struct MergeTypes {
+    /// As the shards send them: what aggregates combine and groups compare.
+    pub shard: Vec<ValueType>,
+    /// Once aggregates are finished and wrapped (an avg's result type, a cast's target):
+    /// what HAVING and ORDER BY compare and the client gets.
+    pub merged: Vec<ValueType>,
+    /// Wrapped aggregate columns, as row indexes, and what is applied to them.
+    pub wrappings: Vec<(usize, Wrapping)>,
+}
 
 impl ShardedSession {
     pub(super) async fn merge_rows(
@@ -40,7 +52,7 @@ impl ShardedSession {
         let prepared = RowDescription::parse(&description)
             .map_err(|_| MergeError::Mismatch)
             .and_then(|desc| self.prepare_output(desc, merge, dispatch, stmt));
-        let (desc_frame, types, output) = match prepared {
+        let (desc_frame, mut types, output) = match prepared {
             Ok(p) => p,
             Err(e) => return self.merge_failed(&streaming, e).await,
         };
@@ -54,7 +66,7 @@ impl ShardedSession {
             .map(|_| ShardRows::Reply { done: false })
             .collect();
         let mut stream = RowStream::new(streaming, sources, merge, output, desc_frame);
-        if let Err(error) = self.start_merge(&mut stream, merge, &types).await? {
+        if let Err(error) = self.start_merge(&mut stream, merge, &mut types).await? {
             self.send_client(&error).await?;
             return Ok(Outcome::Failed);
         }
@@ -76,15 +88,16 @@ impl ShardedSession {
         }
     }
 
-    /// The client's RowDescription (hidden columns dropped, avg typed as its result,
-    /// formats as the client asked), the shard columns' types, and how rows are output.
+    /// The client's RowDescription (hidden columns dropped, avg and wrapped aggregates
+    /// typed as their result, formats as the client asked), the columns' types, and how
+    /// rows are output.
     pub(super) fn prepare_output(
         &self,
         mut desc: RowDescription,
         merge: &RowMerge,
         dispatch: &Dispatch,
         stmt: &Statement<'_>,
-    ) -> Result<(Frame, Vec<ValueType>, Output), MergeError> {
+    ) -> Result<(Frame, MergeTypes, Output), MergeError> {
         let types: Vec<ValueType> = desc
             .columns
             .iter()
@@ -95,6 +108,7 @@ impl ShardedSession {
             .len()
             .checked_sub(merge.hidden_columns)
             .ok_or(MergeError::Mismatch)?;
+        let mut wrappings = Vec::new();
         if let Some(grouping) = &merge.group {
             for aggregate in &grouping.aggregates {
                 if let AggregateKind::Avg { .. } = aggregate.kind {
@@ -110,14 +124,33 @@ impl ShardedSession {
                     }
                 }
             }
+            // After avg's: a wrapped avg starts from the avg's type.
+            for wrapped in &grouping.wrapped {
+                let column = resolve(wrapped.column, visible);
+                let c = desc.columns.get_mut(column).ok_or(MergeError::Mismatch)?;
+                let source = SqlType {
+                    oid: c.type_oid,
+                    typmod: c.type_modifier,
+                };
+                let wrapping = Wrapping::new(&wrapped.steps, source)?;
+                let output = wrapping.output();
+                c.type_oid = output.oid;
+                c.type_size = output.size();
+                c.type_modifier = output.typmod;
+                c.table_oid = 0;
+                c.attribute = 0;
+                wrappings.push((column, wrapping));
+            }
         }
-        if self.core.db.bytewise_text.get() != Some(&true) {
-            text_order_check(merge, &types, visible)?;
-        }
-        let out_types: Vec<ValueType> = desc.columns[..visible]
+        let merged: Vec<ValueType> = desc
+            .columns
             .iter()
             .map(|c| ValueType::from_oid(c.type_oid))
             .collect();
+        if self.core.db.bytewise_text.get() != Some(&true) {
+            text_order_check(merge, &types, &merged, visible)?;
+        }
+        let out_types = merged[..visible].to_vec();
         // Columns the client wants in binary that the shards sent as text are converted.
         let convert = if dispatch.results == ShardResults::AsClient {
             None
@@ -142,15 +175,22 @@ impl ShardedSession {
                     .collect(),
             )
         };
-        Ok((desc.to_frame(visible), types, Output { visible, convert }))
+        Ok((
+            desc.to_frame(visible),
+            MergeTypes {
+                shard: types,
+                merged,
+                wrappings,
+            },
+            Output { visible, convert },
+        ))
     }
 
     async fn merge_failed(&mut self, streaming: &[usize], e: MergeError) -> Result<Outcome, Lost> {
         for &shard in streaming {
             self.drain(shard).await?;
         }
-        let error = error_response(Severity::Error, e.sqlstate(), &e.to_string());
-        self.send_client(&error).await?;
+        self.send_client(&e.response()).await?;
         Ok(Outcome::Failed)
     }
 
@@ -220,23 +260,25 @@ impl ShardedSession {
 }
 
 /// Refuses to order text when the database's collation is not bytewise: the proxy would
-/// put rows in another order than PostgreSQL does.
+/// put rows in another order than PostgreSQL does. ORDER BY sorts merged values
+/// (`merged` types), min and max compare the shards' (`types`).
 fn text_order_check(
     merge: &RowMerge,
     types: &[ValueType],
+    merged: &[ValueType],
     visible: usize,
 ) -> Result<(), MergeError> {
-    let is_text = |c| {
+    let is_text = |types: &[ValueType], c| {
         matches!(
             types.get(resolve(c, visible)),
             Some(ValueType::Text | ValueType::Bpchar | ValueType::Array { oid: 1009 | 1015 })
         )
     };
-    let sorted = merge.order_by.iter().any(|k| is_text(k.column));
+    let sorted = merge.order_by.iter().any(|k| is_text(merged, k.column));
     let compared = merge.group.as_ref().is_some_and(|g| {
-        g.aggregates
-            .iter()
-            .any(|a| matches!(a.kind, AggregateKind::Min | AggregateKind::Max) && is_text(a.column))
+        g.aggregates.iter().any(|a| {
+            matches!(a.kind, AggregateKind::Min | AggregateKind::Max) && is_text(types, a.column)
+        })
     });
     if sorted || compared {
         return Err(MergeError::Unsupported(

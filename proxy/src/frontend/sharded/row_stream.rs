@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use pgshard_router::plan::{Grouping, RowMerge};
 
+use super::merge_rows::MergeTypes;
 use super::replies::Lost;
 use super::ShardedSession;
 use crate::merge::{Admit, Groups, MergeError, Row, RowOrder, ValueType, Window};
@@ -120,10 +121,13 @@ impl ShardedSession {
         stream: &mut RowStream,
         merge: &RowMerge,
         grouping: &Grouping,
-        types: &[ValueType],
+        types: &mut MergeTypes,
     ) -> Result<Result<(), Frame>, Lost> {
         let visible = stream.output.visible;
-        let mut groups = match Groups::new(grouping, types.to_vec(), visible) {
+        let wrappings = std::mem::take(&mut types.wrappings);
+        let groups = Groups::new(grouping, types.shard.clone(), visible)
+            .and_then(|g| g.wrap(wrappings, types.merged.clone()));
+        let mut groups = match groups {
             Ok(g) => g,
             Err(e) => return self.stream_failed(stream, e).await,
         };
@@ -143,7 +147,7 @@ impl ShardedSession {
                 }
             }
         }
-        let order = match RowOrder::new(&merge.order_by, types, visible) {
+        let order = match RowOrder::new(&merge.order_by, &types.merged, visible) {
             Ok(o) => o,
             Err(e) => return Ok(Err(merge_error(e))),
         };
@@ -407,7 +411,7 @@ impl ShardedSession {
 
 /// A merge error as the client gets it.
 pub(super) fn merge_error(e: MergeError) -> Frame {
-    error_response(Severity::Error, e.sqlstate(), &e.to_string())
+    e.response()
 }
 
 fn row_size(row: &Row) -> usize {

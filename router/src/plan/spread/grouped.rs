@@ -9,14 +9,16 @@
 use super::super::error::{unsupported, PlanError};
 use super::super::names::ident;
 use super::super::reads::Reads;
-use super::super::spec::{Aggregate, ColumnRef, Grouping, RowMerge};
+use super::super::spec::{Aggregate, ColumnRef, Grouping, RowMerge, WrappedAggregate};
 use super::aggregate::{aggregate, check_call, first_aggregate, renamed, unmergeable, Agg};
 use super::columns::Columns;
 use super::having::predicate;
 use super::limit::Limits;
 use super::order::sort_keys;
+use super::wrapped::wrapping;
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
+    Distinct, Expr, Function, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value, Visit,
+    Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -27,6 +29,10 @@ struct Grouper<'r> {
     /// GROUP BY expressions (and the items they name) and their columns.
     group_exprs: Vec<(Expr, ColumnRef)>,
     aggregates: Vec<Aggregate>,
+    wrapped: Vec<WrappedAggregate>,
+    /// Wrapped aggregates of HAVING and ORDER BY that are no select item, and their
+    /// hidden columns.
+    hidden_wrapped: Vec<(Expr, ColumnRef)>,
     reads: &'r Reads<'r>,
     scope: usize,
 }
@@ -67,6 +73,8 @@ pub(super) fn rewrite(
         keys: Vec::new(),
         group_exprs: Vec::new(),
         aggregates: Vec::new(),
+        wrapped: Vec::new(),
+        hidden_wrapped: Vec::new(),
         reads,
         scope,
     };
@@ -131,6 +139,7 @@ pub(super) fn rewrite(
         group: Some(Grouping {
             keys: grouper.keys,
             aggregates: grouper.aggregates,
+            wrapped: grouper.wrapped,
         }),
         having,
         order_by,
@@ -178,14 +187,38 @@ impl Grouper<'_> {
     fn select_item(&mut self, i: usize) -> Result<Option<SelectItem>, PlanError> {
         let item = self.columns.items[i].clone();
         let column = ColumnRef::Visible(i);
-        if let Some((agg, function)) = aggregate(&item.expr) {
+        // Casts and COALESCE around an aggregate: the shards compute the aggregate, under
+        // the name PostgreSQL gives the whole expression.
+        let wrapping = wrapping(&item.expr)?;
+        let call = wrapping.as_ref().map_or(&item.expr, |w| w.call);
+        if let Some((agg, function)) = aggregate(call) {
             check_call(agg, function, |arg| self.is_key(arg))?;
+            let alias = item
+                .alias
+                .clone()
+                .or_else(|| wrapping.as_ref().and_then(|w| w.name()));
+            let wrapped = wrapping.is_some();
+            if let Some(w) = wrapping {
+                self.wrapped.push(WrappedAggregate {
+                    column,
+                    steps: w.steps,
+                });
+            }
             if agg != Agg::Avg {
                 self.aggregates.push(Aggregate {
                     column,
                     kind: agg.kind(column),
                 });
-                return Ok(None);
+                if !wrapped {
+                    return Ok(None);
+                }
+                return Ok(Some(match alias {
+                    Some(alias) => SelectItem::ExprWithAlias {
+                        expr: call.clone(),
+                        alias,
+                    },
+                    None => SelectItem::UnnamedExpr(call.clone()),
+                }));
             }
             let count_column = self.columns.hide_new(renamed(function, "count"));
             self.aggregates.push(Aggregate {
@@ -194,14 +227,11 @@ impl Grouper<'_> {
             });
             return Ok(Some(SelectItem::ExprWithAlias {
                 expr: renamed(function, "sum"),
-                alias: item.alias.unwrap_or_else(|| Ident::new("avg")),
+                alias: alias.unwrap_or_else(|| Ident::new("avg")),
             }));
         }
         if let Some(name) = first_aggregate(&item.expr) {
-            return Err(unsupported(format!(
-                "an expression over {name}() ({}) cannot be merged across shards; select the aggregate by itself",
-                item.expr
-            )));
+            return Err(over_aggregate(&name, &item.expr));
         }
         let grouped = self.group_exprs.iter().any(|(e, _)| *e == item.expr);
         if grouped || is_column(&item.expr) || is_constant(&item.expr) {
@@ -227,26 +257,25 @@ impl Grouper<'_> {
                 return Ok(column);
             }
             check_call(agg, function, |arg| self.is_key(arg))?;
-            let column = if agg == Agg::Avg {
-                let sum = self.columns.hide_new(renamed(function, "sum"));
-                let count = self.columns.hide_new(renamed(function, "count"));
-                self.aggregates.push(Aggregate {
-                    column: sum,
-                    kind: agg.kind(count),
+            return Ok(self.hidden_aggregate(agg, function, expr));
+        }
+        if let Some(wrapping) = wrapping(expr)? {
+            if let Some(column) = self.existing_aggregate(expr) {
+                return Ok(column);
+            }
+            if let Some((_, column)) = self.hidden_wrapped.iter().find(|(e, _)| e == expr) {
+                return Ok(*column);
+            }
+            if let Some((agg, function)) = aggregate(wrapping.call) {
+                check_call(agg, function, |arg| self.is_key(arg))?;
+                let column = self.hidden_aggregate(agg, function, wrapping.call);
+                self.wrapped.push(WrappedAggregate {
+                    column,
+                    steps: wrapping.steps,
                 });
-                sum
-            } else {
-                let before = self.columns.hidden.len();
-                let column = self.columns.hide(expr.clone());
-                if self.columns.hidden.len() > before {
-                    self.aggregates.push(Aggregate {
-                        column,
-                        kind: agg.kind(column),
-                    });
-                }
-                column
-            };
-            return Ok(column);
+                self.hidden_wrapped.push((expr.clone(), column));
+                return Ok(column);
+            }
         }
         if let Some(name) = first_aggregate(expr) {
             return Err(unmergeable(&name, &format!(" inside {expr}")));
@@ -265,7 +294,30 @@ impl Grouper<'_> {
         )))
     }
 
-    /// A select item (or hidden column) already holding this aggregate.
+    /// A new hidden column for aggregate `call` (an avg's sum, with another for its
+    /// count), combined by the merge.
+    fn hidden_aggregate(&mut self, agg: Agg, function: &Function, call: &Expr) -> ColumnRef {
+        if agg == Agg::Avg {
+            let sum = self.columns.hide_new(renamed(function, "sum"));
+            let count = self.columns.hide_new(renamed(function, "count"));
+            self.aggregates.push(Aggregate {
+                column: sum,
+                kind: agg.kind(count),
+            });
+            return sum;
+        }
+        // Never an equal hidden column: one holding the same call is an avg's count or a
+        // wrapped aggregate, not this aggregate's merged value.
+        let column = self.columns.hide_new(call.clone());
+        self.aggregates.push(Aggregate {
+            column,
+            kind: agg.kind(column),
+        });
+        column
+    }
+
+    /// A select item (or hidden column) already holding this aggregate (or wrapped
+    /// aggregate: only a select item that is the same expression holds it).
     fn existing_aggregate(&self, expr: &Expr) -> Option<ColumnRef> {
         let visible = self
             .columns
@@ -278,12 +330,30 @@ impl Grouper<'_> {
             .columns
             .hidden
             .iter()
-            .position(|e| e == expr)
-            .map(ColumnRef::Hidden);
+            .enumerate()
+            .map(|(i, e)| (ColumnRef::Hidden(i), e))
+            .find(|(column, e)| {
+                *e == expr
+                    && self.aggregates.iter().any(|a| a.column == *column)
+                    && !self.wrapped.iter().any(|w| w.column == *column)
+            })
+            .map(|(column, _)| column);
         visible
-            .or(hidden)
             .filter(|column| self.aggregates.iter().any(|a| a.column == *column))
+            .or(hidden)
     }
+}
+
+/// The refusal of an expression over an aggregate that is no cast or COALESCE the merge
+/// applies.
+fn over_aggregate(name: &str, expr: &Expr) -> PlanError {
+    unsupported(format!(
+        "an expression over {name}() ({expr}) cannot be merged across shards: after merging, \
+         only casts to smallint, integer, bigint, numeric, real, double precision, text or \
+         varchar and COALESCE(aggregate, constant) are applied; select the aggregate by \
+         itself and compute the expression in the application, or filter on the shard key \
+         to run on one shard"
+    ))
 }
 
 /// Whether `expr` uses a column named like the bare name `name`.

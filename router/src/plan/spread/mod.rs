@@ -8,6 +8,7 @@ mod having;
 mod limit;
 mod order;
 pub(crate) mod params;
+mod wrapped;
 
 use super::error::{unsupported, PlanError};
 use super::printing::print_checked;
@@ -57,7 +58,7 @@ pub(crate) fn select(query: &Query, reads: &Reads, scope: usize) -> Result<Sprea
     Ok(Spread {
         statements,
         merge: SpreadMerge::Rows {
-            merge,
+            merge: Box::new(merge),
             limit: limits.limit,
             offset: limits.offset,
         },

@@ -32,7 +32,8 @@ fn aggregates_without_group_by_make_one_row() {
         merge.group,
         Some(Grouping {
             keys: vec![],
-            aggregates: expected
+            aggregates: expected,
+            wrapped: vec![]
         })
     );
     assert_eq!(merge.hidden_columns, 0);
@@ -271,7 +272,12 @@ fn unmergeable_aggregates_are_refused() {
         "SELECT max(x ORDER BY y) FROM users",
         "SELECT sum(x) + 1 FROM users",
         "SELECT count(*) * 2 FROM users",
-        "SELECT coalesce(sum(x), 0) FROM users",
+        "SELECT coalesce(sum(x), x) FROM users",
+        "SELECT coalesce(sum(x), $1) FROM users",
+        "SELECT count(*)::oid FROM users",
+        "SELECT (count(*) + 1)::int FROM users",
+        "SELECT sum(x)::int + 1 FROM users",
+        "SELECT max(x)::char(2) FROM users",
         "SELECT lower(name), count(*) FROM users GROUP BY name",
         "SELECT now(), count(*) FROM users",
         "SELECT *, count(*) FROM users GROUP BY id",
@@ -297,7 +303,8 @@ fn distinct_groups_every_column() {
         merge.group,
         Some(Grouping {
             keys: vec![ColumnRef::Visible(0), ColumnRef::Visible(1)],
-            aggregates: vec![]
+            aggregates: vec![],
+            wrapped: vec![]
         })
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
@@ -318,4 +325,189 @@ fn output_names_stay_those_of_postgresql() {
         text,
         "SELECT sum(x) AS avg, pg_catalog.sum(y) AS avg, count(x) AS pgshard_hidden_0, pg_catalog.count(y) AS pgshard_hidden_1 FROM users u JOIN countries c ON c.id = u.country"
     );
+}
+
+fn cast(target: CastTarget) -> ValueStep {
+    ValueStep::Cast(target)
+}
+
+#[test]
+fn casts_and_coalesce_of_aggregates_are_applied_after_merging() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT count(*)::int, CAST(count(*) AS bigint) AS n, COALESCE(sum(x), 0), sum(x)::text, (max(x))::numeric(10,2) FROM users",
+    );
+    // The shards compute the bare aggregates, named as PostgreSQL names the client's
+    // expressions.
+    assert_eq!(
+        text,
+        "SELECT count(*), count(*) AS n, sum(x) AS \"coalesce\", sum(x), max(x) FROM users"
+    );
+    let g = grouping(&merge);
+    use AggregateKind::*;
+    assert_eq!(
+        g.aggregates,
+        [Count, Count, Sum, Sum, Max]
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| agg(ColumnRef::Visible(i), *kind))
+            .collect::<Vec<_>>()
+    );
+    let wrapped = |i: usize, steps: Vec<ValueStep>| WrappedAggregate {
+        column: ColumnRef::Visible(i),
+        steps,
+    };
+    assert_eq!(
+        g.wrapped,
+        [
+            wrapped(0, vec![cast(CastTarget::Int4)]),
+            wrapped(1, vec![cast(CastTarget::Int8)]),
+            wrapped(2, vec![ValueStep::Coalesce(Constant::Integer("0".into()))]),
+            wrapped(3, vec![cast(CastTarget::Text)]),
+            wrapped(
+                4,
+                vec![cast(CastTarget::Numeric {
+                    typmod: Some(NumericTypmod {
+                        precision: 10,
+                        scale: 2
+                    })
+                })]
+            ),
+        ]
+    );
+    assert_eq!(merge.hidden_columns, 0);
+}
+
+#[test]
+fn wrapped_avg_and_group_keys_order_by_the_wrapped_column() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, avg(x)::numeric(10,2), COALESCE(avg(y), 0) AS m FROM users GROUP BY country ORDER BY 2 DESC, m, avg(x)::numeric(10,2)",
+    );
+    assert_eq!(
+        text,
+        "SELECT country, sum(x) AS avg, sum(y) AS m, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users GROUP BY country"
+    );
+    let g = grouping(&merge);
+    assert_eq!(g.keys, [ColumnRef::Visible(0)]);
+    assert_eq!(
+        g.aggregates[0],
+        agg(
+            ColumnRef::Visible(1),
+            AggregateKind::Avg {
+                count_column: ColumnRef::Hidden(0)
+            }
+        )
+    );
+    assert_eq!(
+        g.wrapped.iter().map(|w| w.column).collect::<Vec<_>>(),
+        [ColumnRef::Visible(1), ColumnRef::Visible(2)]
+    );
+    let order: Vec<ColumnRef> = merge.order_by.iter().map(|k| k.column).collect();
+    assert_eq!(
+        order,
+        [
+            ColumnRef::Visible(1),
+            ColumnRef::Visible(2),
+            ColumnRef::Visible(1)
+        ]
+    );
+}
+
+#[test]
+fn having_and_order_by_keep_bare_and_wrapped_aggregates_apart() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, count(*)::int AS n FROM users GROUP BY country HAVING count(*) > 1 AND sum(x)::text <> '0' ORDER BY sum(x)::text, n",
+    );
+    // HAVING's count(*) is the combined count, not the select item's cast; the wrapped
+    // sum gets its own hidden column, which ORDER BY finds again.
+    assert_eq!(
+        text,
+        "SELECT country, count(*) AS n, count(*) AS pgshard_hidden_0, sum(x) AS pgshard_hidden_1 FROM users GROUP BY country"
+    );
+    let g = grouping(&merge);
+    assert_eq!(
+        g.aggregates,
+        [
+            agg(ColumnRef::Visible(1), AggregateKind::Count),
+            agg(ColumnRef::Hidden(0), AggregateKind::Count),
+            agg(ColumnRef::Hidden(1), AggregateKind::Sum),
+        ]
+    );
+    assert_eq!(
+        g.wrapped,
+        [
+            WrappedAggregate {
+                column: ColumnRef::Visible(1),
+                steps: vec![cast(CastTarget::Int4)]
+            },
+            WrappedAggregate {
+                column: ColumnRef::Hidden(1),
+                steps: vec![cast(CastTarget::Text)]
+            },
+        ]
+    );
+    let Some(Predicate::And(left, right)) = &merge.having else {
+        panic!("{:?}", merge.having)
+    };
+    assert!(matches!(
+        **left,
+        Predicate::Compare {
+            column: ColumnRef::Hidden(0),
+            ..
+        }
+    ));
+    assert!(matches!(
+        **right,
+        Predicate::Compare {
+            column: ColumnRef::Hidden(1),
+            ..
+        }
+    ));
+    let order: Vec<ColumnRef> = merge.order_by.iter().map(|k| k.column).collect();
+    assert_eq!(order, [ColumnRef::Hidden(1), ColumnRef::Visible(1)]);
+}
+
+#[test]
+fn an_avg_count_is_not_taken_for_a_count() {
+    let p = planner(2);
+    // The hidden count(x) of avg holds one shard's count until merged as avg's; HAVING
+    // count(x) needs a combined count of its own.
+    let (text, merge) = fan_out(&p, "SELECT avg(x) FROM users HAVING count(x) > 1");
+    assert_eq!(
+        text,
+        "SELECT sum(x) AS avg, count(x) AS pgshard_hidden_0, count(x) AS pgshard_hidden_1 FROM users"
+    );
+    assert!(matches!(
+        merge.having,
+        Some(Predicate::Compare {
+            column: ColumnRef::Hidden(1),
+            ..
+        })
+    ));
+    assert_eq!(
+        grouping(&merge).aggregates[1],
+        agg(ColumnRef::Hidden(1), AggregateKind::Count)
+    );
+}
+
+#[test]
+fn refusals_of_other_expressions_say_what_to_do() {
+    let p = planner(2);
+    let message = refused(&p, "SELECT max(x) - min(x) FROM users");
+    assert!(
+        message.contains("select the aggregate by itself"),
+        "{message}"
+    );
+    let message = refused(&p, "SELECT max(x)::date FROM users");
+    assert!(
+        message.contains("casts aggregates to smallint"),
+        "{message}"
+    );
+    let message = refused(&p, "SELECT COALESCE(sum(x), y) FROM users GROUP BY y");
+    assert!(message.contains("must be a literal"), "{message}");
 }
