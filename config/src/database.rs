@@ -56,6 +56,15 @@ impl DatabaseConfig {
     pub fn server_database(&self) -> &str {
         self.server_database.as_deref().unwrap_or(&self.name)
     }
+
+    /// The database name to use on shard `shard`'s servers: its own `server_database`,
+    /// else the database's.
+    pub fn shard_database(&self, shard: usize) -> &str {
+        self.shards
+            .get(shard)
+            .and_then(|s| s.server_database.as_deref())
+            .unwrap_or_else(|| self.server_database())
+    }
 }
 
 fn default_ring_virtual_nodes() -> u32 {
@@ -70,6 +79,11 @@ pub struct ShardConfig {
     pub primary: NodeAddress,
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// The database holding this shard on its servers; default: the database's
+    /// `server_database`. Lets several shards live on one server (small setups, tests,
+    /// the step before moving a shard to its own machine).
+    #[serde(default)]
+    pub server_database: Option<String>,
 }
 
 #[cfg(test)]

@@ -218,9 +218,14 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
         }
         // The same server twice in one database would mix two shards' data
         // or count one server as its own replica.
-        let mut nodes: HashMap<NodeAddress, String> = HashMap::new();
+        let mut nodes: HashMap<(NodeAddress, &str), String> = HashMap::new();
         for (s, shard) in database.shards.iter().enumerate() {
             let shard_key = key(&format!("shards[{s}]"));
+            problems.not_empty(
+                &format!("{shard_key}.server_database"),
+                shard.server_database.as_deref(),
+            );
+            let shard_database = database.shard_database(s);
             for (r, replica) in shard.replicas.iter().enumerate() {
                 if replica.weight < 1 {
                     problems.add(
@@ -241,12 +246,13 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
                     host: node.host.to_ascii_lowercase(),
                     port: node.port,
                 };
-                match nodes.get(&normalized) {
+                // Two shards may share a server when they are different databases on it.
+                match nodes.get(&(normalized.clone(), shard_database)) {
                     Some(first) => {
                         problems.add(node_key, format!("node {node} is already used at {first}"))
                     }
                     None => {
-                        nodes.insert(normalized, node_key);
+                        nodes.insert((normalized, shard_database), node_key);
                     }
                 }
             }
@@ -559,6 +565,18 @@ mod tests {
             "{MINIMAL}\n[[databases]]\nname = \"other\"\n[[databases.shards]]\nprimary = \"db1\"\n"
         );
         assert_eq!(errors(&text), Vec::<String>::new());
+        // So may another shard, as another database on the server.
+        let text = format!(
+            "{MINIMAL}server_database = \"shard_0\"\n[[databases.shards]]\nprimary = \"db1\"\nserver_database = \"shard_1\"\n"
+        );
+        assert_eq!(errors(&text), Vec::<String>::new());
+        let text = format!(
+            "{MINIMAL}server_database = \"app\"\n[[databases.shards]]\nprimary = \"db1\"\nserver_database = \"\"\n"
+        );
+        assert_eq!(
+            errors(&text),
+            ["pgshard.toml:12:1: databases[0].shards[1].server_database: must not be empty",]
+        );
     }
 
     #[test]

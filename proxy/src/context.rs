@@ -116,13 +116,13 @@ impl ProxyContext {
         shard: usize,
         node: NodeId,
     ) -> Option<ServerTarget> {
-        let shard = db.shards.get(shard)?;
+        let nodes = db.shards.get(shard)?;
         Some(ServerTarget {
-            addr: shard.slot(node).addr.clone(),
+            addr: nodes.slot(node).addr.clone(),
             pool_user: user.config.name.clone(),
             user: user.config.server_user().to_string(),
             password: user.config.server_password().map(str::to_string),
-            database: db.config.server_database().to_string(),
+            database: db.config.shard_database(shard).to_string(),
         })
     }
 }

@@ -243,7 +243,7 @@ pub async fn start_sharded_proxy_with(
 
 /// Starts a proxy in-process from the configuration text `toml` (`origin` names it in
 /// errors).
-pub(crate) async fn start_proxy_toml(toml: &str, origin: &str) -> Result<ProxyHandle> {
+pub async fn start_proxy_toml(toml: &str, origin: &str) -> Result<ProxyHandle> {
     let config = pgshard_config::parse(toml, origin).map_err(|e| HarnessError::Proxy {
         action: format!("parse {origin}"),
         reason: e.to_string(),

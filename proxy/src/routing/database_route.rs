@@ -46,7 +46,13 @@ impl DatabaseRoute {
         let shards = config
             .shards
             .iter()
-            .map(|shard| {
+            .enumerate()
+            .map(|(index, shard)| {
+                // Each shard's nodes are checked in the shard's own database.
+                let credentials = ProbeCredentials {
+                    database: config.shard_database(index).to_string(),
+                    ..credentials.clone()
+                };
                 let replicas: Vec<String> = shard
                     .replicas
                     .iter()
