@@ -26,7 +26,7 @@ wait_port() {
 # Starts a primary container named $1 published on 127.0.0.1; prints its port.
 start_postgres() {
   docker run -d --name "$1" -e PG_ROLE=primary -e NODE_NAME="$1" \
-    -e PG_EXTRA_CONF="max_connections = 200" -p 127.0.0.1::5432 pgshard/postgres:15 >/dev/null
+    -e PG_EXTRA_CONF="max_connections = 300" -p 127.0.0.1::5432 pgshard/postgres:15 >/dev/null
   docker port "$1" 5432/tcp | head -n1 | sed 's/.*://'
 }
 
