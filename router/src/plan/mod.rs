@@ -28,6 +28,7 @@ mod renumber;
 mod routing;
 mod schema;
 mod select;
+mod sequences;
 mod spec;
 mod spread;
 mod statement_kind;
