@@ -50,7 +50,9 @@ pub use failover::{
     wait_other_replica_follows, FailoverBed, WriteLoad, WriteOutcome, HUNG,
 };
 pub use node::{Node, Role};
-pub use proxy::{start_sharded_proxy, ProxyOptions, ProxyUser, TestProxy};
+pub use proxy::{
+    sharded_proxy_toml, start_proxy_toml, start_sharded_proxy, ProxyOptions, ProxyUser, TestProxy,
+};
 pub use relay::{Relay, RelayMode, Upstream};
 pub use scratch::ScratchDir;
 pub use shard::Shard;
