@@ -19,6 +19,7 @@ mod error;
 mod input;
 mod insert;
 mod key;
+mod large_objects;
 mod modify;
 pub(crate) mod names;
 mod planner;
