@@ -143,7 +143,8 @@ impl<'a> DataSection<'a> {
     /// A complete comment block: an entry's header, or any other comment.
     fn comment_block(&mut self, out: &mut Vec<u8>) -> Result<(), DumpError> {
         let block = std::mem::take(&mut self.comment);
-        let title = String::from_utf8_lossy(trim_newline(&block[1]))
+        let middle = block.get(1).map(Vec::as_slice).unwrap_or_default();
+        let title = String::from_utf8_lossy(trim_newline(middle))
             .trim_start_matches("-- ")
             .to_string();
         let is_entry = title.starts_with("Name: ") || title.starts_with("Data for Name: ");

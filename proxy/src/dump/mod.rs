@@ -37,7 +37,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 pub use data_section::{DataSection, Placement};
 pub use error::DumpError;
+use fingerprint::same_everywhere;
 pub use pg_dump::PgDump;
+use sequence_set::furthest_values;
 pub use sequence_set::SequenceSet;
 pub use snapshot::ShardSnapshot;
 pub use source::DumpSource;
@@ -195,7 +197,9 @@ impl Merge<'_> {
                     Placement::Sharded => summary.sharded_tables += 1,
                     Placement::Replicated => {
                         summary.replicated_tables += 1;
-                        replicated_alike(table, per_shard)?;
+                        let fingerprints: Vec<_> =
+                            per_shard.iter().map(|data| data.fingerprint).collect();
+                        same_everywhere(table, &fingerprints)?;
                     }
                     Placement::Refused(_) => {}
                 }
@@ -279,68 +283,6 @@ impl Merge<'_> {
         write(out, &chunk).await?;
         Ok(section)
     }
-}
-
-/// A replicated table must hold the same rows on every shard (shard 0's are restored).
-fn replicated_alike(table: &str, per_shard: &[data_section::TableData]) -> Result<(), DumpError> {
-    let Some(first) = per_shard.first() else {
-        return Ok(());
-    };
-    for (shard, data) in per_shard.iter().enumerate().skip(1) {
-        if data.fingerprint != first.fingerprint {
-            return Err(DumpError::Inexact(format!(
-                "replicated table {table} differs between shards: shard 0 holds {} rows, shard \
-                 {shard} holds {}{}; make every shard's copy the same and dump again",
-                first.fingerprint.rows,
-                data.fingerprint.rows,
-                if data.fingerprint.rows == first.fingerprint.rows {
-                    " with different contents"
-                } else {
-                    ""
-                }
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Every sequence once, in shard 0's order, at the value furthest along on any shard.
-async fn furthest_values(
-    snapshot: &mut ShardSnapshot,
-    per_shard: Vec<Vec<SequenceSet>>,
-) -> Result<Vec<SequenceSet>, DumpError> {
-    let mut order: Vec<String> = Vec::new();
-    let mut values: BTreeMap<String, Vec<SequenceSet>> = BTreeMap::new();
-    for sets in per_shard {
-        for set in sets {
-            let copies = values.entry(set.name.clone()).or_default();
-            if copies.is_empty() {
-                order.push(set.name.clone());
-            }
-            copies.push(set);
-        }
-    }
-    let mut furthest = Vec::new();
-    for name in order {
-        let Some(copies) = values.remove(&name) else {
-            continue;
-        };
-        let mut copies = copies.into_iter();
-        let Some(mut best) = copies.next() else {
-            continue;
-        };
-        let rest: Vec<SequenceSet> = copies.collect();
-        if !rest.is_empty() {
-            let ascending = snapshot.ascending(&best).await?;
-            for copy in rest {
-                if copy.is_further_than(&best, ascending) {
-                    best = copy;
-                }
-            }
-        }
-        furthest.push(best);
-    }
-    Ok(furthest)
 }
 
 async fn write<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8]) -> Result<(), DumpError> {

@@ -6,6 +6,11 @@
 //! would hand out values its (or another shard's) restored rows already hold: the copy
 //! furthest along, in the sequence's direction, wins.
 
+use std::collections::BTreeMap;
+
+use super::error::DumpError;
+use super::snapshot::ShardSnapshot;
+
 /// One `SELECT pg_catalog.setval('name', value, is_called);` line of pg_dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceSet {
@@ -80,6 +85,44 @@ impl SequenceSet {
         };
         order.then(self.is_called.cmp(&other.is_called)).is_gt()
     }
+}
+
+/// Every sequence once, in the order first seen (shard 0's), at the value furthest along
+/// among its copies: `per_shard` holds each shard's `SEQUENCE SET` entries; `snapshot`
+/// (any shard's: the schemas are the same) says which way each sequence counts.
+pub async fn furthest_values(
+    snapshot: &mut ShardSnapshot,
+    per_shard: Vec<Vec<SequenceSet>>,
+) -> Result<Vec<SequenceSet>, DumpError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut copies: BTreeMap<String, Vec<SequenceSet>> = BTreeMap::new();
+    for sets in per_shard {
+        for set in sets {
+            let entry = copies.entry(set.name.clone()).or_default();
+            if entry.is_empty() {
+                order.push(set.name.clone());
+            }
+            entry.push(set);
+        }
+    }
+    let mut furthest = Vec::new();
+    for name in order {
+        let mut sets = copies.remove(&name).unwrap_or_default().into_iter();
+        let Some(mut best) = sets.next() else {
+            continue;
+        };
+        let rest: Vec<SequenceSet> = sets.collect();
+        if !rest.is_empty() {
+            let ascending = snapshot.ascending(&best).await?;
+            for copy in rest {
+                if copy.is_further_than(&best, ascending) {
+                    best = copy;
+                }
+            }
+        }
+        furthest.push(best);
+    }
+    Ok(furthest)
 }
 
 #[cfg(test)]
