@@ -446,7 +446,7 @@ primary = \"db1:5432\"
         );
         assert_eq!(
             errors(&format!("{MINIMAL}replica = [\"db2\"]\n")),
-            ["pgshard.toml:9:1: databases[0].shards[0].replica: unknown field `replica`, expected `primary` or `replicas`"]
+            ["pgshard.toml:9:1: databases[0].shards[0].replica: unknown field `replica`, expected one of `primary`, `replicas`, `server_database`"]
         );
         assert_eq!(
             errors(&format!("[pool]\nsize = 1\n{MINIMAL}")),

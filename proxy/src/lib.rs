@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod context;
+pub mod dump;
 pub mod error;
 pub mod frontend;
 pub mod merge;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// pgshard: a PostgreSQL-wire-compatible proxy that makes one logical database out of
@@ -24,6 +24,38 @@ enum Command {
     Check,
     /// Run the proxy (the default).
     Run,
+    /// Dump a sharded database into one SQL script that restores through pgshard: runs
+    /// pg_dump against every shard's primary (as the configuration names them) and
+    /// merges the schema once with every shard's rows.
+    Dump(DumpArgs),
+}
+
+/// Options of `pgshard dump`.
+#[derive(Args)]
+struct DumpArgs {
+    /// The [[databases]] entry to dump (default: the only one).
+    #[arg(long, short = 'd')]
+    database: Option<String>,
+    /// The [[users]] entry whose server credentials pg_dump logs in with (default: the
+    /// first).
+    #[arg(long, short = 'U')]
+    user: Option<String>,
+    /// Write the script to this file (default: standard output). It is written to
+    /// FILE.partial and renamed once complete, so FILE is never a partial dump.
+    #[arg(long, short = 'f')]
+    file: Option<PathBuf>,
+    /// The pg_dump program: at least the servers' major version.
+    #[arg(long, default_value = "pg_dump")]
+    pg_dump: PathBuf,
+    /// Dump the schema only (no rows, no sequence values).
+    #[arg(long, short = 's')]
+    schema_only: bool,
+    /// No commands setting the ownership of objects (pg_dump's --no-owner).
+    #[arg(long, short = 'O')]
+    no_owner: bool,
+    /// No GRANT or REVOKE commands (pg_dump's --no-privileges).
+    #[arg(long, short = 'x')]
+    no_privileges: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +86,9 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Dump(args)) = cli.command {
+        return dump(&config, args);
+    }
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.proxy.log_level.as_deref().unwrap_or("info")));
     tracing_subscriber::fmt().with_env_filter(filter).init();
@@ -77,6 +112,80 @@ fn main() -> ExitCode {
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// `pgshard dump`: the script to `--file` (through FILE.partial) or standard output, and
+/// a summary or the reason it failed on standard error.
+fn dump(config: &pgshard_config::Config, args: DumpArgs) -> ExitCode {
+    let request = pgshard_proxy::dump::DumpRequest {
+        database: args.database,
+        user: args.user,
+        pg_dump: args.pg_dump,
+        schema_only: args.schema_only,
+        no_owner: args.no_owner,
+        no_privileges: args.no_privileges,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pgshard dump: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &args.file {
+            Some(file) => {
+                let mut partial = file.clone().into_os_string();
+                partial.push(".partial");
+                let partial = PathBuf::from(partial);
+                let written = async {
+                    let handle = tokio::fs::File::create(&partial).await.map_err(|e| {
+                        pgshard_proxy::dump::DumpError::Write(format!("{}: {e}", partial.display()))
+                    })?;
+                    let mut out = tokio::io::BufWriter::new(handle);
+                    let summary = pgshard_proxy::dump::dump(config, &request, &mut out).await?;
+                    out.into_inner().sync_all().await.map_err(|e| {
+                        pgshard_proxy::dump::DumpError::Write(format!("{}: {e}", partial.display()))
+                    })?;
+                    tokio::fs::rename(&partial, file).await.map_err(|e| {
+                        pgshard_proxy::dump::DumpError::Write(format!(
+                            "renaming {} to {}: {e}",
+                            partial.display(),
+                            file.display()
+                        ))
+                    })?;
+                    Ok(summary)
+                }
+                .await;
+                if written.is_err() {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                }
+                written
+            }
+            None => {
+                let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+                pgshard_proxy::dump::dump(config, &request, &mut out).await
+            }
+        }
+    });
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "pgshard dump: {} shards: {} sharded and {} replicated tables, {} rows, {} \
+                 sequences",
+                summary.shards,
+                summary.sharded_tables,
+                summary.replicated_tables,
+                summary.rows,
+                summary.sequences
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgshard dump: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn wait_for_signal() {

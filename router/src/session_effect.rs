@@ -282,7 +282,14 @@ fn literal_set_config(body: &str) -> Option<SessionEffect> {
     let Expr::Function(function) = expr else {
         return None;
     };
-    if !function.name.to_string().eq_ignore_ascii_case("set_config") {
+    // pg_dump's scripts and pg_dump itself call it schema-qualified.
+    let function_name = crate::plan::names::parts(&function.name);
+    let is_set_config = match function_name.as_slice() {
+        [function] => function == "set_config",
+        [schema, function] => schema == "pg_catalog" && function == "set_config",
+        _ => false,
+    };
+    if !is_set_config {
         return None;
     }
     let FunctionArguments::List(list) = &function.args else {
@@ -493,6 +500,17 @@ mod tests {
                 value: "a, b".into()
             }
         );
+        assert_eq!(
+            session_effect("SELECT pg_catalog.set_config('search_path', '', false);"),
+            SetRaw {
+                name: "search_path".into(),
+                value: "".into()
+            }
+        );
+        assert!(matches!(
+            session_effect("SELECT other.set_config('search_path', '', false)"),
+            Pin(_)
+        ));
         assert_eq!(session_effect("SELECT set_config('a.b', '1', true)"), None);
         // Clauses that may keep the call from running are not a plain SET.
         for sql in [

@@ -51,8 +51,8 @@ pub use failover::{
 };
 pub use node::{Node, Role};
 pub use proxy::{
-    start_proxy_toml, start_sharded_proxy, start_sharded_proxy_with, ProxyOptions, ProxyUser,
-    TestProxy,
+    sharded_proxy_toml, start_proxy_toml, start_sharded_proxy, start_sharded_proxy_with,
+    ProxyOptions, ProxyUser, TestProxy,
 };
 pub use relay::{Relay, RelayMode, Upstream};
 pub use scratch::ScratchDir;

@@ -218,17 +218,42 @@ pub async fn start_sharded_proxy_with(
     pool_size: u32,
     proxy_settings: &str,
 ) -> Result<ProxyHandle> {
+    let tables: Vec<(&str, &str, &str)> = sharded_tables
+        .iter()
+        .map(|&(table, column)| (table, column, "bigint"))
+        .collect();
+    let toml = sharded_proxy_toml(cluster, &tables, &[], pool_size).replacen(
+        "[proxy]\n",
+        &format!("[proxy]\n{proxy_settings}\n"),
+        1,
+    );
+    start_proxy_toml(&toml, "sharded-proxy.toml").await
+}
+
+/// The configuration of a proxy over every shard's primary of `cluster` (replicas
+/// unused), as user `app` with password `app`, listening on a free port of 127.0.0.1,
+/// sharding each `(table, column, key type)` of `sharded_tables` and replicating
+/// `replicated_tables`, with server pools of `pool_size` and transaction pooling.
+pub fn sharded_proxy_toml(
+    cluster: &crate::Cluster,
+    sharded_tables: &[(&str, &str, &str)],
+    replicated_tables: &[&str],
+    pool_size: u32,
+) -> String {
     let mut toml = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n{proxy_settings}\n\
+        "[proxy]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n\
          [[users]]\nname = \"app\"\npassword = \"app\"\n\
          [[databases]]\nname = \"app\"\n"
     );
-    for (table, column) in sharded_tables {
+    let replicated: Vec<String> = replicated_tables.iter().map(|t| toml_string(t)).collect();
+    let _ = writeln!(toml, "replicated_tables = [{}]", replicated.join(", "));
+    for (table, column, key_type) in sharded_tables {
         let _ = write!(
             toml,
-            "[[databases.sharded_tables]]\ntable = {}\ncolumn = {}\n",
+            "[[databases.sharded_tables]]\ntable = {}\ncolumn = {}\ntype = {}\n",
             toml_string(table),
-            toml_string(column)
+            toml_string(column),
+            toml_string(key_type)
         );
     }
     for shard in cluster.shards() {
@@ -238,7 +263,7 @@ pub async fn start_sharded_proxy_with(
             shard.primary().proxy_addr()
         );
     }
-    start_proxy_toml(&toml, "sharded-proxy.toml").await
+    toml
 }
 
 /// Starts a proxy in-process from the configuration text `toml` (`origin` names it in

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use super::dump_client;
 use super::engine::{serve, SessionCore};
 use super::login::{fatal, login, Destination};
 use super::session::Session;
@@ -34,6 +35,12 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit:
             return;
         }
     };
+    if database.planner.is_some() {
+        if let Some(message) = dump_client::refusal(&logged_in.params, &database.config.name) {
+            fatal(&mut logged_in.conn, "0A000", &message).await;
+            return;
+        }
+    }
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
     let planner = database.planner.clone();

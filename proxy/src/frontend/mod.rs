@@ -4,6 +4,7 @@ pub mod batch;
 pub mod cancel;
 pub mod checkout;
 pub mod client;
+pub mod dump_client;
 pub mod engine;
 pub mod expect;
 pub mod flow;

@@ -1,6 +1,7 @@
 //! Parsing one statement and choosing how to analyze it.
 
 use super::error::{unsupported, PlanError};
+use super::large_objects::large_object_call;
 use super::reads::Reads;
 use super::schema::ShardSchema;
 use super::statement_kind::utility_plan;
@@ -60,6 +61,14 @@ fn table_shorthand(body: &str) -> Cow<'_, str> {
 }
 
 fn template(schema: &ShardSchema, statement: &Statement) -> Result<Template, PlanError> {
+    if let Some(function) = large_object_call(statement) {
+        return Err(unsupported(format!(
+            "{function}(): each shard keeps its own large objects, so one made through pgshard \
+             would be found on one shard only; keep the contents in a bytea column of a \
+             sharded or replicated table, or work on one shard's large objects with \
+             /* pgshard: shard=N */"
+        )));
+    }
     match statement {
         Statement::Query(query) => select::plan(schema, query),
         Statement::Insert(insert) => insert::plan(schema, insert),

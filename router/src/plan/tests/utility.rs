@@ -66,6 +66,42 @@ fn ddl_runs_everywhere() {
 }
 
 #[test]
+fn setval_sets_every_shards_copy_of_the_sequence() {
+    let p = planner(2);
+    for sql in [
+        "SELECT pg_catalog.setval('public.users_seq_seq', 42, true)",
+        "SELECT setval('s', 7)",
+        "SELECT setval('s', $1, false)",
+        "SELECT setval('s', max(id)) FROM countries",
+    ] {
+        assert_eq!(plan(&p, sql), Ok(everywhere(ResultMerge::Same)), "{sql}");
+    }
+    assert_eq!(plan(&p, "SELECT nextval('s')"), Ok(any()));
+    let message = refused(&p, "SELECT setval('s', (SELECT max(id) FROM users))");
+    assert!(message.contains("compute the value first"), "{message}");
+    refused(&p, "SELECT setval('s', id) FROM users WHERE id = 5");
+}
+
+#[test]
+fn large_objects_are_refused_but_on_one_named_shard() {
+    let p = planner(2);
+    for sql in [
+        "SELECT pg_catalog.lo_create('16400')",
+        "SELECT pg_catalog.lo_open('16400', 131072)",
+        "SELECT lo_get(16400)",
+        "INSERT INTO users (id, doc) VALUES (1, lo_import('/tmp/x'))",
+        "UPDATE users SET doc = lo_from_bytea(0, 'x') WHERE id = 1",
+    ] {
+        let message = refused(&p, sql);
+        assert!(message.contains("bytea column"), "{sql}: {message}");
+    }
+    assert_eq!(
+        plan(&p, "/* pgshard: shard=1 */ SELECT lo_create(0)"),
+        Ok(one(1))
+    );
+}
+
+#[test]
 fn explain_shows_one_servers_plan() {
     let p = planner(2);
     assert_eq!(
