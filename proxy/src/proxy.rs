@@ -1,7 +1,6 @@
 //! Starting and stopping a whole proxy.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,9 +62,14 @@ async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), ProxyErro
 }
 
 impl ProxyHandle {
-    /// Clients connected right now.
+    /// Connections held right now: clients logged in and connections logging in.
     pub fn clients(&self) -> usize {
-        self.ctx.clients.load(Ordering::Acquire)
+        self.ctx.admissions.clients() + self.ctx.admissions.logins()
+    }
+
+    /// Connections logging in right now.
+    pub fn logins_in_progress(&self) -> usize {
+        self.ctx.admissions.logins()
     }
 
     /// Stops accepting, lets running transactions finish for up to `shutdown_timeout`,
@@ -79,7 +83,7 @@ impl ProxyHandle {
         } = self;
         trigger.trigger();
         let _ = listener.await;
-        let clients = || ctx.clients.load(Ordering::Acquire);
+        let clients = || ctx.admissions.clients() + ctx.admissions.logins();
         let deadline = tokio::time::Instant::now() + ctx.config.proxy.shutdown_timeout;
         while clients() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -10,9 +10,6 @@ const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
 const PROTOCOL_3_0: i32 = 196608;
 
-/// Startup packets are small; PostgreSQL itself caps them at 10000 bytes.
-pub const MAX_STARTUP_LEN: usize = 10_000;
-
 /// What a client may send before it is authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartupRequest {
@@ -29,16 +26,20 @@ pub enum StartupRequest {
 }
 
 impl StartupRequest {
-    /// Check-then-parse, like `Frame::parse`, for the untagged startup packet.
-    pub fn parse(buf: &mut BytesMut) -> Result<StartupRequest, WireError> {
+    /// Check-then-parse, like `Frame::parse`, for the untagged startup packet: a declared
+    /// length below 8 or above `max_len` is an error before the packet is buffered.
+    pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<StartupRequest, WireError> {
         if buf.len() < 4 {
             return Err(WireError::Incomplete);
         }
         let declared = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        if !(8..=MAX_STARTUP_LEN as i32).contains(&declared) {
-            return Err(WireError::BadLength(declared));
+        let len = usize::try_from(declared)
+            .ok()
+            .filter(|&len| len >= 8)
+            .ok_or(WireError::BadLength(declared))?;
+        if len > max_len {
+            return Err(WireError::TooLarge { len, max: max_len });
         }
-        let len = declared as usize;
         if buf.len() < len {
             return Err(WireError::Incomplete);
         }
@@ -100,10 +101,13 @@ pub fn cancel_packet(pid: i32, key: i32) -> [u8; 16] {
 mod tests {
     use super::*;
 
+    /// PostgreSQL's own limit on startup packets.
+    const LIMIT: usize = 10_000;
+
     #[test]
     fn round_trip_startup() {
         let mut buf = startup_packet(&[("user", "app"), ("database", "db")]);
-        let req = StartupRequest::parse(&mut buf).unwrap();
+        let req = StartupRequest::parse(&mut buf, LIMIT).unwrap();
         assert_eq!(
             req,
             StartupRequest::Startup {
@@ -120,12 +124,12 @@ mod tests {
     fn cancel_and_ssl() {
         let mut buf = BytesMut::from(&cancel_packet(7, 9)[..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
             StartupRequest::Cancel { pid: 7, key: 9 }
         );
         let mut buf = BytesMut::from(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f][..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
             StartupRequest::Ssl
         );
     }
@@ -133,13 +137,34 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
-        assert!(StartupRequest::parse(&mut buf).is_err());
+        assert!(StartupRequest::parse(&mut buf, LIMIT).is_err());
         let mut buf = BytesMut::from(&[0, 0, 0, 12, 0, 3, 0, 0, b'u', b's', 0, 0][..]);
-        assert!(StartupRequest::parse(&mut buf).is_err());
+        assert!(StartupRequest::parse(&mut buf, LIMIT).is_err());
         let mut buf = BytesMut::from(&[0, 0, 0, 8, 0, 2, 0, 0][..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf),
+            StartupRequest::parse(&mut buf, LIMIT),
             Err(WireError::UnsupportedProtocol(0x20000))
         );
+    }
+
+    #[test]
+    fn lengths_outside_the_limits() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 7, 0, 3, 0, 0][..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::BadLength(7))
+        );
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::BadLength(-1))
+        );
+        let mut buf = startup_packet(&[("user", &"u".repeat(LIMIT))]);
+        assert!(matches!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::TooLarge { max: LIMIT, .. })
+        ));
+        let mut buf = startup_packet(&[("user", &"u".repeat(LIMIT))]);
+        assert!(StartupRequest::parse(&mut buf, 2 * LIMIT).is_ok());
     }
 }
