@@ -12,8 +12,8 @@ use crate::auth::{
     md5_salt, verify_cleartext, verify_md5, ScramExchange, SecretKind, SCRAM_SHA_256,
 };
 use crate::context::{ProxyContext, UserEntry};
-use crate::net::messages::{authentication, error_response, tag};
-use crate::net::startup::StartupRequest;
+use crate::net::messages::{authentication, error_response, negotiate_protocol_version, tag};
+use crate::net::startup::{StartupRequest, PROTOCOL_3_0};
 use crate::net::{ClientStream, Connection, Frame, MaybeTls, Severity, WireError};
 use crate::routing::DatabaseRoute;
 
@@ -60,7 +60,7 @@ async fn login_inner(
     let login_max = ctx.config.proxy.max_login_message_size as usize;
     let mut stream = MaybeTls::Plain(stream);
     let mut buf = BytesMut::with_capacity(512);
-    let params = loop {
+    let (params, minor, protocol_options) = loop {
         match StartupRequest::parse(&mut buf, login_max) {
             Err(WireError::Incomplete) => match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return None,
@@ -89,7 +89,11 @@ async fn login_inner(
                 .await;
                 return None;
             }
-            Ok(StartupRequest::Startup { params }) => break params,
+            Ok(StartupRequest::Startup {
+                params,
+                minor,
+                protocol_options,
+            }) => break (params, minor, protocol_options),
             Err(WireError::UnsupportedProtocol(v)) => {
                 let msg = format!(
                     "unsupported frontend protocol {}.{}: server supports 3.0 to 3.0",
@@ -120,6 +124,17 @@ async fn login_inner(
         }
     };
     let mut conn = Connection::with_buffer(stream, buf, login_max);
+    if minor > 0 || !protocol_options.is_empty() {
+        // As PostgreSQL answers a newer 3.x client: the session goes on in 3.0, without
+        // the options; the client decides whether that will do.
+        tracing::debug!(
+            minor,
+            ?protocol_options,
+            "client asked for protocol 3.{minor}"
+        );
+        let negotiate = negotiate_protocol_version(PROTOCOL_3_0, &protocol_options);
+        conn.write_frame(&negotiate).await.ok()?;
+    }
     if ctx.admissions.clients_full() {
         // Said before any password is asked for, as PostgreSQL does.
         too_many_clients(&mut conn, ctx).await;

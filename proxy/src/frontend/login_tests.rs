@@ -246,3 +246,69 @@ async fn the_login_limit_is_configurable() {
         }
     }
 }
+
+/// A client asking for protocol 3.2 and an option is told, as PostgreSQL tells it, that
+/// 3.0 is the newest the proxy speaks and which options it does not know; the login and
+/// the session go on in 3.0.
+#[tokio::test]
+async fn a_newer_protocol_is_negotiated_down_to_3_0() {
+    let (proxy, server) = proxy_with("").await;
+    let mut packet = startup(&[("_pq_.compression", "zstd"), ("application_name", "new")]);
+    packet[4..8].copy_from_slice(&0x0003_0002i32.to_be_bytes());
+    let mut conn = send_raw(&proxy, &packet).await;
+    let Some(negotiate) = next(&mut conn).await else {
+        panic!("closed instead of negotiating");
+    };
+    assert_eq!(
+        negotiate.tag(),
+        tag::NEGOTIATE_PROTOCOL_VERSION,
+        "{:?}",
+        error_fields(&negotiate)
+    );
+    let mut r = BodyReader::new(negotiate.body());
+    assert_eq!(r.i32().ok(), Some(196608), "newest version: 3.0");
+    assert_eq!(r.i32().ok(), Some(1), "options not recognized");
+    assert_eq!(r.cstr().ok(), Some(&b"_pq_.compression"[..]));
+    assert_eq!(
+        next(&mut conn).await.map(|f| f.tag()),
+        Some(tag::AUTHENTICATION)
+    );
+    let mut password = PASSWORD.as_bytes().to_vec();
+    password.push(0);
+    if let Err(e) = conn.send(&messages::password(&password)).await {
+        panic!("send: {e}");
+    }
+    while let Some(frame) = next(&mut conn).await {
+        assert_ne!(
+            frame.tag(),
+            tag::ERROR_RESPONSE,
+            "{:?}",
+            error_fields(&frame)
+        );
+        if frame.tag() == tag::READY_FOR_QUERY {
+            break;
+        }
+    }
+    if let Err(e) = conn.send(&messages::query("SELECT 'in 3.0'")).await {
+        panic!("send: {e}");
+    }
+    let mut rows = 0;
+    while let Some(frame) = next(&mut conn).await {
+        assert_ne!(
+            frame.tag(),
+            tag::ERROR_RESPONSE,
+            "{:?}",
+            error_fields(&frame)
+        );
+        rows += usize::from(frame.tag() == tag::DATA_ROW);
+        if frame.tag() == tag::READY_FOR_QUERY {
+            break;
+        }
+    }
+    assert_eq!(rows, 1);
+    assert!(
+        !server.ran().iter().any(|(_, sql)| sql.contains("_pq_")),
+        "a protocol option reached the server as a setting: {:?}",
+        server.ran()
+    );
+}

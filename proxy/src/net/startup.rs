@@ -8,7 +8,11 @@ use super::frame::BodyReader;
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
-const PROTOCOL_3_0: i32 = 196608;
+/// Protocol 3.0, the version the proxy speaks.
+pub const PROTOCOL_3_0: i32 = 196608;
+
+/// Startup parameters under this prefix are protocol options, not settings.
+const PROTOCOL_OPTION_PREFIX: &str = "_pq_.";
 
 /// What a client may send before it is authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,9 +23,14 @@ pub enum StartupRequest {
         pid: i32,
         key: i32,
     },
-    /// Protocol 3.0 startup with its parameters (user, database, options, …) in order.
+    /// Protocol 3.x startup with its parameters (user, database, options, …) in order.
     Startup {
         params: Vec<(String, String)>,
+        /// The minor protocol version asked for; the session speaks 3.0 whatever it is.
+        minor: u16,
+        /// Names of the protocol options (`_pq_.*` parameters) asked for; none is
+        /// known, so none is applied.
+        protocol_options: Vec<String>,
     },
 }
 
@@ -53,17 +62,26 @@ impl StartupRequest {
                 pid: r.i32()?,
                 key: r.i32()?,
             }),
-            PROTOCOL_3_0 => {
+            version if version >> 16 == PROTOCOL_3_0 >> 16 => {
                 let mut params = Vec::new();
+                let mut protocol_options = Vec::new();
                 loop {
                     let name = r.cstr_utf8()?;
                     if name.is_empty() {
                         break;
                     }
                     let value = r.cstr_utf8()?;
-                    params.push((name.to_string(), value.to_string()));
+                    if name.starts_with(PROTOCOL_OPTION_PREFIX) {
+                        protocol_options.push(name.to_string());
+                    } else {
+                        params.push((name.to_string(), value.to_string()));
+                    }
                 }
-                Ok(StartupRequest::Startup { params })
+                Ok(StartupRequest::Startup {
+                    params,
+                    minor: (version & 0xffff) as u16,
+                    protocol_options,
+                })
             }
             other => Err(WireError::UnsupportedProtocol(other)),
         }
@@ -114,10 +132,34 @@ mod tests {
                 params: vec![
                     ("user".into(), "app".into()),
                     ("database".into(), "db".into())
-                ]
+                ],
+                minor: 0,
+                protocol_options: Vec::new(),
             }
         );
         assert!(buf.is_empty());
+    }
+
+    /// A newer 3.x minor version and protocol options are read, for the proxy to answer
+    /// NegotiateProtocolVersion; the options are not taken for settings.
+    #[test]
+    fn newer_minor_versions_and_protocol_options() {
+        let mut buf = startup_packet(&[("user", "app"), ("_pq_.compression", "on")]);
+        buf[4..8].copy_from_slice(&0x0003_0002i32.to_be_bytes());
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
+            StartupRequest::Startup {
+                params: vec![("user".into(), "app".into())],
+                minor: 2,
+                protocol_options: vec!["_pq_.compression".into()],
+            }
+        );
+        let mut buf = startup_packet(&[("user", "app")]);
+        buf[4..8].copy_from_slice(&0x0004_0000i32.to_be_bytes());
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::UnsupportedProtocol(0x0004_0000))
+        );
     }
 
     #[test]
