@@ -20,6 +20,7 @@ use super::flow::{client_frame, greet_client, shutdown_notice, Flow};
 use super::proxy_settings::{shard_setting, SessionRole};
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
+use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
 use crate::net::{ClientStream, Connection, Frame, WireError};
 use crate::routing::DatabaseRoute;
@@ -180,8 +181,18 @@ pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
 }
 
 /// The checks every client message gets before its executor sees it: Terminate ends the
-/// session, a message type no client sends ends it with 08P01, as in PostgreSQL.
+/// session, a message type no client sends ends it with 08P01, as in PostgreSQL, and so
+/// does a message whose layout is broken (a string without its terminator, a field cut
+/// short), worded as PostgreSQL words it; such a message is never forwarded.
 async fn on_client_message<X: Executor>(executor: &mut X, frame: Frame) -> Flow {
+    if let Err(broken) = check_client_message(&frame) {
+        tracing::info!(
+            "client sent a malformed '{}' message: {}",
+            char::from(frame.tag()),
+            broken.message()
+        );
+        return super::flow::fatal(&mut executor.core().client, "08P01", broken.message()).await;
+    }
     match frame.tag() {
         tag::TERMINATE => Flow::Stop,
         tag::QUERY

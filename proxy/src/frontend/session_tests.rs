@@ -366,6 +366,49 @@ async fn settings_are_replayed_for_each_client_alone() {
     }
 }
 
+/// A Parse without its string terminator is answered 08P01 by the proxy, in
+/// PostgreSQL's words, and never reaches a server: neither forwarded as it is nor taken
+/// for a lost server connection.
+#[tokio::test]
+async fn a_parse_without_its_terminator_is_refused_by_the_proxy() {
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed = Bed::start(shards, mode, 1).await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            let unterminated = crate::net::Frame::new(b'P', b"\0SELECT 'never'");
+            a.send(&[unterminated, sync()]).await;
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                ("08P01", "invalid string in message"),
+                "{kind}, {mode}"
+            );
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+            assert!(
+                !bed.ran().iter().any(|sql| sql.contains("never")),
+                "{kind}, {mode}: {:?}",
+                bed.ran()
+            );
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT 'B'").await;
+            assert_eq!(
+                answer.rows,
+                vec!["SELECT 'B'".to_string()],
+                "{kind}, {mode}"
+            );
+            assert_eq!(answer.status, 'I', "{kind}, {mode}");
+            assert!(
+                bed.violations().is_empty(),
+                "{kind}, {mode}: {:?}",
+                bed.violations()
+            );
+        }
+    }
+}
+
 /// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
 #[tokio::test]
 async fn an_idle_client_hears_the_shutdown() {

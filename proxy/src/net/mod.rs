@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod error;
 pub mod frame;
+pub mod layout;
 pub mod messages;
 pub mod startup;
 pub mod stream;
