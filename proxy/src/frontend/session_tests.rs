@@ -707,3 +707,70 @@ async fn a_literal_set_config_lasts_for_the_session() {
         }
     }
 }
+
+/// A server that sends a ReadyForQuery nobody asked for breaks the protocol: its
+/// connection is closed, never reused, and the client whose transaction was on it is told
+/// 08P01. On one shard the session's count of batches underflowed instead (the client
+/// was left waiting, or pinned for good); on two, the next statement was answered with
+/// the stray message and every later one with its predecessor's replies.
+#[tokio::test]
+async fn a_stray_ready_for_query_breaks_only_that_server_connection() {
+    let script: crate::testing::scripted_server::Script = Arc::new(|statement: &Statement<'_>| {
+        if statement.sql.contains("stray") {
+            Reply::CommandThenStrayReady("SELECT 0".to_string())
+        } else {
+            echo_reply(statement)
+        }
+    });
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed = Bed::with_script(shards, mode, 1, script.clone()).await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            let answer = a.query("SELECT stray FROM items WHERE id = 1").await;
+            assert_eq!(answer.tags, vec!["SELECT 0".to_string()], "{kind}, {mode}");
+            // One shard: told at once. Two: told when the next statement would run.
+            a.send(&[crate::net::messages::query(
+                "SELECT 'next' FROM items WHERE id = 1",
+            )])
+            .await;
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(code, "08P01", "{kind}, {mode}: {message}");
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT 'B' FROM items WHERE id = 1").await;
+            assert_eq!(
+                answer.rows,
+                vec!["SELECT 'B' FROM items WHERE id = 1".to_string()],
+                "{kind}, {mode}"
+            );
+            assert_eq!(answer.status, 'I', "{kind}, {mode}");
+            for server in &bed.servers {
+                let ran = server.ran();
+                let on = |sql: &str| ran.iter().find(|(_, s)| s.contains(sql)).map(|(c, _)| *c);
+                assert!(
+                    on("stray").is_none() || on("stray") != on("'B'"),
+                    "{kind}, {mode}: the broken connection was reused: {ran:?}"
+                );
+                assert!(
+                    on("'next'").is_none(),
+                    "{kind}, {mode}: ran on a broken connection: {ran:?}"
+                );
+            }
+        }
+    }
+
+    // Outside a transaction (one shard) the connection goes back to the pool before the
+    // stray message is read: the pool's check finds it there and does not reuse it.
+    let bed = Bed::with_script(1, "transaction", 1, script).await;
+    let mut a = bed.client(&[]).await;
+    assert!(a.query("SELECT stray").await.errors.is_empty());
+    for round in 0..3 {
+        let answer = a.query("SELECT 'again'").await;
+        assert_eq!(answer.rows, vec!["SELECT 'again'".to_string()], "{round}");
+        assert_eq!(answer.status, 'I');
+    }
+}

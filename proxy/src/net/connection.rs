@@ -117,22 +117,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+/// What the peer of a connection that owes nothing has done unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unasked {
+    /// Nothing: the connection can be used.
+    Nothing,
+    /// It sent something (a server's FATAL before it goes away, or a message that
+    /// breaks the protocol, such as a second ReadyForQuery).
+    Sent,
+    /// It closed the connection, or the connection failed.
+    Closed,
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Whether an idle connection can still be used: the peer has neither closed it nor
-    /// sent anything unasked (a server's FATAL before it goes away). Never waits: one
-    /// read is polled and dropped (TLS keeps no partial state in a poll).
+    /// sent anything unasked.
     pub fn idle_and_open(&mut self) -> bool {
+        self.unasked() == Unasked::Nothing
+    }
+
+    /// What the peer did while nothing was asked of it. Never waits: one read is polled
+    /// and what it reads is dropped (TLS keeps no partial state in a poll), so a
+    /// connection found anything but [`Unasked::Nothing`] is not to be used again.
+    pub fn unasked(&mut self) -> Unasked {
         if !self.rbuf.is_empty() {
-            return false;
+            return Unasked::Sent;
         }
         let mut byte = [0u8; 1];
         let mut buf = ReadBuf::new(&mut byte);
         let mut cx = Context::from_waker(Waker::noop());
-        // Pending: nothing to read, still open. Else end of stream, unexpected data, or
-        // a socket error.
-        Pin::new(&mut self.stream)
-            .poll_read(&mut cx, &mut buf)
-            .is_pending()
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf) {
+            std::task::Poll::Pending => Unasked::Nothing,
+            std::task::Poll::Ready(Ok(())) if !buf.filled().is_empty() => Unasked::Sent,
+            std::task::Poll::Ready(_) => Unasked::Closed,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ pub mod startup;
 pub mod stream;
 pub mod tls;
 
-pub use connection::Connection;
+pub use connection::{Connection, Unasked};
 pub use error::WireError;
 pub use frame::{BodyReader, Frame};
 pub use messages::Severity;
