@@ -13,6 +13,9 @@ use crate::error::ProxyError;
 use crate::frontend::listener::accept_loop;
 use crate::shutdown::{shutdown_pair, ShutdownTrigger};
 
+/// How long sessions ended at the shutdown deadline may take to tell their clients.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
 /// A running proxy: where it listens, and the means to stop it gracefully.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
@@ -73,7 +76,7 @@ impl ProxyHandle {
     }
 
     /// Stops accepting, lets running transactions finish for up to `shutdown_timeout`,
-    /// then returns; sessions still running after that end with the process.
+    /// then ends the sessions still running, each told `57P01`, and returns.
     pub async fn shutdown(self) {
         let ProxyHandle {
             ctx,
@@ -92,8 +95,15 @@ impl ProxyHandle {
         if left > 0 {
             tracing::warn!(
                 clients = left,
-                "shutdown timeout reached with clients still connected"
+                "shutdown timeout reached with clients still connected; ending their sessions"
             );
+            // Each is told 57P01 and let go; a client that does not take the notice is
+            // given up on after a moment.
+            trigger.terminate();
+            let grace = tokio::time::Instant::now() + TERMINATE_GRACE;
+            while clients() > 0 && tokio::time::Instant::now() < grace {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         } else {
             tracing::info!("all clients finished; pgshard stopped");
         }

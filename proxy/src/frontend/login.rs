@@ -43,12 +43,16 @@ pub async fn login(
     admission: &mut Admission,
 ) -> Option<LoggedIn> {
     let timeout = ctx.config.proxy.client_login_timeout;
-    match tokio::time::timeout(timeout, login_inner(stream, ctx, admission)).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::debug!("client did not log in within {timeout:?}");
-            None
+    let mut deadline = ctx.shutdown.clone();
+    tokio::select! {
+        result = tokio::time::timeout(timeout, login_inner(stream, ctx, admission)) => {
+            result.unwrap_or_else(|_| {
+                tracing::debug!("client did not log in within {timeout:?}");
+                None
+            })
         }
+        // The shutdown deadline passed with the login still under way.
+        _ = deadline.terminating() => None,
     }
 }
 

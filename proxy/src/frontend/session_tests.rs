@@ -25,12 +25,23 @@ impl Bed {
         pool_size: u32,
         script: crate::testing::scripted_server::Script,
     ) -> Bed {
+        Bed::configured(shards, pool_mode, pool_size, script, "").await
+    }
+
+    /// With `extra` lines for `[proxy]`.
+    async fn configured(
+        shards: usize,
+        pool_mode: &str,
+        pool_size: u32,
+        script: crate::testing::scripted_server::Script,
+        extra: &str,
+    ) -> Bed {
         let mut servers = Vec::new();
         for _ in 0..shards {
             servers.push(ScriptedServer::start(script.clone()).await);
         }
         let refs: Vec<&ScriptedServer> = servers.iter().collect();
-        let proxy = start_proxy(&refs, pool_mode, pool_size, "").await;
+        let proxy = start_proxy(&refs, pool_mode, pool_size, extra).await;
         Bed { proxy, servers }
     }
 
@@ -456,6 +467,52 @@ async fn a_shutdown_lets_a_begun_batch_finish() {
         assert_eq!(code, "57P01", "{kind}");
         let _ = stopping.await;
         drop(servers);
+    }
+}
+
+/// A client still in its transaction when `shutdown_timeout` is over is told 57P01, as
+/// PostgreSQL tells it, before its connection closes, rather than cut off (or, with the
+/// proxy in a test process, left connected); its server connection is not reused.
+#[tokio::test]
+async fn a_transaction_still_open_at_the_shutdown_deadline_hears_57p01() {
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed =
+                Bed::configured(shards, mode, 2, echo(), "shutdown_timeout = \"300ms\"").await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            assert!(a
+                .query("SELECT 1 FROM items WHERE id = 1")
+                .await
+                .errors
+                .is_empty());
+            let Bed { proxy, servers } = bed;
+            let started = std::time::Instant::now();
+            let stopping = tokio::spawn(proxy.shutdown());
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                (
+                    "57P01",
+                    "terminating connection due to administrator command"
+                ),
+                "{kind}, {mode}"
+            );
+            assert!(
+                started.elapsed() >= std::time::Duration::from_millis(250),
+                "{kind}, {mode}: told before the deadline"
+            );
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+            assert!(stopping.await.is_ok());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{kind}, {mode}: the shutdown took {:?}",
+                started.elapsed()
+            );
+            drop(servers);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! A framed, buffered PostgreSQL protocol connection.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::pin::Pin;
 use std::task::{Context, Waker};
 
@@ -94,10 +94,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
+    /// Writes out what is buffered. Cancel-safe: what was written leaves the buffer as
+    /// it goes, so a flush dropped half-way (a session ended at the shutdown deadline)
+    /// leaves exactly the unwritten rest, and a later flush sends no byte twice.
     pub async fn flush(&mut self) -> Result<(), WireError> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+        while !self.wbuf.is_empty() {
+            let written = self.stream.write(&self.wbuf).await?;
+            if written == 0 {
+                return Err(WireError::Io("the peer takes no more bytes".to_string()));
+            }
+            self.wbuf.advance(written);
         }
         self.stream.flush().await?;
         Ok(())

@@ -799,4 +799,13 @@ impl Executor for Session {
     async fn finish(&mut self) {
         Session::finish(self).await
     }
+
+    fn abandon(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            server.broken = true;
+        }
+        self.server = None;
+        self.lease = None;
+        *lock(&self.core.cancel) = None;
+    }
 }

@@ -332,4 +332,14 @@ impl Executor for ShardedSession {
     async fn finish(&mut self) {
         ShardedSession::finish(self).await
     }
+
+    fn abandon(&mut self) {
+        for slot in &mut self.links {
+            if let Some(link) = slot.as_mut() {
+                link.server.broken = true;
+            }
+            *slot = None;
+        }
+        *lock(&self.core.cancel) = None;
+    }
 }
