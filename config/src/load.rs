@@ -121,7 +121,8 @@ primary = \"db1:5432\"
         assert_eq!(proxy.min_pool_size, 0);
         assert_eq!(proxy.max_client_connections, 10_000);
         assert_eq!(proxy.max_message_size, 64 * 1024 * 1024);
-        assert_eq!(proxy.max_logins_in_progress, 64);
+        assert_eq!(proxy.max_logins_in_progress, None);
+        assert_eq!(proxy.logins_in_progress_limit(), 1000);
         assert_eq!(proxy.max_login_message_size, 10_000);
         assert_eq!(proxy.client_login_timeout, Duration::from_secs(15));
         assert_eq!(proxy.auth_method, AuthMethod::ScramSha256);
@@ -202,6 +203,22 @@ primary = \"db1:5432\"
         assert_eq!(tenants.sharding_function, ShardingFunctionKind::Range);
         assert_eq!(tenants.sharded_tables[0].key_type, ShardKeyType::Bigint);
         assert_eq!(tenants.shard_ranges[1].from, Some(ShardValue::Int(100_000)));
+    }
+
+    #[test]
+    fn logins_in_progress_follow_the_client_limit_unless_set() {
+        let limit = |settings: &str| {
+            parse(&format!("[proxy]\n{settings}\n{MINIMAL}"), "pgshard.toml")
+                .unwrap()
+                .proxy
+                .logins_in_progress_limit()
+        };
+        assert_eq!(limit("max_client_connections = 5000"), 500);
+        assert_eq!(limit("max_client_connections = 100"), 64);
+        assert_eq!(
+            limit("max_client_connections = 100\nmax_logins_in_progress = 8"),
+            8
+        );
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub struct ProxyConfig {
     /// Connections still logging in at most (startup, TLS, password), on top of
     /// `max_client_connections`; beyond it a new connection is refused at once with
     /// SQLSTATE 53300, so silent or slow connections cannot take the clients' places.
-    /// Default 64, at least 1.
-    pub max_logins_in_progress: usize,
+    /// At least 1; by default see [`ProxyConfig::logins_in_progress_limit`].
+    pub max_logins_in_progress: Option<usize>,
     /// Largest protocol message accepted, in bytes (written as a size such as
     /// `"64MB"`); bounds memory per connection. Default 64MB, from 1kB to 1GB.
     #[serde(deserialize_with = "crate::size::deserialize")]
@@ -88,6 +88,17 @@ pub struct ProxyConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl ProxyConfig {
+    /// Connections that may be logging in at once: `max_logins_in_progress`, by default
+    /// a tenth of `max_client_connections` and at least 64, so that a burst of logins
+    /// (an application starting its pool of connections) gets in while the places of
+    /// connections that never log in stay bounded.
+    pub fn logins_in_progress_limit(&self) -> usize {
+        self.max_logins_in_progress
+            .unwrap_or((self.max_client_connections / 10).max(64))
+    }
+}
+
 /// How connections to the servers are encrypted; libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -124,7 +135,7 @@ impl Default for ProxyConfig {
             pool_size: 20,
             min_pool_size: 0,
             max_client_connections: 10_000,
-            max_logins_in_progress: 64,
+            max_logins_in_progress: None,
             max_message_size: 64 << 20,
             max_login_message_size: 10_000,
             client_login_timeout: Duration::from_secs(15),

@@ -66,10 +66,9 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
         "proxy.max_client_connections",
         proxy.max_client_connections as u64,
     );
-    problems.at_least_one(
-        "proxy.max_logins_in_progress",
-        proxy.max_logins_in_progress as u64,
-    );
+    if proxy.max_logins_in_progress == Some(0) {
+        problems.add("proxy.max_logins_in_progress", "must be at least 1");
+    }
     if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&proxy.max_message_size) {
         problems.add("proxy.max_message_size", "must be between 1kB and 1GB");
     }

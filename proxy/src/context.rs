@@ -93,7 +93,7 @@ impl ProxyContext {
             );
             databases.insert(d.name.clone(), Arc::new(route));
         }
-        let admissions = Admissions::new(p.max_client_connections, p.max_logins_in_progress);
+        let admissions = Admissions::new(p.max_client_connections, p.logins_in_progress_limit());
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
         Ok(Arc::new(ProxyContext {
