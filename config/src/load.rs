@@ -121,6 +121,10 @@ primary = \"db1:5432\"
         assert_eq!(proxy.min_pool_size, 0);
         assert_eq!(proxy.max_client_connections, 10_000);
         assert_eq!(proxy.max_message_size, 64 * 1024 * 1024);
+        assert_eq!(proxy.max_logins_in_progress, None);
+        assert_eq!(proxy.logins_in_progress_limit(), 1000);
+        assert_eq!(proxy.max_login_message_size, 10_000);
+        assert_eq!(proxy.client_login_timeout, Duration::from_secs(15));
         assert_eq!(proxy.auth_method, AuthMethod::ScramSha256);
         assert_eq!(proxy.connect_timeout, Duration::from_secs(2));
         assert_eq!(proxy.checkout_timeout, Duration::from_secs(5));
@@ -199,6 +203,22 @@ primary = \"db1:5432\"
         assert_eq!(tenants.sharding_function, ShardingFunctionKind::Range);
         assert_eq!(tenants.sharded_tables[0].key_type, ShardKeyType::Bigint);
         assert_eq!(tenants.shard_ranges[1].from, Some(ShardValue::Int(100_000)));
+    }
+
+    #[test]
+    fn logins_in_progress_follow_the_client_limit_unless_set() {
+        let limit = |settings: &str| {
+            parse(&format!("[proxy]\n{settings}\n{MINIMAL}"), "pgshard.toml")
+                .unwrap()
+                .proxy
+                .logins_in_progress_limit()
+        };
+        assert_eq!(limit("max_client_connections = 5000"), 500);
+        assert_eq!(limit("max_client_connections = 100"), 64);
+        assert_eq!(
+            limit("max_client_connections = 100\nmax_logins_in_progress = 8"),
+            8
+        );
     }
 
     #[test]
@@ -442,7 +462,7 @@ primary = \"db1:5432\"
     fn unknown_keys() {
         assert_eq!(
             errors(&format!("[proxy]\npool_size = 5\npool_sise = 6\n{MINIMAL}")),
-            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_message_size`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`, `tls_certificate`, `tls_private_key`, `tls_mode`, `server_tls_mode`, `server_tls_ca`, `metrics_listen`"]
+            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_logins_in_progress`, `max_message_size`, `max_login_message_size`, `client_login_timeout`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`, `tls_certificate`, `tls_private_key`, `tls_mode`, `server_tls_mode`, `server_tls_ca`, `metrics_listen`"]
         );
         assert_eq!(
             errors(&format!("{MINIMAL}replica = [\"db2\"]\n")),

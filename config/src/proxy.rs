@@ -22,12 +22,27 @@ pub struct ProxyConfig {
     pub pool_size: u32,
     /// Idle server connections kept open per pool; default 0, at most `pool_size`.
     pub min_pool_size: u32,
-    /// Above it new clients are refused with SQLSTATE 53300; default 10000.
+    /// Logged-in clients at most; beyond it a login is refused with SQLSTATE 53300.
+    /// Default 10000.
     pub max_client_connections: usize,
+    /// Connections still logging in at most (startup, TLS, password), on top of
+    /// `max_client_connections`; beyond it a new connection is refused at once with
+    /// SQLSTATE 53300, so silent or slow connections cannot take the clients' places.
+    /// At least 1; by default see [`ProxyConfig::logins_in_progress_limit`].
+    pub max_logins_in_progress: Option<usize>,
     /// Largest protocol message accepted, in bytes (written as a size such as
     /// `"64MB"`); bounds memory per connection. Default 64MB, from 1kB to 1GB.
     #[serde(deserialize_with = "crate::size::deserialize")]
     pub max_message_size: u64,
+    /// Largest startup packet or authentication message (password, SASL) accepted
+    /// before login; a larger one is refused with SQLSTATE 08P01. Default 10000 bytes
+    /// (PostgreSQL's startup packet limit), from 1kB to 1MB.
+    #[serde(deserialize_with = "crate::size::deserialize")]
+    pub max_login_message_size: u64,
+    /// How long a connection may take to log in (PostgreSQL's
+    /// `authentication_timeout`); default 15s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub client_login_timeout: Duration,
     /// What clients are asked for; default `scram-sha-256`.
     pub auth_method: AuthMethod,
     /// Connecting and authenticating to a server; default 2s. It bounds how long a
@@ -73,6 +88,17 @@ pub struct ProxyConfig {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+impl ProxyConfig {
+    /// Connections that may be logging in at once: `max_logins_in_progress`, by default
+    /// a tenth of `max_client_connections` and at least 64, so that a burst of logins
+    /// (an application starting its pool of connections) gets in while the places of
+    /// connections that never log in stay bounded.
+    pub fn logins_in_progress_limit(&self) -> usize {
+        self.max_logins_in_progress
+            .unwrap_or((self.max_client_connections / 10).max(64))
+    }
+}
+
 /// How connections to the servers are encrypted; libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -109,7 +135,10 @@ impl Default for ProxyConfig {
             pool_size: 20,
             min_pool_size: 0,
             max_client_connections: 10_000,
+            max_logins_in_progress: None,
             max_message_size: 64 << 20,
+            max_login_message_size: 10_000,
+            client_login_timeout: Duration::from_secs(15),
             auth_method: AuthMethod::default(),
             connect_timeout: Duration::from_secs(2),
             checkout_timeout: Duration::from_secs(5),

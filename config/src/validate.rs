@@ -52,6 +52,7 @@ impl Problems {
 
 const MIN_MESSAGE_SIZE: u64 = 1 << 10;
 const MAX_MESSAGE_SIZE: u64 = 1 << 30;
+const MAX_LOGIN_MESSAGE_SIZE: u64 = 1 << 20;
 
 fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
     problems.at_least_one("proxy.pool_size", proxy.pool_size.into());
@@ -65,12 +66,22 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
         "proxy.max_client_connections",
         proxy.max_client_connections as u64,
     );
+    if proxy.max_logins_in_progress == Some(0) {
+        problems.add("proxy.max_logins_in_progress", "must be at least 1");
+    }
     if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&proxy.max_message_size) {
         problems.add("proxy.max_message_size", "must be between 1kB and 1GB");
+    }
+    if !(MIN_MESSAGE_SIZE..=MAX_LOGIN_MESSAGE_SIZE).contains(&proxy.max_login_message_size) {
+        problems.add(
+            "proxy.max_login_message_size",
+            "must be between 1kB and 1MB",
+        );
     }
     // Zero would fail every connection attempt or close every connection at once.
     for (key, value) in [
         ("proxy.connect_timeout", proxy.connect_timeout),
+        ("proxy.client_login_timeout", proxy.client_login_timeout),
         ("proxy.checkout_timeout", proxy.checkout_timeout),
         ("proxy.server_idle_timeout", proxy.server_idle_timeout),
         ("proxy.server_lifetime", proxy.server_lifetime),
@@ -376,6 +387,31 @@ mod tests {
                 ["pgshard.toml:2:1: proxy.max_message_size: must be between 1kB and 1GB"]
             );
         }
+    }
+
+    #[test]
+    fn login_limits() {
+        assert_eq!(
+            with_proxy("max_logins_in_progress = 0\nmax_login_message_size = \"1023B\""),
+            [
+                "pgshard.toml:2:1: proxy.max_logins_in_progress: must be at least 1",
+                "pgshard.toml:3:1: proxy.max_login_message_size: must be between 1kB and 1MB",
+            ]
+        );
+        assert_eq!(
+            with_proxy("max_login_message_size = \"2MB\"\nclient_login_timeout = \"0s\""),
+            [
+                "pgshard.toml:2:1: proxy.max_login_message_size: must be between 1kB and 1MB",
+                "pgshard.toml:3:1: proxy.client_login_timeout: must be greater than 0",
+            ]
+        );
+        assert_eq!(
+            errors(&format!(
+                "[proxy]\nmax_logins_in_progress = 1\nmax_login_message_size = \"1MB\"\n\
+                 client_login_timeout = \"100ms\"\n{MINIMAL}"
+            )),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

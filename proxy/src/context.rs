@@ -1,7 +1,6 @@
 //! What every task of a running proxy shares.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use pgshard_config::{Config, PoolMode, UserConfig};
@@ -12,6 +11,7 @@ use rand::RngCore;
 use crate::auth::ClientSecret;
 use crate::backend::{PoolSettings, Pools, ServerTarget};
 use crate::error::ProxyError;
+use crate::frontend::admission::Admissions;
 use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::statements::StatementRegistry;
 use crate::routing::{DatabaseRoute, NodeId};
@@ -35,7 +35,8 @@ pub struct ProxyContext {
     pub cancels: CancelRegistry,
     pub statements: StatementRegistry,
     pub shutdown: Shutdown,
-    pub clients: AtomicUsize,
+    /// The connections held: logging in, and logged in.
+    pub admissions: Arc<Admissions>,
     /// Keys the fake SCRAM exchange for unknown users, so it looks like a real one.
     pub mock_key: [u8; 32],
     /// TLS for clients, when `[proxy]` has a certificate and key.
@@ -92,6 +93,7 @@ impl ProxyContext {
             );
             databases.insert(d.name.clone(), Arc::new(route));
         }
+        let admissions = Admissions::new(p.max_client_connections, p.logins_in_progress_limit());
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
         Ok(Arc::new(ProxyContext {
@@ -102,7 +104,7 @@ impl ProxyContext {
             cancels: CancelRegistry::default(),
             statements: StatementRegistry::default(),
             shutdown,
-            clients: AtomicUsize::new(0),
+            admissions,
             mock_key,
             tls,
         }))

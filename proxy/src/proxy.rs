@@ -1,7 +1,6 @@
 //! Starting and stopping a whole proxy.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,9 @@ use crate::context::ProxyContext;
 use crate::error::ProxyError;
 use crate::frontend::listener::accept_loop;
 use crate::shutdown::{shutdown_pair, ShutdownTrigger};
+
+/// How long sessions ended at the shutdown deadline may take to tell their clients.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 
 /// A running proxy: where it listens, and the means to stop it gracefully.
 pub struct ProxyHandle {
@@ -63,13 +65,18 @@ async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), ProxyErro
 }
 
 impl ProxyHandle {
-    /// Clients connected right now.
+    /// Connections held right now: clients logged in and connections logging in.
     pub fn clients(&self) -> usize {
-        self.ctx.clients.load(Ordering::Acquire)
+        self.ctx.admissions.clients() + self.ctx.admissions.logins()
+    }
+
+    /// Connections logging in right now.
+    pub fn logins_in_progress(&self) -> usize {
+        self.ctx.admissions.logins()
     }
 
     /// Stops accepting, lets running transactions finish for up to `shutdown_timeout`,
-    /// then returns; sessions still running after that end with the process.
+    /// then ends the sessions still running, each told `57P01`, and returns.
     pub async fn shutdown(self) {
         let ProxyHandle {
             ctx,
@@ -79,7 +86,7 @@ impl ProxyHandle {
         } = self;
         trigger.trigger();
         let _ = listener.await;
-        let clients = || ctx.clients.load(Ordering::Acquire);
+        let clients = || ctx.admissions.clients() + ctx.admissions.logins();
         let deadline = tokio::time::Instant::now() + ctx.config.proxy.shutdown_timeout;
         while clients() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -88,8 +95,15 @@ impl ProxyHandle {
         if left > 0 {
             tracing::warn!(
                 clients = left,
-                "shutdown timeout reached with clients still connected"
+                "shutdown timeout reached with clients still connected; ending their sessions"
             );
+            // Each is told 57P01 and let go; a client that does not take the notice is
+            // given up on after a moment.
+            trigger.terminate();
+            let grace = tokio::time::Instant::now() + TERMINATE_GRACE;
+            while clients() > 0 && tokio::time::Instant::now() < grace {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         } else {
             tracing::info!("all clients finished; pgshard stopped");
         }

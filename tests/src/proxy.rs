@@ -166,9 +166,14 @@ impl TestProxy {
         self.handle.metrics_addr
     }
 
-    /// Clients connected to the proxy right now.
+    /// Connections the proxy holds right now: clients logged in and connections logging in.
     pub fn clients(&self) -> usize {
         self.handle.clients()
+    }
+
+    /// Connections logging in right now.
+    pub fn logins_in_progress(&self) -> usize {
+        self.handle.logins_in_progress()
     }
 
     /// A SQL connection to the proxy as `user` (see [`connect`]).

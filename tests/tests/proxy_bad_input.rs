@@ -230,3 +230,166 @@ async fn clients_beyond_the_limit_are_refused_with_53300() -> Result<()> {
     assert_eq!(one, 1);
     Ok(())
 }
+
+/// Login places in these tests, on top of the client places.
+const MAX_LOGINS: usize = 8;
+
+/// Like [`start`], with room for `MAX_LOGINS` logins in progress that must end within
+/// `login_timeout`.
+async fn start_with_login_limits(login_timeout: Duration) -> Result<(Cluster, TestProxy)> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = TestProxy::start(
+        cluster.shard(0).primary(),
+        ProxyOptions {
+            pool_size: 1,
+            max_client_connections: MAX_CLIENTS as u32,
+            proxy_extra: format!(
+                "max_logins_in_progress = {MAX_LOGINS}\nclient_login_timeout = \"{}ms\"",
+                login_timeout.as_millis()
+            ),
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    Ok((cluster, proxy))
+}
+
+/// Waits until the proxy holds `held` connections, `logins` of them logging in.
+async fn holds(proxy: &TestProxy, held: usize, logins: usize) -> Result<()> {
+    wait_for(
+        &format!("the proxy to hold {held} connections, {logins} logging in"),
+        Duration::from_secs(5),
+        || async {
+            Ok(((proxy.clients(), proxy.logins_in_progress()) == (held, logins)).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Silent connections used to take client places until the login timeout (60s, then
+/// again): `max_client_connections` of them locked every client out. They now take only
+/// login places; with those all taken a new connection is refused at once, never held,
+/// and the clients already in are not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_never_lock_clients_out() -> Result<()> {
+    let login_timeout = Duration::from_secs(3);
+    let (_cluster, proxy) = start_with_login_limits(login_timeout).await?;
+    let mut silent = Vec::new();
+    for _ in 0..MAX_CLIENTS {
+        silent.push(RawConnection::connect(proxy.addr()).await?);
+    }
+    holds(&proxy, MAX_CLIENTS, MAX_CLIENTS).await?;
+    let started = Instant::now();
+    let client = proxy.client(&User::app()).await?;
+    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
+    let took = started.elapsed();
+    ensure!(
+        took < Duration::from_secs(1),
+        "a client behind {MAX_CLIENTS} silent connections took {took:?} to log in"
+    );
+
+    // Every login place taken: refused at once with 53300, nothing held.
+    for _ in MAX_CLIENTS..MAX_LOGINS {
+        silent.push(RawConnection::connect(proxy.addr()).await?);
+    }
+    holds(&proxy, MAX_LOGINS + 1, MAX_LOGINS).await?;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let error = connect(proxy.addr(), &User::app())
+            .await
+            .err()
+            .context("a login beyond every login place")?;
+        assert_eq!(sqlstate(&error), Some("53300"), "{error}");
+        ensure!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused after {:?}",
+            started.elapsed()
+        );
+    }
+    ensure!(
+        proxy.clients() == MAX_LOGINS + 1,
+        "the refused connections are held: {}",
+        proxy.clients()
+    );
+    let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1, "the client already in is served");
+
+    // The silent connections are let go at client_login_timeout, then logins work again.
+    for conn in &mut silent {
+        let closed = closes(conn, "a silent login").await;
+        ensure!(
+            matches!(&closed, Ok(messages) if messages.is_empty()),
+            "{closed:?}"
+        );
+    }
+    holds(&proxy, 1, 0).await?;
+    let another = proxy.client(&User::app()).await?;
+    let one: i32 = another.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
+    Ok(())
+}
+
+/// Before login, password and SASL messages are as small as PostgreSQL keeps them: a
+/// 100 kB SASL message (the limit was max_message_size, 64 MB by default) is refused with
+/// 08P01 before its body is read, and the proxy serves a bystander.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_password_message_is_refused_with_08p01() -> Result<()> {
+    let (_cluster, proxy) = start_with_login_limits(Duration::from_secs(15)).await?;
+    let bystander = proxy.client(&User::app()).await?;
+    let mut conn = RawConnection::connect(proxy.addr()).await?;
+    conn.send_bytes(&wire::startup_packet(&[
+        ("user", "app"),
+        ("database", "app"),
+    ]))
+    .await?;
+    let ask = conn.expect_message().await?;
+    ensure!(ask.kind() == 'R', "{ask:?}");
+    let huge = wire::message(b'p', &vec![b'x'; 100 * 1024]);
+    conn.send_bytes(&huge[..1000]).await?;
+    let messages = closes(&mut conn, "a 100 kB SASL message").await?;
+    assert_fatal(&messages, "08P01", "a 100 kB SASL message");
+    let said = messages[0].field(b'M').unwrap_or_default();
+    ensure!(said.contains("102404 bytes"), "{said}");
+    let one: i32 = bystander.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
+    drop(bystander);
+    still_serves(&proxy, "a 100 kB SASL message").await
+}
+
+/// A client asking for protocol 3.2 and an option gets NegotiateProtocolVersion from the
+/// proxy exactly as from PostgreSQL, and goes on in 3.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_3_2_is_negotiated_down_as_postgres_does() -> Result<()> {
+    let (cluster, proxy) = start().await?;
+    let primary = cluster.shard(0).primary();
+    let mut negotiated = Vec::new();
+    for addr in [primary.addr(), proxy.addr()] {
+        let mut packet = wire::startup_packet(&[
+            ("user", "app"),
+            ("database", "app"),
+            ("_pq_.pgshard_test", "on"),
+        ]);
+        packet[4..8].copy_from_slice(&0x0003_0002i32.to_be_bytes());
+        let mut conn = RawConnection::connect(addr).await?;
+        conn.send_bytes(&packet).await?;
+        let first = conn.expect_message().await?;
+        ensure!(first.kind() == 'v', "{addr}: {first:?}");
+        negotiated.push(first);
+        conn.authenticate(&User::app()).await?;
+        conn.read_until_ready().await?;
+        conn.send_bytes(&wire::query("SELECT 'in 3.0'")).await?;
+        let replies = conn.read_until_ready().await?;
+        let rows: Vec<_> = replies.iter().map(wire::data_row).collect();
+        ensure!(
+            rows.contains(&vec![Some("in 3.0".to_string())]),
+            "{addr}: {replies:?}"
+        );
+    }
+    assert_eq!(
+        negotiated[1], negotiated[0],
+        "through the proxy (left) and directly (right)"
+    );
+    Ok(())
+}

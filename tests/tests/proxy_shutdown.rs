@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use pgshard_config::PoolMode;
-use pgshard_tests::wire::RawConnection;
+use pgshard_tests::wire::{self, RawConnection};
 use pgshard_tests::{wait_for, Cluster, Node, ProxyOptions, TestProxy, User};
 use tokio::net::TcpStream;
 
@@ -102,15 +102,36 @@ async fn shutdown_gives_up_on_a_transaction_after_the_timeout() -> Result<()> {
     .await?;
     let stuck = proxy.client(&User::app()).await?;
     stuck.batch_execute("BEGIN; SELECT 1").await?;
+    let (mut raw, _) = RawConnection::login(proxy.addr(), &User::app()).await?;
+    raw.send_bytes(&wire::query("BEGIN")).await?;
+    raw.read_until_ready().await?;
 
     let started = Instant::now();
-    tokio::time::timeout(timeout * 5, proxy.shutdown())
+    let stopping = tokio::spawn(proxy.shutdown());
+    // Still in its transaction at the deadline: told 57P01 as PostgreSQL tells it, then
+    // disconnected, rather than cut off with a bare end of stream.
+    let told = raw.read_until_closed().await?;
+    let told_after = started.elapsed();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].sqlstate().as_deref(), Some("57P01"));
+    assert_eq!(told[0].field(b'S').as_deref(), Some("FATAL"));
+    assert!(
+        told_after >= timeout,
+        "told after {told_after:?}, before the timeout"
+    );
+    tokio::time::timeout(timeout * 5, stopping)
         .await
-        .context("shutdown did not return after its timeout")?;
+        .context("shutdown did not return after its timeout")??;
     let took = started.elapsed();
     assert!(
         took >= timeout,
         "shutdown returned after {took:?}, before its timeout, with a transaction open"
     );
+    wait_for(
+        "the other client to be disconnected",
+        Duration::from_secs(2),
+        || async { Ok(stuck.is_closed().then_some(())) },
+    )
+    .await?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use super::admission::Admission;
 use super::dump_client;
 use super::engine::{serve, SessionCore};
 use super::login::{fatal, login, Destination};
@@ -12,21 +13,13 @@ use super::settings::ClientSettings;
 use super::sharded::ShardedSession;
 use crate::context::ProxyContext;
 
-/// Logs the client in and serves its session.
-pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, over_limit: bool) {
+/// Logs the client in and serves its session; `admission` is its place under the
+/// client limits, held for as long as it is connected.
+pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admission: Admission) {
     let _ = stream.set_nodelay(true);
-    let Some(mut logged_in) = login(stream, &ctx).await else {
+    let Some(mut logged_in) = login(stream, &ctx, &mut admission).await else {
         return;
     };
-    if over_limit {
-        fatal(
-            &mut logged_in.conn,
-            "53300",
-            "sorry, too many clients already",
-        )
-        .await;
-        return;
-    }
     let database = match logged_in.destination {
         Destination::Database(database) => database,
         Destination::Admin => {

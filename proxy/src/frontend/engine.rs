@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pgshard_config::PoolMode;
 use pgshard_router::ProxySetting;
@@ -20,9 +20,11 @@ use super::flow::{client_frame, greet_client, shutdown_notice, Flow};
 use super::proxy_settings::{shard_setting, SessionRole};
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
+use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
 use crate::net::{ClientStream, Connection, Frame, WireError};
 use crate::routing::DatabaseRoute;
+use crate::shutdown::Shutdown;
 
 /// What every session has, whichever executor serves it.
 pub struct SessionCore {
@@ -135,6 +137,10 @@ pub(crate) trait Executor {
 
     /// The client left: its servers are cleaned for the next client or closed.
     async fn finish(&mut self);
+
+    /// The session is ended where it stands (at the shutdown deadline, perhaps in the
+    /// middle of a step): every server it holds is closed, never reused.
+    fn abandon(&mut self);
 }
 
 /// Serves one logged-in client with `executor` until it leaves, the proxy shuts down or a
@@ -152,36 +158,73 @@ pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
     }
     executor.opened();
     let mut shutdown = executor.core().ctx.shutdown.clone();
+    let mut deadline = shutdown.clone();
     loop {
-        let idle = executor.idle();
-        let event = tokio::select! {
-            event = executor.next_event() => Some(event),
-            _ = shutdown.recv(), if idle => None,
-        };
-        let flow = match event {
-            None => shutdown_notice(&mut executor.core().client).await,
-            Some(Event::Client(frame)) => {
-                match client_frame(&mut executor.core().client, frame).await {
-                    Ok(frame) => on_client_message(&mut executor, frame).await,
-                    Err(flow) => flow,
-                }
+        let flow = tokio::select! {
+            biased;
+            _ = deadline.terminating() => {
+                terminate(&mut executor).await;
+                return;
             }
-            Some(Event::Server(frame)) => executor.on_server(frame).await,
-            Some(Event::PrimaryChanged) => executor.on_primary_change().await,
+            flow = step(&mut executor, &mut shutdown) => flow,
         };
         if let Flow::Stop = flow {
-            break;
-        }
-        if let Flow::Stop = executor.after_step().await {
             break;
         }
     }
     executor.finish().await;
 }
 
+/// How long the last word to a client ended by the shutdown deadline may take.
+const TERMINATE_NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One turn of a session: the next event, handled, and the work it left behind. An idle
+/// session hears a shutdown at once.
+async fn step<X: Executor>(executor: &mut X, shutdown: &mut Shutdown) -> Flow {
+    let idle = executor.idle();
+    let event = tokio::select! {
+        event = executor.next_event() => Some(event),
+        _ = shutdown.recv(), if idle => None,
+    };
+    let flow = match event {
+        None => shutdown_notice(&mut executor.core().client).await,
+        Some(Event::Client(frame)) => {
+            match client_frame(&mut executor.core().client, frame).await {
+                Ok(frame) => on_client_message(executor, frame).await,
+                Err(flow) => flow,
+            }
+        }
+        Some(Event::Server(frame)) => executor.on_server(frame).await,
+        Some(Event::PrimaryChanged) => executor.on_primary_change().await,
+    };
+    if let Flow::Stop = flow {
+        return Flow::Stop;
+    }
+    executor.after_step().await
+}
+
+/// `shutdown_timeout` is over and the session still runs (a transaction open, a
+/// statement under way): what it was doing is dropped, its servers are closed, never
+/// reused, and the client is told why, as PostgreSQL tells it, rather than just cut off.
+async fn terminate<X: Executor>(executor: &mut X) {
+    executor.abandon();
+    let client = &mut executor.core().client;
+    let _ = tokio::time::timeout(TERMINATE_NOTICE_TIMEOUT, shutdown_notice(client)).await;
+}
+
 /// The checks every client message gets before its executor sees it: Terminate ends the
-/// session, a message type no client sends ends it with 08P01, as in PostgreSQL.
+/// session, a message type no client sends ends it with 08P01, as in PostgreSQL, and so
+/// does a message whose layout is broken (a string without its terminator, a field cut
+/// short), worded as PostgreSQL words it; such a message is never forwarded.
 async fn on_client_message<X: Executor>(executor: &mut X, frame: Frame) -> Flow {
+    if let Err(broken) = check_client_message(&frame) {
+        tracing::info!(
+            "client sent a malformed '{}' message: {}",
+            char::from(frame.tag()),
+            broken.message()
+        );
+        return super::flow::fatal(&mut executor.core().client, "08P01", broken.message()).await;
+    }
     match frame.tag() {
         tag::TERMINATE => Flow::Stop,
         tag::QUERY

@@ -1,27 +1,20 @@
 //! Accepting client connections.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::client::serve_client;
 use crate::context::ProxyContext;
-
-/// Counts a client for as long as it is connected.
-struct ClientGuard(Arc<ProxyContext>);
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use crate::net::messages::error_response;
+use crate::net::Severity;
 
 /// Accepts clients until shutdown; each gets a task of its own, so a bad client never
-/// holds up the others.
+/// holds up the others. A connection that finds every login place taken is refused at
+/// once (see [`Admissions`](super::admission::Admissions)), so connections beyond the
+/// limits are never held.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<ProxyContext>) {
     let mut shutdown = ctx.shutdown.clone();
-    let max = ctx.config.proxy.max_client_connections;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -36,13 +29,30 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<ProxyContext>) {
                 continue;
             }
         };
-        let count = ctx.clients.fetch_add(1, Ordering::AcqRel) + 1;
-        let guard = ClientGuard(ctx.clone());
+        let Some(admission) = ctx.admissions.begin_login() else {
+            tracing::debug!(%peer, "refused: every login place is taken");
+            ctx.admissions.note_refused();
+            refuse_at_once(&stream);
+            continue;
+        };
         let ctx = ctx.clone();
         tracing::trace!(%peer, "client connected");
-        tokio::spawn(async move {
-            serve_client(stream, ctx, count > max).await;
-            drop(guard);
-        });
+        tokio::spawn(serve_client(stream, ctx, admission));
+    }
+}
+
+/// Tells a connection there is no room, with PostgreSQL's 53300, and closes it without
+/// waiting on it: the error goes out if the socket takes it at once (a new socket's send
+/// buffer is empty), and what the client already sent (its startup packet) is read away
+/// first, so that the close is an orderly one that keeps the error readable.
+fn refuse_at_once(stream: &TcpStream) {
+    let error = error_response(Severity::Fatal, "53300", "sorry, too many clients already");
+    let _ = stream.try_write(error.as_bytes());
+    let mut scratch = [0u8; 4096];
+    for _ in 0..4 {
+        match stream.try_read(&mut scratch) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
     }
 }

@@ -1,24 +1,21 @@
 //! A client's way in: startup negotiation, authentication, database lookup.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use pgshard_config::{AuthMethod, TlsMode, ADMIN_DATABASE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::admission::Admission;
 use crate::auth::{
     md5_salt, verify_cleartext, verify_md5, ScramExchange, SecretKind, SCRAM_SHA_256,
 };
 use crate::context::{ProxyContext, UserEntry};
-use crate::net::messages::{authentication, error_response, tag};
-use crate::net::startup::StartupRequest;
+use crate::net::messages::{authentication, error_response, negotiate_protocol_version, tag};
+use crate::net::startup::{StartupRequest, PROTOCOL_3_0};
 use crate::net::{ClientStream, Connection, Frame, MaybeTls, Severity, WireError};
 use crate::routing::DatabaseRoute;
-
-/// How long an unauthenticated client may take, as PostgreSQL's authentication_timeout.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An authenticated client, ready for its session.
 pub struct LoggedIn {
@@ -36,23 +33,39 @@ pub enum Destination {
     Admin,
 }
 
-/// Runs startup and authentication; `None` when the client left, was refused (it was told
-/// why), or only sent a CancelRequest.
-pub async fn login(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
-    match tokio::time::timeout(LOGIN_TIMEOUT, login_inner(stream, ctx)).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::debug!("client did not log in within {LOGIN_TIMEOUT:?}");
-            None
+/// Runs startup and authentication within `client_login_timeout`; `None` when the
+/// client left, was refused (it was told why), took too long, or only sent a
+/// CancelRequest. A client that logs in moves `admission` to a client place; with none
+/// left it is refused with 53300, as PostgreSQL refuses clients beyond max_connections.
+pub async fn login(
+    stream: TcpStream,
+    ctx: &ProxyContext,
+    admission: &mut Admission,
+) -> Option<LoggedIn> {
+    let timeout = ctx.config.proxy.client_login_timeout;
+    let mut deadline = ctx.shutdown.clone();
+    tokio::select! {
+        result = tokio::time::timeout(timeout, login_inner(stream, ctx, admission)) => {
+            result.unwrap_or_else(|_| {
+                tracing::debug!("client did not log in within {timeout:?}");
+                None
+            })
         }
+        // The shutdown deadline passed with the login still under way.
+        _ = deadline.terminating() => None,
     }
 }
 
-async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> {
+async fn login_inner(
+    stream: TcpStream,
+    ctx: &ProxyContext,
+    admission: &mut Admission,
+) -> Option<LoggedIn> {
+    let login_max = ctx.config.proxy.max_login_message_size as usize;
     let mut stream = MaybeTls::Plain(stream);
     let mut buf = BytesMut::with_capacity(512);
-    let params = loop {
-        match StartupRequest::parse(&mut buf) {
+    let (params, minor, protocol_options) = loop {
+        match StartupRequest::parse(&mut buf, login_max) {
             Err(WireError::Incomplete) => match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => continue,
@@ -80,7 +93,11 @@ async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> 
                 .await;
                 return None;
             }
-            Ok(StartupRequest::Startup { params }) => break params,
+            Ok(StartupRequest::Startup {
+                params,
+                minor,
+                protocol_options,
+            }) => break (params, minor, protocol_options),
             Err(WireError::UnsupportedProtocol(v)) => {
                 let msg = format!(
                     "unsupported frontend protocol {}.{}: server supports 3.0 to 3.0",
@@ -90,6 +107,19 @@ async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> 
                 refuse(&mut stream, "0A000", &msg).await;
                 return None;
             }
+            Err(WireError::TooLarge { len, max }) => {
+                tracing::info!("refused a startup packet of {len} bytes (limit {max})");
+                let message = format!(
+                    "invalid length of startup packet: {len} bytes, more than the {max} allowed"
+                );
+                refuse(&mut stream, "08P01", &message).await;
+                return None;
+            }
+            Err(WireError::BadLength(len)) => {
+                tracing::debug!("bad startup packet length {len}");
+                refuse(&mut stream, "08P01", "invalid length of startup packet").await;
+                return None;
+            }
             Err(e) => {
                 tracing::debug!("bad startup packet: {e}");
                 refuse(&mut stream, "08P01", "invalid startup packet layout").await;
@@ -97,8 +127,23 @@ async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> 
             }
         }
     };
-    let max = ctx.config.proxy.max_message_size as usize;
-    let mut conn = Connection::with_buffer(stream, buf, max);
+    let mut conn = Connection::with_buffer(stream, buf, login_max);
+    if minor > 0 || !protocol_options.is_empty() {
+        // As PostgreSQL answers a newer 3.x client: the session goes on in 3.0, without
+        // the options; the client decides whether that will do.
+        tracing::debug!(
+            minor,
+            ?protocol_options,
+            "client asked for protocol 3.{minor}"
+        );
+        let negotiate = negotiate_protocol_version(PROTOCOL_3_0, &protocol_options);
+        conn.write_frame(&negotiate).await.ok()?;
+    }
+    if ctx.admissions.clients_full() {
+        // Said before any password is asked for, as PostgreSQL does.
+        too_many_clients(&mut conn, ctx).await;
+        return None;
+    }
     let get = |name: &str| {
         params
             .iter()
@@ -133,6 +178,11 @@ async fn login_inner(stream: TcpStream, ctx: &ProxyContext) -> Option<LoggedIn> 
         return None;
     }
     let user = user?;
+    if !admission.log_in() {
+        too_many_clients(&mut conn, ctx).await;
+        return None;
+    }
+    conn.set_max_len(ctx.config.proxy.max_message_size as usize);
     let admin_console = db_name == ADMIN_DATABASE && !ctx.config.proxy.admin_users.is_empty();
     if admin_console {
         if !ctx.config.proxy.admin_users.contains(&user_name) {
@@ -186,7 +236,10 @@ async fn authenticate(
         (m, _) => m,
     };
     let result = match method {
-        AuthMethod::ScramSha256 => scram(conn, ctx, user_name, user).await,
+        AuthMethod::ScramSha256 => match scram(conn, ctx, user_name, user).await {
+            Some(passed) => passed,
+            None => return false,
+        },
         AuthMethod::Md5 => {
             let salt = md5_salt();
             match ask_password(conn, authentication(5, &salt)).await {
@@ -219,24 +272,23 @@ async fn authenticate(
 }
 
 /// The SASL exchange; unknown users (and md5-only secrets) get a mock exchange that fails
-/// the same way a wrong password does.
+/// the same way a wrong password does. Whether the password was right; `None` when the
+/// client left or was already told why it is refused.
 async fn scram(
     conn: &mut Connection<ClientStream>,
     ctx: &ProxyContext,
     user_name: &str,
     user: Option<&UserEntry>,
-) -> bool {
+) -> Option<bool> {
     let mut mechanisms = SCRAM_SHA_256.as_bytes().to_vec();
     mechanisms.extend_from_slice(&[0, 0]);
-    let Some(initial) = ask_password(conn, authentication(10, &mechanisms)).await else {
-        return false;
-    };
+    let initial = ask_password(conn, authentication(10, &mechanisms)).await?;
     let mut r = crate::net::BodyReader::new(&initial);
     let (Ok(mechanism), Ok(len)) = (r.cstr_utf8(), r.i32()) else {
-        return false;
+        return Some(false);
     };
     if ScramExchange::check_mechanism(mechanism).is_err() || len < 0 {
-        return false;
+        return Some(false);
     }
     let client_first = r.rest();
     let mut exchange = match user.map(|u| ScramExchange::for_secret(&u.secret)) {
@@ -244,24 +296,41 @@ async fn scram(
         _ => ScramExchange::mock(user_name, &ctx.mock_key),
     };
     let Ok(server_first) = exchange.server_first(client_first) else {
-        return false;
+        return Some(false);
     };
-    let Some(client_final) = ask_password(conn, authentication(11, &server_first)).await else {
-        return false;
-    };
+    let client_final = ask_password(conn, authentication(11, &server_first)).await?;
     match exchange.server_final(&client_final) {
         Ok(server_final) => conn
             .write_frame(&authentication(12, &server_final))
             .await
-            .is_ok(),
-        Err(_) => false,
+            .ok()
+            .map(|()| true),
+        Err(_) => Some(false),
     }
 }
 
-/// Sends an authentication request and returns the body of the client's answer.
+/// Sends an authentication request and returns the body of the client's answer; `None`
+/// when the client left, or sent a message longer than `max_login_message_size` (it is
+/// told so, with 08P01).
 async fn ask_password(conn: &mut Connection<ClientStream>, request: Frame) -> Option<Vec<u8>> {
     conn.send(&request).await.ok()?;
-    let frame = conn.read_frame().await.ok()?;
+    let frame = match conn.read_frame().await {
+        Ok(frame) => frame,
+        Err(WireError::TooLarge { len, max }) => {
+            tracing::info!("refused an authentication message of {len} bytes (limit {max})");
+            let message = format!(
+                "invalid authentication message length: {len} bytes, more than the {max} \
+                 allowed"
+            );
+            fatal(conn, "08P01", &message).await;
+            return None;
+        }
+        Err(WireError::BadLength(_)) => {
+            fatal(conn, "08P01", "invalid message length").await;
+            return None;
+        }
+        Err(_) => return None,
+    };
     if frame.tag() != tag::PASSWORD {
         return None;
     }
@@ -273,6 +342,15 @@ async fn ask_password(conn: &mut Connection<ClientStream>, request: Frame) -> Op
         _ => body.strip_suffix(&[0]).unwrap_or(body),
     };
     Some(body.to_vec())
+}
+
+/// Refuses a login because every client place is taken, in PostgreSQL's words.
+async fn too_many_clients(conn: &mut Connection<ClientStream>, ctx: &ProxyContext) {
+    tracing::warn!(
+        "refused a login: proxy.max_client_connections ({}) clients are logged in",
+        ctx.config.proxy.max_client_connections
+    );
+    fatal(conn, "53300", "sorry, too many clients already").await;
 }
 
 /// Sends a FATAL error and flushes; the caller then drops the connection.

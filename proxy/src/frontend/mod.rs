@@ -1,5 +1,6 @@
 //! The client side: accepting clients, logging them in, and serving their sessions.
 
+pub mod admission;
 pub mod batch;
 pub mod cancel;
 pub mod checkout;
@@ -18,5 +19,7 @@ pub mod settings;
 pub mod sharded;
 pub mod statements;
 
+#[cfg(test)]
+mod login_tests;
 #[cfg(test)]
 mod session_tests;

@@ -25,12 +25,23 @@ impl Bed {
         pool_size: u32,
         script: crate::testing::scripted_server::Script,
     ) -> Bed {
+        Bed::configured(shards, pool_mode, pool_size, script, "").await
+    }
+
+    /// With `extra` lines for `[proxy]`.
+    async fn configured(
+        shards: usize,
+        pool_mode: &str,
+        pool_size: u32,
+        script: crate::testing::scripted_server::Script,
+        extra: &str,
+    ) -> Bed {
         let mut servers = Vec::new();
         for _ in 0..shards {
             servers.push(ScriptedServer::start(script.clone()).await);
         }
         let refs: Vec<&ScriptedServer> = servers.iter().collect();
-        let proxy = start_proxy(&refs, pool_mode, pool_size, "").await;
+        let proxy = start_proxy(&refs, pool_mode, pool_size, extra).await;
         Bed { proxy, servers }
     }
 
@@ -366,6 +377,49 @@ async fn settings_are_replayed_for_each_client_alone() {
     }
 }
 
+/// A Parse without its string terminator is answered 08P01 by the proxy, in
+/// PostgreSQL's words, and never reaches a server: neither forwarded as it is nor taken
+/// for a lost server connection.
+#[tokio::test]
+async fn a_parse_without_its_terminator_is_refused_by_the_proxy() {
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed = Bed::start(shards, mode, 1).await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            let unterminated = crate::net::Frame::new(b'P', b"\0SELECT 'never'");
+            a.send(&[unterminated, sync()]).await;
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                ("08P01", "invalid string in message"),
+                "{kind}, {mode}"
+            );
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+            assert!(
+                !bed.ran().iter().any(|sql| sql.contains("never")),
+                "{kind}, {mode}: {:?}",
+                bed.ran()
+            );
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT 'B'").await;
+            assert_eq!(
+                answer.rows,
+                vec!["SELECT 'B'".to_string()],
+                "{kind}, {mode}"
+            );
+            assert_eq!(answer.status, 'I', "{kind}, {mode}");
+            assert!(
+                bed.violations().is_empty(),
+                "{kind}, {mode}: {:?}",
+                bed.violations()
+            );
+        }
+    }
+}
+
 /// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
 #[tokio::test]
 async fn an_idle_client_hears_the_shutdown() {
@@ -413,6 +467,52 @@ async fn a_shutdown_lets_a_begun_batch_finish() {
         assert_eq!(code, "57P01", "{kind}");
         let _ = stopping.await;
         drop(servers);
+    }
+}
+
+/// A client still in its transaction when `shutdown_timeout` is over is told 57P01, as
+/// PostgreSQL tells it, before its connection closes, rather than cut off (or, with the
+/// proxy in a test process, left connected); its server connection is not reused.
+#[tokio::test]
+async fn a_transaction_still_open_at_the_shutdown_deadline_hears_57p01() {
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed =
+                Bed::configured(shards, mode, 2, echo(), "shutdown_timeout = \"300ms\"").await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            assert!(a
+                .query("SELECT 1 FROM items WHERE id = 1")
+                .await
+                .errors
+                .is_empty());
+            let Bed { proxy, servers } = bed;
+            let started = std::time::Instant::now();
+            let stopping = tokio::spawn(proxy.shutdown());
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(
+                (code.as_str(), message.as_str()),
+                (
+                    "57P01",
+                    "terminating connection due to administrator command"
+                ),
+                "{kind}, {mode}"
+            );
+            assert!(
+                started.elapsed() >= std::time::Duration::from_millis(250),
+                "{kind}, {mode}: told before the deadline"
+            );
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+            assert!(stopping.await.is_ok());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{kind}, {mode}: the shutdown took {:?}",
+                started.elapsed()
+            );
+            drop(servers);
+        }
     }
 }
 
@@ -679,5 +779,72 @@ async fn a_literal_set_config_lasts_for_the_session() {
                 );
             }
         }
+    }
+}
+
+/// A server that sends a ReadyForQuery nobody asked for breaks the protocol: its
+/// connection is closed, never reused, and the client whose transaction was on it is told
+/// 08P01. On one shard the session's count of batches underflowed instead (the client
+/// was left waiting, or pinned for good); on two, the next statement was answered with
+/// the stray message and every later one with its predecessor's replies.
+#[tokio::test]
+async fn a_stray_ready_for_query_breaks_only_that_server_connection() {
+    let script: crate::testing::scripted_server::Script = Arc::new(|statement: &Statement<'_>| {
+        if statement.sql.contains("stray") {
+            Reply::CommandThenStrayReady("SELECT 0".to_string())
+        } else {
+            echo_reply(statement)
+        }
+    });
+    for (shards, kind) in KINDS {
+        for mode in ["transaction", "session"] {
+            let bed = Bed::with_script(shards, mode, 1, script.clone()).await;
+            let mut a = bed.client(&[]).await;
+            assert_eq!(a.query("BEGIN").await.status, 'T', "{kind}, {mode}");
+            let answer = a.query("SELECT stray FROM items WHERE id = 1").await;
+            assert_eq!(answer.tags, vec!["SELECT 0".to_string()], "{kind}, {mode}");
+            // One shard: told at once. Two: told when the next statement would run.
+            a.send(&[crate::net::messages::query(
+                "SELECT 'next' FROM items WHERE id = 1",
+            )])
+            .await;
+            let frame = a.read().await;
+            assert_eq!(frame.tag(), b'E', "{kind}, {mode}");
+            let (code, message) = crate::net::messages::error_fields(&frame);
+            assert_eq!(code, "08P01", "{kind}, {mode}: {message}");
+            assert!(a.closed().await, "{kind}, {mode}: still open");
+
+            let mut b = bed.client(&[]).await;
+            let answer = b.query("SELECT 'B' FROM items WHERE id = 1").await;
+            assert_eq!(
+                answer.rows,
+                vec!["SELECT 'B' FROM items WHERE id = 1".to_string()],
+                "{kind}, {mode}"
+            );
+            assert_eq!(answer.status, 'I', "{kind}, {mode}");
+            for server in &bed.servers {
+                let ran = server.ran();
+                let on = |sql: &str| ran.iter().find(|(_, s)| s.contains(sql)).map(|(c, _)| *c);
+                assert!(
+                    on("stray").is_none() || on("stray") != on("'B'"),
+                    "{kind}, {mode}: the broken connection was reused: {ran:?}"
+                );
+                assert!(
+                    on("'next'").is_none(),
+                    "{kind}, {mode}: ran on a broken connection: {ran:?}"
+                );
+            }
+        }
+    }
+
+    // Outside a transaction (one shard) the connection goes back to the pool before the
+    // stray message is read: the pool's check finds it there and does not reuse it.
+    let bed = Bed::with_script(1, "transaction", 1, script).await;
+    let mut a = bed.client(&[]).await;
+    assert!(a.query("SELECT stray").await.errors.is_empty());
+    for round in 0..3 {
+        let answer = a.query("SELECT 'again'").await;
+        assert_eq!(answer.rows, vec!["SELECT 'again'".to_string()], "{round}");
+        assert_eq!(answer.status, 'I');
     }
 }

@@ -10,11 +10,28 @@ use crate::context::ProxyContext;
 /// The body of `GET /metrics`.
 pub fn render(ctx: &ProxyContext) -> String {
     let mut out = Exposition::default();
-    out.family("pgshard_clients", "gauge", "Clients connected now.");
+    let admissions = &ctx.admissions;
+    out.family("pgshard_clients", "gauge", "Clients logged in now.");
+    out.sample("pgshard_clients", &[], admissions.clients() as u64);
+    out.family(
+        "pgshard_logins_in_progress",
+        "gauge",
+        "Connections logging in now.",
+    );
     out.sample(
-        "pgshard_clients",
+        "pgshard_logins_in_progress",
         &[],
-        ctx.clients.load(std::sync::atomic::Ordering::Acquire) as u64,
+        admissions.logins() as u64,
+    );
+    out.family(
+        "pgshard_connections_refused_total",
+        "counter",
+        "Connections refused at once because max_logins_in_progress were logging in.",
+    );
+    out.sample(
+        "pgshard_connections_refused_total",
+        &[],
+        admissions.refused(),
     );
 
     let pools = ctx.pools.states();

@@ -1,13 +1,13 @@
 //! A framed, buffered PostgreSQL protocol connection.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::pin::Pin;
 use std::task::{Context, Waker};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::error::WireError;
-use super::frame::Frame;
+use super::frame::{Frame, HEADER_LEN};
 
 /// Reads whole messages from a byte stream and buffers writes until `flush`.
 ///
@@ -22,6 +22,15 @@ pub struct Connection<S> {
 
 /// Flush the write buffer once it holds this much, so a large result streams.
 const FLUSH_AT: usize = 64 * 1024;
+
+/// Room made in the read buffer before a read: at least this much, so small messages
+/// arriving together are read at once…
+const MIN_READ: usize = 8 * 1024;
+
+/// …and at most this much beyond the bytes already there, so a message's declared length
+/// alone never grows the buffer: a 4-byte header declaring 60 MB costs 64 kB until the
+/// body's bytes actually come.
+const MAX_READ: usize = 64 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, max_len: usize) -> Self {
@@ -45,6 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Err(WireError::Incomplete) => {}
                 other => return other,
             }
+            self.make_room();
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 return if self.rbuf.is_empty() {
                     Err(WireError::Closed)
@@ -55,13 +65,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Room for the next read: what the message being read still lacks, between
+    /// [`MIN_READ`] and [`MAX_READ`]. The buffer thus grows with the bytes that arrive.
+    fn make_room(&mut self) {
+        let missing = Frame::declared_len(&self.rbuf)
+            .map_or(HEADER_LEN, |len| len.saturating_sub(self.rbuf.len()));
+        let want = missing.clamp(MIN_READ, MAX_READ);
+        if self.rbuf.capacity() - self.rbuf.len() < want {
+            self.rbuf.reserve(want);
+        }
+    }
+
     /// Whether a whole message is already buffered (so reading it will not wait).
     pub fn has_buffered_frame(&self) -> bool {
-        if self.rbuf.len() < 5 {
-            return false;
-        }
-        let len = i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
-        len >= 4 && self.rbuf.len() > len as usize
+        Frame::declared_len(&self.rbuf).is_some_and(|len| self.rbuf.len() >= len)
     }
 
     /// Queues a message; flushes by itself when the buffer is large.
@@ -77,10 +94,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
+    /// Writes out what is buffered. Cancel-safe: what was written leaves the buffer as
+    /// it goes, so a flush dropped half-way (a session ended at the shutdown deadline)
+    /// leaves exactly the unwritten rest, and a later flush sends no byte twice.
     pub async fn flush(&mut self) -> Result<(), WireError> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+        while !self.wbuf.is_empty() {
+            let written = self.stream.write(&self.wbuf).await?;
+            if written == 0 {
+                return Err(WireError::Io("the peer takes no more bytes".to_string()));
+            }
+            self.wbuf.advance(written);
         }
         self.stream.flush().await?;
         Ok(())
@@ -100,21 +123,84 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+/// What the peer of a connection that owes nothing has done unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unasked {
+    /// Nothing: the connection can be used.
+    Nothing,
+    /// It sent something (a server's FATAL before it goes away, or a message that
+    /// breaks the protocol, such as a second ReadyForQuery).
+    Sent,
+    /// It closed the connection, or the connection failed.
+    Closed,
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Whether an idle connection can still be used: the peer has neither closed it nor
-    /// sent anything unasked (a server's FATAL before it goes away). Never waits: one
-    /// read is polled and dropped (TLS keeps no partial state in a poll).
+    /// sent anything unasked.
     pub fn idle_and_open(&mut self) -> bool {
+        self.unasked() == Unasked::Nothing
+    }
+
+    /// What the peer did while nothing was asked of it. Never waits: one read is polled
+    /// and what it reads is dropped (TLS keeps no partial state in a poll), so a
+    /// connection found anything but [`Unasked::Nothing`] is not to be used again.
+    pub fn unasked(&mut self) -> Unasked {
         if !self.rbuf.is_empty() {
-            return false;
+            return Unasked::Sent;
         }
         let mut byte = [0u8; 1];
         let mut buf = ReadBuf::new(&mut byte);
         let mut cx = Context::from_waker(Waker::noop());
-        // Pending: nothing to read, still open. Else end of stream, unexpected data, or
-        // a socket error.
-        Pin::new(&mut self.stream)
-            .poll_read(&mut cx, &mut buf)
-            .is_pending()
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf) {
+            std::task::Poll::Pending => Unasked::Nothing,
+            std::task::Poll::Ready(Ok(())) if !buf.filled().is_empty() => Unasked::Sent,
+            std::task::Poll::Ready(_) => Unasked::Closed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A peer that sends a header declaring 60 MB and then nothing: the connection waits
+    /// for the body with a buffer that has not grown towards 60 MB.
+    #[tokio::test]
+    async fn a_declared_length_alone_does_not_grow_the_buffer() {
+        let (mut peer, ours) = tokio::io::duplex(1 << 20);
+        let mut conn = Connection::new(ours, 64 << 20);
+        let mut header = vec![b'Q'];
+        header.extend_from_slice(&(60i32 << 20).to_be_bytes());
+        header.extend_from_slice(b"SELECT");
+        peer.write_all(&header).await.unwrap();
+        let read = tokio::time::timeout(Duration::from_millis(100), conn.read_frame()).await;
+        assert!(read.is_err(), "a 6-byte body cannot be a whole message");
+        assert!(
+            conn.rbuf.capacity() <= 2 * MAX_READ,
+            "the buffer grew to {} bytes on a header alone",
+            conn.rbuf.capacity()
+        );
+    }
+
+    /// A large message arriving in pieces is read whole, in a buffer about its size.
+    #[tokio::test]
+    async fn a_large_message_arrives_whole() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours, 64 << 20);
+        let body = vec![b'x'; 3 << 20];
+        let frame = Frame::new(b'd', &body);
+        let sent = frame.clone();
+        let writer = tokio::spawn(async move {
+            for piece in sent.as_bytes().chunks(10_000) {
+                peer.write_all(piece).await.unwrap();
+            }
+            peer
+        });
+        let got = conn.read_frame().await.unwrap();
+        assert_eq!(got, frame);
+        assert!(conn.rbuf.capacity() <= 2 * frame.len() + 2 * MAX_READ);
+        drop(writer.await.unwrap());
     }
 }

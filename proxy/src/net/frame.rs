@@ -20,8 +20,9 @@ impl Frame {
     /// Checks whether `buf` holds a whole message and, if so, splits it off.
     ///
     /// Check-then-parse: nothing is consumed while the message is incomplete. A declared
-    /// length below 4 or above `max_len` is an error before any body is buffered, so a
-    /// huge declared length cannot make the proxy allocate it.
+    /// length below 4 or above `max_len` is an error before any body is buffered, and
+    /// nothing is reserved for the rest of the body: the buffer grows as its bytes arrive
+    /// (see [`Connection`](super::Connection)), never by a peer's declared length alone.
     pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<Frame, WireError> {
         if buf.len() < HEADER_LEN {
             return Err(WireError::Incomplete);
@@ -35,12 +36,22 @@ impl Frame {
             return Err(WireError::TooLarge { len, max: max_len });
         }
         if buf.len() < len + 1 {
-            buf.reserve(len + 1 - buf.len());
             return Err(WireError::Incomplete);
         }
         Ok(Frame {
             bytes: buf.split_to(len + 1).freeze(),
         })
+    }
+
+    /// The whole length (tag included) of the message whose header starts `buf`, once the
+    /// header is there and its length is sane.
+    pub fn declared_len(buf: &[u8]) -> Option<usize> {
+        let header = buf.get(..HEADER_LEN)?;
+        let declared = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        usize::try_from(declared)
+            .ok()
+            .filter(|&len| len >= 4)
+            .map(|len| len + 1)
     }
 
     /// Builds a frame from a tag and a body.
@@ -182,6 +193,21 @@ mod tests {
             Frame::parse(&mut buf, 100),
             Err(WireError::BadLength(_))
         ));
+    }
+
+    /// A header alone reserves nothing: the buffer grows as the body's bytes arrive.
+    #[test]
+    fn a_declared_length_reserves_nothing() {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(b"Q");
+        buf.extend_from_slice(&(60i32 << 20).to_be_bytes());
+        buf.extend_from_slice(b"SELECT");
+        assert_eq!(Frame::parse(&mut buf, 64 << 20), Err(WireError::Incomplete));
+        assert!(
+            buf.capacity() < 1024,
+            "a 60 MB header made the buffer {} bytes",
+            buf.capacity()
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod tag {
     pub const PORTAL_SUSPENDED: u8 = b's';
     pub const PARAMETER_DESCRIPTION: u8 = b't';
     pub const NOTIFICATION_RESPONSE: u8 = b'A';
+    pub const NEGOTIATE_PROTOCOL_VERSION: u8 = b'v';
 }
 
 /// How bad an error the proxy reports is.
@@ -120,6 +121,19 @@ pub fn authentication(code: i32, data: &[u8]) -> Frame {
     body.extend_from_slice(&code.to_be_bytes());
     body.extend_from_slice(data);
     Frame::new(tag::AUTHENTICATION, &body)
+}
+
+/// NegotiateProtocolVersion: the newest protocol version the proxy speaks for the major
+/// version asked for, and the protocol options asked for that it does not know.
+/// PostgreSQL sends the whole version number (3.0 is 196608), and libpq reads it so.
+pub fn negotiate_protocol_version(newest: i32, unrecognized: &[String]) -> Frame {
+    let mut body = newest.to_be_bytes().to_vec();
+    body.extend_from_slice(&(unrecognized.len() as i32).to_be_bytes());
+    for option in unrecognized {
+        body.extend_from_slice(option.as_bytes());
+        body.push(0);
+    }
+    Frame::new(tag::NEGOTIATE_PROTOCOL_VERSION, &body)
 }
 
 pub fn parameter_status(name: &str, value: &str) -> Frame {

@@ -4,12 +4,13 @@
 pub mod connection;
 pub mod error;
 pub mod frame;
+pub mod layout;
 pub mod messages;
 pub mod startup;
 pub mod stream;
 pub mod tls;
 
-pub use connection::Connection;
+pub use connection::{Connection, Unasked};
 pub use error::WireError;
 pub use frame::{BodyReader, Frame};
 pub use messages::Severity;

@@ -8,10 +8,11 @@ use super::frame::BodyReader;
 const SSL_REQUEST: i32 = 80877103;
 const GSSENC_REQUEST: i32 = 80877104;
 const CANCEL_REQUEST: i32 = 80877102;
-const PROTOCOL_3_0: i32 = 196608;
+/// Protocol 3.0, the version the proxy speaks.
+pub const PROTOCOL_3_0: i32 = 196608;
 
-/// Startup packets are small; PostgreSQL itself caps them at 10000 bytes.
-pub const MAX_STARTUP_LEN: usize = 10_000;
+/// Startup parameters under this prefix are protocol options, not settings.
+const PROTOCOL_OPTION_PREFIX: &str = "_pq_.";
 
 /// What a client may send before it is authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +23,32 @@ pub enum StartupRequest {
         pid: i32,
         key: i32,
     },
-    /// Protocol 3.0 startup with its parameters (user, database, options, …) in order.
+    /// Protocol 3.x startup with its parameters (user, database, options, …) in order.
     Startup {
         params: Vec<(String, String)>,
+        /// The minor protocol version asked for; the session speaks 3.0 whatever it is.
+        minor: u16,
+        /// Names of the protocol options (`_pq_.*` parameters) asked for; none is
+        /// known, so none is applied.
+        protocol_options: Vec<String>,
     },
 }
 
 impl StartupRequest {
-    /// Check-then-parse, like `Frame::parse`, for the untagged startup packet.
-    pub fn parse(buf: &mut BytesMut) -> Result<StartupRequest, WireError> {
+    /// Check-then-parse, like `Frame::parse`, for the untagged startup packet: a declared
+    /// length below 8 or above `max_len` is an error before the packet is buffered.
+    pub fn parse(buf: &mut BytesMut, max_len: usize) -> Result<StartupRequest, WireError> {
         if buf.len() < 4 {
             return Err(WireError::Incomplete);
         }
         let declared = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        if !(8..=MAX_STARTUP_LEN as i32).contains(&declared) {
-            return Err(WireError::BadLength(declared));
+        let len = usize::try_from(declared)
+            .ok()
+            .filter(|&len| len >= 8)
+            .ok_or(WireError::BadLength(declared))?;
+        if len > max_len {
+            return Err(WireError::TooLarge { len, max: max_len });
         }
-        let len = declared as usize;
         if buf.len() < len {
             return Err(WireError::Incomplete);
         }
@@ -52,17 +62,26 @@ impl StartupRequest {
                 pid: r.i32()?,
                 key: r.i32()?,
             }),
-            PROTOCOL_3_0 => {
+            version if version >> 16 == PROTOCOL_3_0 >> 16 => {
                 let mut params = Vec::new();
+                let mut protocol_options = Vec::new();
                 loop {
                     let name = r.cstr_utf8()?;
                     if name.is_empty() {
                         break;
                     }
                     let value = r.cstr_utf8()?;
-                    params.push((name.to_string(), value.to_string()));
+                    if name.starts_with(PROTOCOL_OPTION_PREFIX) {
+                        protocol_options.push(name.to_string());
+                    } else {
+                        params.push((name.to_string(), value.to_string()));
+                    }
                 }
-                Ok(StartupRequest::Startup { params })
+                Ok(StartupRequest::Startup {
+                    params,
+                    minor: (version & 0xffff) as u16,
+                    protocol_options,
+                })
             }
             other => Err(WireError::UnsupportedProtocol(other)),
         }
@@ -100,32 +119,59 @@ pub fn cancel_packet(pid: i32, key: i32) -> [u8; 16] {
 mod tests {
     use super::*;
 
+    /// PostgreSQL's own limit on startup packets.
+    const LIMIT: usize = 10_000;
+
     #[test]
     fn round_trip_startup() {
         let mut buf = startup_packet(&[("user", "app"), ("database", "db")]);
-        let req = StartupRequest::parse(&mut buf).unwrap();
+        let req = StartupRequest::parse(&mut buf, LIMIT).unwrap();
         assert_eq!(
             req,
             StartupRequest::Startup {
                 params: vec![
                     ("user".into(), "app".into()),
                     ("database".into(), "db".into())
-                ]
+                ],
+                minor: 0,
+                protocol_options: Vec::new(),
             }
         );
         assert!(buf.is_empty());
+    }
+
+    /// A newer 3.x minor version and protocol options are read, for the proxy to answer
+    /// NegotiateProtocolVersion; the options are not taken for settings.
+    #[test]
+    fn newer_minor_versions_and_protocol_options() {
+        let mut buf = startup_packet(&[("user", "app"), ("_pq_.compression", "on")]);
+        buf[4..8].copy_from_slice(&0x0003_0002i32.to_be_bytes());
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
+            StartupRequest::Startup {
+                params: vec![("user".into(), "app".into())],
+                minor: 2,
+                protocol_options: vec!["_pq_.compression".into()],
+            }
+        );
+        let mut buf = startup_packet(&[("user", "app")]);
+        buf[4..8].copy_from_slice(&0x0004_0000i32.to_be_bytes());
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::UnsupportedProtocol(0x0004_0000))
+        );
     }
 
     #[test]
     fn cancel_and_ssl() {
         let mut buf = BytesMut::from(&cancel_packet(7, 9)[..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
             StartupRequest::Cancel { pid: 7, key: 9 }
         );
         let mut buf = BytesMut::from(&[0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f][..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf).unwrap(),
+            StartupRequest::parse(&mut buf, LIMIT).unwrap(),
             StartupRequest::Ssl
         );
     }
@@ -133,13 +179,34 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
-        assert!(StartupRequest::parse(&mut buf).is_err());
+        assert!(StartupRequest::parse(&mut buf, LIMIT).is_err());
         let mut buf = BytesMut::from(&[0, 0, 0, 12, 0, 3, 0, 0, b'u', b's', 0, 0][..]);
-        assert!(StartupRequest::parse(&mut buf).is_err());
+        assert!(StartupRequest::parse(&mut buf, LIMIT).is_err());
         let mut buf = BytesMut::from(&[0, 0, 0, 8, 0, 2, 0, 0][..]);
         assert_eq!(
-            StartupRequest::parse(&mut buf),
+            StartupRequest::parse(&mut buf, LIMIT),
             Err(WireError::UnsupportedProtocol(0x20000))
         );
+    }
+
+    #[test]
+    fn lengths_outside_the_limits() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 7, 0, 3, 0, 0][..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::BadLength(7))
+        );
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert_eq!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::BadLength(-1))
+        );
+        let mut buf = startup_packet(&[("user", &"u".repeat(LIMIT))]);
+        assert!(matches!(
+            StartupRequest::parse(&mut buf, LIMIT),
+            Err(WireError::TooLarge { max: LIMIT, .. })
+        ));
+        let mut buf = startup_packet(&[("user", &"u".repeat(LIMIT))]);
+        assert!(StartupRequest::parse(&mut buf, 2 * LIMIT).is_ok());
     }
 }

@@ -172,6 +172,16 @@ impl TestClient {
         self.replies().await
     }
 
+    /// Whether the proxy has closed the connection (nothing more comes); a message that
+    /// does come fails the test.
+    pub async fn closed(&mut self) -> bool {
+        match tokio::time::timeout(REPLY_TIMEOUT, self.conn.read_frame()).await {
+            Ok(Ok(frame)) => panic!("expected the end, got '{}'", frame.tag() as char),
+            Ok(Err(_)) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Leaves without a Terminate, as a crashed client does.
     pub fn drop_connection(self) {}
 }

@@ -30,6 +30,9 @@ pub enum Reply {
     Command(String),
     /// An ERROR with this SQLSTATE and message.
     Error(String, String),
+    /// A command with this tag, whose ReadyForQuery is followed by another one nobody
+    /// asked for: a server breaking the protocol.
+    CommandThenStrayReady(String),
 }
 
 impl Reply {
@@ -106,6 +109,7 @@ impl ScriptedServer {
                     status: b'I',
                     in_batch: false,
                     skipping: false,
+                    stray_ready: false,
                 };
                 tokio::spawn(backend.serve(stream));
             }
@@ -174,6 +178,8 @@ struct Backend {
     in_batch: bool,
     /// After an error in an extended batch: messages are skipped up to Sync.
     skipping: bool,
+    /// A ReadyForQuery nobody asked for is due after the next one.
+    stray_ready: bool,
 }
 
 impl Backend {
@@ -263,7 +269,7 @@ impl Backend {
                 self.portals.clear();
                 self.fetched.clear();
             }
-            return Some(vec![messages::ready_for_query(self.status)]);
+            return Some(self.ready());
         }
         if t == tag::FLUSH {
             return Some(Vec::new());
@@ -316,8 +322,17 @@ impl Backend {
         if out.is_empty() {
             out.push(Frame::new(b'I', &[]));
         }
-        out.push(messages::ready_for_query(self.status));
+        out.extend(self.ready());
         out
+    }
+
+    /// The ReadyForQuery that ends a batch, and a stray one when the script asked for it.
+    fn ready(&mut self) -> Vec<Frame> {
+        let ready = messages::ready_for_query(self.status);
+        match std::mem::take(&mut self.stray_ready) {
+            true => vec![ready.clone(), ready],
+            false => vec![ready],
+        }
     }
 
     fn answer(&self, sql: &str, params: &[Option<String>]) -> Reply {
@@ -365,6 +380,12 @@ impl Backend {
                 Ok(frames)
             }
             Reply::Command(tag) => {
+                let mut frames = report;
+                frames.push(messages::command_complete(&tag));
+                Ok(frames)
+            }
+            Reply::CommandThenStrayReady(tag) => {
+                self.stray_ready = true;
                 let mut frames = report;
                 frames.push(messages::command_complete(&tag));
                 Ok(frames)

@@ -195,8 +195,10 @@ impl Session {
         .await
     }
 
+    /// Batches sent that the server has not answered with a ReadyForQuery yet. Never
+    /// below zero: a ReadyForQuery nothing asked for is refused before it is counted.
     fn pending(&self) -> u64 {
-        self.sent_batches - self.done_batches
+        self.sent_batches.saturating_sub(self.done_batches)
     }
 
     fn shard(&self) -> &Arc<ShardNodes> {
@@ -444,6 +446,9 @@ impl Session {
                 }
             }
             Some(tag::READY_FOR_QUERY) => {
+                if self.pending() == 0 {
+                    return self.server_violation("a ReadyForQuery").await;
+                }
                 self.done_batches += 1;
                 if self.on_ready(batch) {
                     if let Flow::Stop = self.restore_startup_settings().await {
@@ -686,6 +691,30 @@ impl Session {
         .await
     }
 
+    /// The server sent `what` where nothing asked for it: it no longer answers what the
+    /// session sent it, so whatever it says next cannot be trusted. Its connection is
+    /// closed (never given to another client) and the client, whose transaction on it
+    /// is lost, is told so with 08P01 instead of being left waiting.
+    async fn server_violation(&mut self, what: &str) -> Flow {
+        if let Some(server) = self.server.as_mut() {
+            server.broken = true;
+        }
+        self.server = None;
+        self.replay = None;
+        let lease = self.lease.take();
+        *lock(&self.core.cancel) = None;
+        let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
+        tracing::warn!(server = %addr, "server broke the protocol: {what} nothing asked for");
+        self.fatal(
+            "08P01",
+            &format!(
+                "pgshard: server {addr} broke the protocol ({what} nothing asked for); its \
+                 connection is closed and the transaction, if any, is lost"
+            ),
+        )
+        .await
+    }
+
     /// The client left: its server connection is reset before another client gets it,
     /// or closed when it cannot be reset.
     async fn finish(&mut self) {
@@ -769,5 +798,14 @@ impl Executor for Session {
 
     async fn finish(&mut self) {
         Session::finish(self).await
+    }
+
+    fn abandon(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            server.broken = true;
+        }
+        self.server = None;
+        self.lease = None;
+        *lock(&self.core.cancel) = None;
     }
 }

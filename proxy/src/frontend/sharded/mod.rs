@@ -16,7 +16,7 @@ use super::checkout::CheckoutFailure;
 use super::engine::{Event, Executor, SessionCore};
 use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
 use crate::net::messages::{self, error_response, tag};
-use crate::net::{Frame, Severity, WireError};
+use crate::net::{Frame, Severity, Unasked, WireError};
 
 mod bind;
 mod copy;
@@ -36,6 +36,7 @@ mod write_counts;
 
 use bind::{Portal, Prepared};
 use link::ShardLink;
+use replies::Lost;
 use transaction::{ImplicitBlock, TxnState};
 
 /// Why a statement whose text is not UTF-8 is refused: the planner reads SQL as UTF-8.
@@ -164,6 +165,9 @@ impl ShardedSession {
     }
 
     async fn on_client(&mut self, frame: Frame) -> Flow {
+        if let Some(flow) = self.check_held_links().await {
+            return flow;
+        }
         if self.discard_until_sync && frame.tag() != tag::SYNC {
             return Flow::Continue;
         }
@@ -199,6 +203,46 @@ impl ShardedSession {
                     .await
             }
         }
+    }
+
+    /// Servers held between statements owe nothing and say nothing. One that sent
+    /// something unasked (a stray ReadyForQuery: it broke the protocol) or closed cannot
+    /// run the next statement, whose replies would be taken from what it sent: every held
+    /// server is closed, the transaction is lost, and the client is told so.
+    async fn check_held_links(&mut self) -> Option<Flow> {
+        // A suspended portal's shards still owe its rows: those were asked for.
+        let reading: Vec<usize> = (0..self.links.len())
+            .filter(|&shard| self.portal_streams.values().any(|s| s.reading(shard)))
+            .collect();
+        let (shard, unasked) = self
+            .links
+            .iter_mut()
+            .enumerate()
+            .filter(|(shard, _)| !reading.contains(shard))
+            .filter_map(|(shard, slot)| Some((shard, slot.as_mut()?)))
+            .map(|(shard, link)| (shard, link.server.conn.unasked()))
+            .find(|(_, unasked)| *unasked != Unasked::Nothing)?;
+        let reason = match unasked {
+            Unasked::Sent => {
+                for link in self.links.iter_mut().flatten() {
+                    link.server.broken = true;
+                }
+                self.links.iter_mut().for_each(|slot| *slot = None);
+                self.txn = TxnState::Idle;
+                tracing::warn!(
+                    shard,
+                    "server broke the protocol: a message nothing asked for"
+                );
+                let message = format!(
+                    "pgshard: the server of shard {shard} broke the protocol (a message nothing \
+                     asked for); its connection is closed and the transaction, if any, is lost"
+                );
+                return Some(self.fatal("08P01", &message).await);
+            }
+            _ => "the server closed the connection".to_string(),
+        };
+        self.lost(Lost { shard, reason }).await;
+        Some(Flow::Stop)
     }
 
     /// Sends an error; `ready` adds the ReadyForQuery a simple query (or Sync) ends with,
@@ -323,7 +367,18 @@ impl Executor for ShardedSession {
     async fn finish(&mut self) {
         ShardedSession::finish(self).await
     }
+
+    fn abandon(&mut self) {
+        for slot in &mut self.links {
+            if let Some(link) = slot.as_mut() {
+                link.server.broken = true;
+            }
+            *slot = None;
+        }
+        *lock(&self.core.cancel) = None;
+    }
 }
+
 /// The readers of the messages this session takes apart, for the fuzzer.
 #[cfg(test)]
 pub(crate) mod message_readers {
