@@ -1145,6 +1145,23 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT sum(score::float8 / 4)::numeric(10,1), avg(score::real)::int, sum(score::real / 8)::float8, sum(score::float8 / 4)::real FROM users"),
         exact("SELECT min(name)::varchar(4), count(*)::varchar(2), bool_or(active)::int FROM users"),
         exact("SELECT active, COALESCE(sum(score), 0)::text FROM users GROUP BY active ORDER BY active"),
+        // Arithmetic and numeric functions over aggregates and group keys, computed
+        // after merging with PostgreSQL's operators, types and scales.
+        exact("SELECT sum(score) / count(*), sum(balance) / sum(score), sum(score) % 7, count(*) * 2 - 1 FROM users"),
+        exact("SELECT region, 100.0 * sum(score) / sum(score + 1) AS pct, round(avg(balance), 2), -sum(score), max(score) - min(score) AS spread FROM users GROUP BY region ORDER BY pct DESC NULLS LAST, region NULLS FIRST"),
+        exact("SELECT sum(score)::float8 / count(*), avg(score::real) * 3, sum(score::real) / 7::real, sum(score::real) + 0.5 FROM users"),
+        exact("SELECT round(avg(score)), trunc(avg(balance), 1), abs(min(balance) - 1000), ceil(avg(score)), floor(avg(score::float8)), round(sum(score)::numeric, -2), abs(-count(*)) FROM users"),
+        exact("SELECT status, sum(amount) % 7, count(*) % 3, round(sum(amount) / count(*), 2) AS mean FROM orders GROUP BY status ORDER BY round(sum(amount) / count(*), 2) DESC, status"),
+        exact("SELECT region, count(*) FROM users GROUP BY region HAVING sum(score) / count(*) > 50 AND round(avg(balance)) >= 0 ORDER BY region NULLS FIRST"),
+        exact("SELECT score, count(*) * score AS weighted, (count(*) + score)::numeric(10,1) FROM users GROUP BY score ORDER BY score NULLS FIRST"),
+        exact("SELECT COALESCE(sum(score) + 1, 0), sum(score) / count(*) FROM users WHERE region = 'nowhere'"),
+        exact("SELECT (sum(balance) / count(*))::numeric(12,2) AS mean, sum(balance) * 1.5 FROM users WHERE active"),
+        // Errors arithmetic raises on one server are raised after merging.
+        exact("SELECT sum(score) / (count(*) - count(*)) FROM users"),
+        exact("SELECT sum(balance) % (count(*) - count(*)) FROM users"),
+        exact("SELECT count(*) * 9223372036854775807 FROM users"),
+        exact("SELECT round(sum(score)::float8, 1) FROM users"),
+        exact("SELECT sum(score)::float8 % 2 FROM users"),
         // Errors a cast raises on one server are raised after merging.
         exact("SELECT sum(id)::smallint FROM users"),
         exact("SELECT sum(balance)::numeric(4,2) FROM users"),
@@ -1201,13 +1218,15 @@ fn read_cases() -> Vec<Case> {
 /// Queries whose columns the merge types itself (wrapped aggregates, avg): a driver that
 /// describes the portal sees these types, sizes and modifiers, and gets binary values
 /// encoded for them.
-const RETYPED: [&str; 4] = [
+const RETYPED: [&str; 5] = [
     "SELECT count(*)::int, CAST(count(*) AS bigint) AS n, sum(score)::text, COALESCE(sum(balance), 0), \
      avg(score)::numeric(10,2), sum(score)::float8, avg(balance)::real, count(*)::varchar(2), \
      count(*)::int2, bool_or(active)::int, avg(score) FROM users",
     "SELECT region, count(*)::int AS n, avg(score)::numeric(10,3) FROM users GROUP BY region ORDER BY n DESC, region NULLS FIRST",
     "SELECT COALESCE(sum(amount), 0.00) AS total, COALESCE(max(status), 'none'), COALESCE(count(*), 0)::int2 FROM orders WHERE status = 'lost'",
     "SELECT status, avg(amount), sum(amount)::numeric(12,1) FROM orders GROUP BY status ORDER BY 2",
+    "SELECT region, sum(score) / count(*) AS per_user, 100.0 * count(*) / sum(score), round(avg(balance), 1), \
+     sum(score)::float8 / 3, abs(min(score)), -max(balance) FROM users GROUP BY region ORDER BY region NULLS FIRST",
 ];
 
 /// Runs each [`RETYPED`] query on raw connections to both sides, as a simple Query and
@@ -1406,7 +1425,7 @@ async fn compare_tables(run: &mut Run, nodes: &[Client], when: &str) -> Result<(
 // ---------------------------------------------------------------------------------------
 
 /// Queries no merge of shard results answers exactly; valid SQL for PostgreSQL.
-const REFUSED: [&str; 14] = [
+const REFUSED: [&str; 16] = [
     "SELECT id, rank() OVER (ORDER BY score) FROM users",
     "SELECT a.id, b.id FROM users a JOIN users b ON a.region = b.region WHERE a.id < 5",
     "SELECT u.id, o.id FROM users u JOIN orders o ON u.id = o.id",
@@ -1416,9 +1435,11 @@ const REFUSED: [&str; 14] = [
     "SELECT id FROM users WHERE score > (SELECT avg(score) FROM users)",
     "SELECT * FROM unlisted",
     "INSERT INTO unlisted VALUES (1)",
-    // Expressions over aggregates are not recombined, but for casts to numbers and text
-    // and COALESCE with a literal.
-    "SELECT max(score) - min(score) FROM users",
+    // Expressions over aggregates the merge does not evaluate, and operators on types it
+    // does not compute with (dates).
+    "SELECT sqrt(sum(score)) FROM users",
+    "SELECT CASE WHEN count(*) > 0 THEN 1 END FROM users",
+    "SELECT max(created) - min(created) FROM users",
     "SELECT count(*)::oid FROM users",
     "SELECT COALESCE(sum(score), max(score)) FROM users",
     // A date read from a string by COALESCE is refused once the shards say it is a date.

@@ -1,22 +1,21 @@
-//! Casts and COALESCE applied to a merged aggregate value (`count(*)::int`,
-//! `COALESCE(sum(x), 0)`), converting its text exactly as PostgreSQL would: the same
-//! result type, the same rounding, the same errors for values out of range.
+//! Casts and COALESCE of merged values (`count(*)::int`, `COALESCE(sum(x), 0)`),
+//! converting their text exactly as PostgreSQL would: the same result type, the same
+//! rounding, the same errors for values out of range.
 //!
-//! The shards compute the bare aggregate; the type it has (from their RowDescription)
-//! decides what each step does, as it decides on one server.
+//! The type a value has (from the shards' RowDescription) decides what a conversion
+//! does, as it decides on one server; [`super::compute`] puts them together.
 
 use std::str::FromStr;
 
 use bigdecimal::{BigDecimal, RoundingMode, ToPrimitive, Zero};
-use bytes::Bytes;
-use pgshard_router::plan::{CastTarget, Constant, ValueStep};
+use pgshard_router::plan::{CastTarget, Constant};
 
 use super::datetime::bad;
 use super::error::MergeError;
 use super::float_text::{float4_text, float8_text};
 
-/// Type OIDs of the types the steps know.
-mod oid {
+/// Type OIDs of the types the conversions know.
+pub(super) mod oid {
     pub const BOOL: u32 = 16;
     pub const NAME: u32 = 19;
     pub const INT8: u32 = 20;
@@ -50,7 +49,7 @@ pub struct SqlType {
 }
 
 impl SqlType {
-    const fn plain(oid: u32) -> SqlType {
+    pub(super) const fn plain(oid: u32) -> SqlType {
         SqlType { oid, typmod: -1 }
     }
 
@@ -87,7 +86,7 @@ impl SqlType {
     }
 
     /// The name PostgreSQL's messages use.
-    fn name(self) -> String {
+    pub(super) fn name(self) -> String {
         match self.oid {
             oid::BOOL => "boolean",
             oid::NAME => "name",
@@ -169,7 +168,7 @@ impl Kind {
 
 /// The implicit-cast order of PostgreSQL's numeric types: each converts implicitly to
 /// every later one, never to an earlier one.
-fn numeric_rank(ty: SqlType) -> Option<u8> {
+pub(super) fn numeric_rank(ty: SqlType) -> Option<u8> {
     Some(match ty.oid {
         oid::INT2 => 0,
         oid::INT4 => 1,
@@ -182,80 +181,10 @@ fn numeric_rank(ty: SqlType) -> Option<u8> {
 }
 
 /// A conversion of a non-NULL text value from one type to another.
-type Convert = fn(&str, SqlType, SqlType) -> Result<String, MergeError>;
-
-/// One step with the types it converts between.
-#[derive(Debug, Clone)]
-struct Step {
-    from: SqlType,
-    to: SqlType,
-    convert: Convert,
-    /// COALESCE: what a NULL becomes (already of type `to`; `None` stays NULL).
-    coalesce: Option<Option<String>>,
-}
-
-/// The steps of one wrapped aggregate, resolved for the type the shards return.
-#[derive(Debug, Clone)]
-pub struct Wrapping {
-    steps: Vec<Step>,
-    output: SqlType,
-}
-
-impl Wrapping {
-    /// Resolves `steps` for a value of type `source`. Fails as PostgreSQL would fail to
-    /// plan them (a cast that does not exist, COALESCE of types that do not match), or
-    /// as unsupported where the merge cannot be exact.
-    pub fn new(steps: &[ValueStep], source: SqlType) -> Result<Wrapping, MergeError> {
-        let mut resolved = Vec::with_capacity(steps.len());
-        let mut from = source;
-        for step in steps {
-            let step = match step {
-                ValueStep::Cast(target) => {
-                    let to = SqlType::of_target(*target);
-                    Step {
-                        from,
-                        to,
-                        convert: conversion(from, to)?,
-                        coalesce: None,
-                    }
-                }
-                ValueStep::Coalesce(constant) => coalesce(from, constant)?,
-            };
-            from = step.to;
-            resolved.push(step);
-        }
-        Ok(Wrapping {
-            steps: resolved,
-            output: from,
-        })
-    }
-
-    /// The type of the result column.
-    pub fn output(&self) -> SqlType {
-        self.output
-    }
-
-    /// The wrapped value of a merged aggregate value (text format; `None` is NULL).
-    pub fn apply(&self, value: Option<Bytes>) -> Result<Option<Bytes>, MergeError> {
-        let mut text = match value {
-            None => None,
-            Some(v) => Some(
-                String::from_utf8(v.to_vec())
-                    .map_err(|_| bad("value of a merged aggregate", "(not UTF-8)"))?,
-            ),
-        };
-        for step in &self.steps {
-            text = match text {
-                Some(t) => Some((step.convert)(&t, step.from, step.to)?),
-                None => step.coalesce.clone().flatten(),
-            };
-        }
-        Ok(text.map(Bytes::from))
-    }
-}
+pub(super) type Convert = fn(&str, SqlType, SqlType) -> Result<String, MergeError>;
 
 /// The conversion of a cast from `from` to `to`.
-fn conversion(from: SqlType, to: SqlType) -> Result<Convert, MergeError> {
+pub(super) fn conversion(from: SqlType, to: SqlType) -> Result<Convert, MergeError> {
     use Kind::*;
     if from.oid == to.oid && to.typmod == -1 {
         return Ok(same);
@@ -295,9 +224,18 @@ fn conversion(from: SqlType, to: SqlType) -> Result<Convert, MergeError> {
     })
 }
 
-/// COALESCE(value of type `from`, constant): the common type PostgreSQL resolves, the
-/// value converted to it, the constant as a value of it.
-fn coalesce(from: SqlType, constant: &Constant) -> Result<Step, MergeError> {
+/// How `COALESCE(value of type from, constant)` is evaluated.
+pub(super) struct CoalesceStep {
+    /// The common type PostgreSQL resolves for the pair.
+    pub to: SqlType,
+    /// The value converted to it.
+    pub convert: Convert,
+    /// The constant as a value of it (`None` for NULL).
+    pub constant: Option<String>,
+}
+
+/// Resolves `COALESCE(value of type from, constant)`.
+pub(super) fn coalesce(from: SqlType, constant: &Constant) -> Result<CoalesceStep, MergeError> {
     let unsupported = |what: &str| {
         Err(MergeError::Unsupported(format!(
             "COALESCE of {} merged from several shards with {what} is not supported; \
@@ -353,17 +291,16 @@ fn coalesce(from: SqlType, constant: &Constant) -> Result<Step, MergeError> {
             (to, Some(text))
         }
     };
-    Ok(Step {
-        from,
+    Ok(CoalesceStep {
         to,
         convert: conversion(from, to)?,
-        coalesce: Some(value),
+        constant: value,
     })
 }
 
 /// A number literal's type and value text: an integer is integer, bigint or (too
 /// large for either) numeric; anything with a point or exponent is numeric.
-fn number_literal(text: &str, decimal: bool) -> Result<(SqlType, String), MergeError> {
+pub(super) fn number_literal(text: &str, decimal: bool) -> Result<(SqlType, String), MergeError> {
     let bad_literal = || bad("numeric", text);
     if !decimal {
         let magnitude = text.trim_start_matches('-');
@@ -393,7 +330,7 @@ fn numeric_input(text: &str) -> Result<String, MergeError> {
 }
 
 /// A numeric value printed with `scale` digits after the point.
-fn plain(value: &BigDecimal, scale: i64) -> String {
+pub(super) fn plain(value: &BigDecimal, scale: i64) -> String {
     let text = value
         .with_scale_round(scale, RoundingMode::HalfUp)
         .to_plain_string();
@@ -414,7 +351,7 @@ fn same(text: &str, _: SqlType, _: SqlType) -> Result<String, MergeError> {
 }
 
 /// The range error of an integer type.
-fn out_of_range(to: SqlType) -> MergeError {
+pub(super) fn out_of_range(to: SqlType) -> MergeError {
     MergeError::Sql {
         sqlstate: "22003",
         message: format!("{} out of range", to.name()),
@@ -422,7 +359,7 @@ fn out_of_range(to: SqlType) -> MergeError {
     }
 }
 
-fn checked_int(value: i128, to: SqlType) -> Result<String, MergeError> {
+pub(super) fn checked_int(value: i128, to: SqlType) -> Result<String, MergeError> {
     let fits = match to.oid {
         oid::INT2 => i16::try_from(value).is_ok(),
         oid::INT4 => i32::try_from(value).is_ok(),
@@ -625,7 +562,7 @@ fn cut(text: &str, to: SqlType) -> String {
 }
 
 /// A float4 or float8 value, as the f64 it is exactly.
-fn parse_float(text: &str, from: SqlType) -> Result<f64, MergeError> {
+pub(super) fn parse_float(text: &str, from: SqlType) -> Result<f64, MergeError> {
     let special = match text {
         "NaN" => Some(f64::NAN),
         "Infinity" => Some(f64::INFINITY),
@@ -644,7 +581,7 @@ fn parse_float(text: &str, from: SqlType) -> Result<f64, MergeError> {
     }
 }
 
-fn bad_of(ty: SqlType, text: &str) -> MergeError {
+pub(super) fn bad_of(ty: SqlType, text: &str) -> MergeError {
     let name = match ty.oid {
         oid::INT2 => "smallint",
         oid::INT4 => "integer",
@@ -658,8 +595,11 @@ fn bad_of(ty: SqlType, text: &str) -> MergeError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::compute::Computation;
+    use super::super::row::Row;
     use super::*;
-    use pgshard_router::plan::NumericTypmod;
+    use bytes::Bytes;
+    use pgshard_router::plan::{ColumnRef, NumericTypmod, ValueExpr};
 
     const INT2: SqlType = SqlType::plain(oid::INT2);
     const INT4: SqlType = SqlType::plain(oid::INT4);
@@ -678,15 +618,38 @@ mod tests {
         }
     }
 
-    /// The wrapped text of `value` (of type `source`), or the error's SQLSTATE.
+    /// One cast or COALESCE around a value.
+    enum ValueStep {
+        Cast(CastTarget),
+        Coalesce(Constant),
+    }
+
+    /// `steps` applied to a column of type `source`, innermost first.
+    fn computation(steps: &[ValueStep], source: SqlType) -> Result<Computation, MergeError> {
+        let mut expr = ValueExpr::Column(ColumnRef::Visible(0));
+        for step in steps {
+            expr = match step {
+                ValueStep::Cast(target) => ValueExpr::Cast(Box::new(expr), *target),
+                ValueStep::Coalesce(constant) => {
+                    ValueExpr::Coalesce(Box::new(expr), constant.clone())
+                }
+            };
+        }
+        Computation::new(&expr, 1, &[source])
+    }
+
+    /// The computed text of `value` (of type `source`), or the error's SQLSTATE.
     fn run(
         steps: &[ValueStep],
         source: SqlType,
         value: Option<&str>,
     ) -> Result<Option<String>, String> {
-        let wrapping = Wrapping::new(steps, source).map_err(|e| e.sqlstate().to_string())?;
-        wrapping
-            .apply(value.map(|v| Bytes::from(v.to_string())))
+        let computation = computation(steps, source).map_err(|e| e.sqlstate().to_string())?;
+        let row = Row {
+            values: vec![value.map(|v| Bytes::from(v.to_string()))],
+        };
+        computation
+            .evaluate(&row)
             .map(|v| v.map(|b| String::from_utf8(b.to_vec()).unwrap()))
             .map_err(|e| e.sqlstate().to_string())
     }
@@ -711,7 +674,7 @@ mod tests {
         assert_eq!(ok(CastTarget::Int8, INT2, "-7"), "-7");
         assert_eq!(ok(CastTarget::Int4, BOOL, "t"), "1");
         assert_eq!(ok(CastTarget::Int4, BOOL, "f"), "0");
-        let error = Wrapping::new(&[ValueStep::Cast(CastTarget::Int8)], BOOL).unwrap_err();
+        let error = computation(&[ValueStep::Cast(CastTarget::Int8)], BOOL).unwrap_err();
         assert_eq!(error.to_string(), "cannot cast type boolean to bigint");
         assert_eq!(error.sqlstate(), "42846");
     }
@@ -774,9 +737,11 @@ mod tests {
         ] {
             assert_eq!(cast(target, NUMERIC, value), Err("22003".into()), "{value}");
         }
-        let error = Wrapping::new(&[ValueStep::Cast(numeric(5, 2))], NUMERIC)
+        let error = computation(&[ValueStep::Cast(numeric(5, 2))], NUMERIC)
             .unwrap()
-            .apply(Some(Bytes::from("1000")))
+            .evaluate(&Row {
+                values: vec![Some(Bytes::from("1000"))],
+            })
             .unwrap_err();
         assert_eq!(error.to_string(), "numeric field overflow");
         let numeric_plain = CastTarget::Numeric { typmod: None };
@@ -878,16 +843,16 @@ mod tests {
             ok(CastTarget::Varchar { length: Some(3) }, TEXT, "żółw"),
             "żół"
         );
-        let error = Wrapping::new(&[ValueStep::Cast(CastTarget::Text)], SqlType::plain(600));
+        let error = computation(&[ValueStep::Cast(CastTarget::Text)], SqlType::plain(600));
         assert_eq!(error.unwrap_err().sqlstate(), "0A000");
-        let error = Wrapping::new(&[ValueStep::Cast(CastTarget::Int4)], TEXT);
+        let error = computation(&[ValueStep::Cast(CastTarget::Int4)], TEXT);
         assert_eq!(error.unwrap_err().sqlstate(), "0A000");
     }
 
     #[test]
     fn output_types_carry_their_modifiers() {
         let output = |target, source| {
-            Wrapping::new(&[ValueStep::Cast(target)], source)
+            computation(&[ValueStep::Cast(target)], source)
                 .unwrap()
                 .output()
         };
@@ -929,9 +894,9 @@ mod tests {
     /// The output type and the value of a NULL aggregate.
     fn on_null(constant: Constant, source: SqlType) -> (u32, Option<String>) {
         let steps = [coalesce(constant)];
-        let wrapping = Wrapping::new(&steps, source).unwrap();
+        let wrapping = computation(&steps, source).unwrap();
         let value = wrapping
-            .apply(None)
+            .evaluate(&Row { values: vec![None] })
             .unwrap()
             .map(|b| String::from_utf8(b.to_vec()).unwrap());
         (wrapping.output().oid, value)
@@ -993,25 +958,25 @@ mod tests {
         let steps = [coalesce(decimal("1.5"))];
         assert_eq!(run(&steps, FLOAT4, Some("0.1")), Ok(Some("0.1".into())));
         // Types of different categories do not match, as on one server.
-        let mismatch = Wrapping::new(&[coalesce(int("0"))], TEXT).unwrap_err();
+        let mismatch = computation(&[coalesce(int("0"))], TEXT).unwrap_err();
         assert_eq!(mismatch.sqlstate(), "42804");
         assert_eq!(
             mismatch.to_string(),
             "COALESCE types text and integer cannot be matched"
         );
         assert_eq!(
-            Wrapping::new(&[coalesce(Constant::Bool(false))], INT8)
+            computation(&[coalesce(Constant::Bool(false))], INT8)
                 .unwrap_err()
                 .sqlstate(),
             "42804"
         );
         // A string read as a number or a date is not the merge's to check.
         for source in [INT8, DATE] {
-            let error = Wrapping::new(&[coalesce(Constant::String("0".into()))], source);
+            let error = computation(&[coalesce(Constant::String("0".into()))], source);
             assert_eq!(error.unwrap_err().sqlstate(), "0A000");
         }
         // A constant the common type cannot hold fails whether needed or not.
-        assert!(Wrapping::new(&[coalesce(decimal("1e39"))], FLOAT4).is_err());
+        assert!(computation(&[coalesce(decimal("1e39"))], FLOAT4).is_err());
     }
 
     #[test]
@@ -1019,13 +984,13 @@ mod tests {
         // COALESCE(sum(x), 0)::int and COALESCE(sum(x)::int, 0)
         let steps = [coalesce(int("0")), ValueStep::Cast(CastTarget::Int4)];
         assert_eq!(run(&steps, INT8, None), Ok(Some("0".into())));
-        assert_eq!(Wrapping::new(&steps, INT8).unwrap().output(), INT4);
+        assert_eq!(computation(&steps, INT8).unwrap().output(), INT4);
         let steps = [ValueStep::Cast(CastTarget::Int4), coalesce(int("0"))];
         assert_eq!(run(&steps, INT8, Some("5")), Ok(Some("5".into())));
-        assert_eq!(Wrapping::new(&steps, INT8).unwrap().output(), INT4);
+        assert_eq!(computation(&steps, INT8).unwrap().output(), INT4);
         // sum(x)::numeric(10,1) keeps its modifier until COALESCE drops it.
         let steps = [ValueStep::Cast(numeric(10, 1)), coalesce(int("0"))];
-        let wrapping = Wrapping::new(&steps, NUMERIC).unwrap();
+        let wrapping = computation(&steps, NUMERIC).unwrap();
         assert_eq!(wrapping.output(), NUMERIC);
         assert_eq!(run(&steps, NUMERIC, Some("3.75")), Ok(Some("3.8".into())));
         // A NULL passes casts.

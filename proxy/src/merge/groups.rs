@@ -9,8 +9,8 @@ use bytes::Bytes;
 use pgshard_router::plan::{AggregateKind, Grouping, Predicate};
 
 use super::aggregate::Accumulator;
-use super::cast::Wrapping;
 use super::compare::parse_float;
+use super::compute::Computation;
 use super::error::MergeError;
 use super::having::evaluate;
 use super::order::{resolve, Admit, RowOrder, Window};
@@ -25,10 +25,10 @@ pub struct Groups {
     aggregates: Vec<(usize, AggregateKind, Option<usize>)>,
     visible: usize,
     types: Vec<ValueType>,
-    /// The column types once aggregates are finished and wrapped, for HAVING.
+    /// The column types once aggregates are finished and columns computed, for HAVING.
     merged_types: Vec<ValueType>,
-    /// Wrapped aggregate columns (as row indexes) and what is applied to them.
-    wrappings: Vec<(usize, Wrapping)>,
+    /// Computed columns (as row indexes) and how they are computed.
+    computations: Vec<(usize, Computation)>,
     index: HashMap<Vec<Option<Vec<u8>>>, usize>,
     groups: Vec<(Row, Vec<Accumulator>)>,
 }
@@ -67,24 +67,24 @@ impl Groups {
             visible,
             merged_types: types.clone(),
             types,
-            wrappings: Vec::new(),
+            computations: Vec::new(),
             index: HashMap::new(),
             groups: Vec::new(),
         })
     }
 
-    /// Casts and COALESCE to apply to finished aggregates (row index and steps), and the
-    /// column types of the finished rows that HAVING compares by.
-    pub fn wrap(
+    /// Columns to compute from the finished aggregates (row index and computation), and
+    /// the column types of the finished rows that HAVING compares by.
+    pub fn compute(
         mut self,
-        wrappings: Vec<(usize, Wrapping)>,
+        computations: Vec<(usize, Computation)>,
         merged_types: Vec<ValueType>,
     ) -> Result<Groups, MergeError> {
         let columns = self.types.len();
-        if merged_types.len() != columns || wrappings.iter().any(|(c, _)| *c >= columns) {
+        if merged_types.len() != columns || computations.iter().any(|(c, _)| *c >= columns) {
             return Err(MergeError::Mismatch);
         }
-        self.wrappings = wrappings;
+        self.computations = computations;
         self.merged_types = merged_types;
         Ok(self)
     }
@@ -137,9 +137,14 @@ impl Groups {
             for (&(column, _, _), acc) in self.aggregates.iter().zip(&accumulators) {
                 *row.values.get_mut(column).ok_or(MergeError::Mismatch)? = acc.finish()?;
             }
-            for (column, wrapping) in &self.wrappings {
-                let value = row.values.get_mut(*column).ok_or(MergeError::Mismatch)?;
-                *value = wrapping.apply(value.take())?;
+            // Every computation reads the combined values, none another's result.
+            let computed = self
+                .computations
+                .iter()
+                .map(|(column, computation)| Ok((*column, computation.evaluate(&row)?)))
+                .collect::<Result<Vec<_>, MergeError>>()?;
+            for (column, value) in computed {
+                *row.values.get_mut(column).ok_or(MergeError::Mismatch)? = value;
             }
             if let Some(p) = having {
                 if evaluate(p, &row, &self.merged_types, self.visible)? != Some(true) {
@@ -272,7 +277,7 @@ mod tests {
                     kind: AggregateKind::Sum,
                 },
             ],
-            wrapped: vec![],
+            computed: vec![],
         };
         let types = vec![
             ValueType::Text,
@@ -316,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn wrapped_aggregates_are_converted_before_having_and_order() {
+    fn computed_columns_are_converted_before_having_and_order() {
         // SELECT region, count(*)::text AS n, avg(score) … GROUP BY region
         // HAVING avg(score) > 2 ORDER BY n
         let spec = Grouping {
@@ -333,7 +338,7 @@ mod tests {
                     },
                 },
             ],
-            wrapped: vec![],
+            computed: vec![],
         };
         let shard_types = vec![
             ValueType::Text,
@@ -347,19 +352,24 @@ mod tests {
             ValueType::Numeric,
             ValueType::from_oid(20),
         ];
-        let cast = Wrapping::new(
-            &[pgshard_router::plan::ValueStep::Cast(
+        let int8 = super::super::cast::SqlType {
+            oid: 20,
+            typmod: -1,
+        };
+        let cast = Computation::new(
+            &pgshard_router::plan::ValueExpr::Cast(
+                Box::new(pgshard_router::plan::ValueExpr::Column(ColumnRef::Visible(
+                    1,
+                ))),
                 pgshard_router::plan::CastTarget::Text,
-            )],
-            super::super::cast::SqlType {
-                oid: 20,
-                typmod: -1,
-            },
+            ),
+            3,
+            &[int8; 4],
         )
         .unwrap();
         let mut groups = Groups::new(&spec, shard_types, 3)
             .unwrap()
-            .wrap(vec![(1, cast)], merged_types.clone())
+            .compute(vec![(1, cast)], merged_types.clone())
             .unwrap();
         for r in [
             row(&[Some("a"), Some("9"), Some("27"), Some("9")]),
@@ -413,7 +423,7 @@ mod tests {
         let spec = Grouping {
             keys: vec![ColumnRef::Visible(0)],
             aggregates: vec![],
-            wrapped: vec![],
+            computed: vec![],
         };
         let mut groups = Groups::new(&spec, vec![ValueType::Numeric], 1).unwrap();
         for v in ["1.0", "1.00", "2"] {

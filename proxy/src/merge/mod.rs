@@ -6,10 +6,12 @@
 //! on the rows, and the executor streams them.
 
 pub mod aggregate;
+pub mod arithmetic;
 pub mod array;
 pub mod binary;
 pub mod cast;
 pub mod compare;
+pub mod compute;
 pub mod datetime;
 pub mod error;
 pub mod float_text;

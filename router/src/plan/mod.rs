@@ -48,7 +48,8 @@ pub use input::{BoundParams, PlanInput};
 pub use planner::Planner;
 pub use schema::ShardSchema;
 pub use spec::{
-    Aggregate, AggregateKind, CastTarget, ColumnRef, CompareOp, Constant, CopyFormat, CopySplit,
-    Grouping, NumericTypmod, Predicate, ResultMerge, RowMerge, ShardPlan, ShardStatement,
-    ShardStatements, ShardTarget, SortKey, ValueStep, WrappedAggregate,
+    Aggregate, AggregateKind, ArithmeticOp, CastTarget, ColumnRef, CompareOp, ComputedColumn,
+    Constant, CopyFormat, CopySplit, Grouping, NumericFunction, NumericTypmod, Predicate,
+    ResultMerge, RowMerge, ShardPlan, ShardStatement, ShardStatements, ShardTarget, SortKey,
+    ValueExpr,
 };

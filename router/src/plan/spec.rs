@@ -154,6 +154,7 @@ impl RowMerge {
         }
         if let Some(group) = &self.group {
             if group.keys.contains(&column)
+                || group.computed.iter().any(|c| c.column == column)
                 || group.aggregates.iter().any(|a| {
                     a.column == column
                         || matches!(a.kind, AggregateKind::Avg { count_column } if count_column == column)
@@ -197,31 +198,66 @@ pub struct SortKey {
 pub struct Grouping {
     pub keys: Vec<ColumnRef>,
     pub aggregates: Vec<Aggregate>,
-    /// Aggregate columns the client wrapped in casts or COALESCE (`count(*)::int`,
-    /// `COALESCE(sum(x), 0)`): the shards compute the bare aggregate, and once it is
-    /// combined the merge applies the wrapping, before HAVING and ORDER BY see it.
-    pub wrapped: Vec<WrappedAggregate>,
+    /// Columns the merge computes from the combined aggregates and group keys
+    /// (`count(*)::int`, `COALESCE(sum(x), 0)`, `sum(a) / sum(b)`, `round(avg(x), 2)`),
+    /// once the aggregates are finished and before HAVING and ORDER BY see the rows.
+    pub computed: Vec<ComputedColumn>,
 }
 
-/// An aggregate column whose combined value goes through `steps` (innermost first:
-/// `COALESCE(sum(x), 0)::int` is a COALESCE, then a cast), as PostgreSQL evaluates
-/// them, giving the column the type of the last step.
+/// A column whose value the merge computes from other columns of the merged group, as
+/// PostgreSQL evaluates the expression, giving the column the expression's type.
+///
+/// `column` holds one of the expression's aggregates until then (the shards compute it
+/// in that place, under the expression's name); every [`ValueExpr::Column`] reads the
+/// combined values of the group as they were before any column was computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedAggregate {
-    /// A column listed in [`Grouping::aggregates`].
+pub struct ComputedColumn {
     pub column: ColumnRef,
-    pub steps: Vec<ValueStep>,
+    pub expr: ValueExpr,
 }
 
-/// One operation on a combined aggregate value.
+/// An expression over a merged group's combined aggregates and group keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueStep {
-    /// `value::target` or `CAST(value AS target)`, with PostgreSQL's conversion rules
-    /// from the value's type (which only the shards' RowDescription tells).
-    Cast(CastTarget),
+pub enum ValueExpr {
+    /// A combined aggregate or a group key (its type is the shards' RowDescription's,
+    /// an avg's the average's).
+    Column(ColumnRef),
+    /// A number literal.
+    Constant(Constant),
+    /// `value::target` or `CAST(value AS target)`, with PostgreSQL's conversion rules.
+    Cast(Box<ValueExpr>, CastTarget),
     /// `COALESCE(value, constant)`: both converted to the type PostgreSQL resolves for
     /// the pair, the constant taking the place of a NULL value.
-    Coalesce(Constant),
+    Coalesce(Box<ValueExpr>, Constant),
+    /// Unary minus.
+    Negate(Box<ValueExpr>),
+    /// `left op right`, with PostgreSQL's operator for the operands' types.
+    Arithmetic(ArithmeticOp, Box<ValueExpr>, Box<ValueExpr>),
+    /// One of PostgreSQL's numeric functions.
+    Function(NumericFunction, Vec<ValueExpr>),
+}
+
+/// A binary arithmetic operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithmeticOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Modulo,
+}
+
+/// The built-in numeric functions the merge applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumericFunction {
+    /// `round(x)`, `round(x, scale)`
+    Round,
+    /// `trunc(x)`, `trunc(x, scale)`
+    Trunc,
+    Abs,
+    /// `ceil(x)` / `ceiling(x)`
+    Ceil,
+    Floor,
 }
 
 /// A built-in type the merge can cast a combined value to.
@@ -257,7 +293,7 @@ pub struct NumericTypmod {
     pub scale: i32,
 }
 
-/// A constant argument of COALESCE, typed as PostgreSQL types a literal.
+/// A literal in a computed expression, typed as PostgreSQL types a literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Constant {
     /// An integer literal with its sign (`0`, `-5`): integer, or bigint or numeric when

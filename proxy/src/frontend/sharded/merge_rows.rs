@@ -11,7 +11,8 @@ use super::row_stream::{Output, Pumped, RowStream, ShardRows};
 use super::ShardedSession;
 use crate::merge::aggregate::Accumulator;
 use crate::merge::binary::to_binary;
-use crate::merge::cast::{SqlType, Wrapping};
+use crate::merge::cast::SqlType;
+use crate::merge::compute::Computation;
 use crate::merge::order::resolve;
 use crate::merge::{MergeError, Row, RowDescription, ValueType};
 use crate::net::messages::{command_complete, error_response, tag};
@@ -21,11 +22,11 @@ use crate::net::{Frame, Severity};
 pub(super) struct MergeTypes {
     /// As the shards send them: what aggregates combine and groups compare.
     pub shard: Vec<ValueType>,
-    /// Once aggregates are finished and wrapped (an avg's result type, a cast's target):
-    /// what HAVING and ORDER BY compare and the client gets.
+    /// Once aggregates are finished and columns computed (an avg's result type, a
+    /// cast's target): what HAVING and ORDER BY compare and the client gets.
     pub merged: Vec<ValueType>,
-    /// Wrapped aggregate columns, as row indexes, and what is applied to them.
-    pub wrappings: Vec<(usize, Wrapping)>,
+    /// Computed columns, as row indexes, and how they are computed.
+    pub computations: Vec<(usize, Computation)>,
 }
 
 impl ShardedSession {
@@ -88,7 +89,7 @@ impl ShardedSession {
         }
     }
 
-    /// The client's RowDescription (hidden columns dropped, avg and wrapped aggregates
+    /// The client's RowDescription (hidden columns dropped, avg and computed columns
     /// typed as their result, formats as the client asked), the columns' types, and how
     /// rows are output.
     pub(super) fn prepare_output(
@@ -108,7 +109,7 @@ impl ShardedSession {
             .len()
             .checked_sub(merge.hidden_columns)
             .ok_or(MergeError::Mismatch)?;
-        let mut wrappings = Vec::new();
+        let mut computations = Vec::new();
         if let Some(grouping) = &merge.group {
             for aggregate in &grouping.aggregates {
                 if let AggregateKind::Avg { .. } = aggregate.kind {
@@ -124,22 +125,26 @@ impl ShardedSession {
                     }
                 }
             }
-            // After avg's: a wrapped avg starts from the avg's type.
-            for wrapped in &grouping.wrapped {
-                let column = resolve(wrapped.column, visible);
-                let c = desc.columns.get_mut(column).ok_or(MergeError::Mismatch)?;
-                let source = SqlType {
+            // After avg's: an expression over an avg starts from the avg's type.
+            let combined: Vec<SqlType> = desc
+                .columns
+                .iter()
+                .map(|c| SqlType {
                     oid: c.type_oid,
                     typmod: c.type_modifier,
-                };
-                let wrapping = Wrapping::new(&wrapped.steps, source)?;
-                let output = wrapping.output();
+                })
+                .collect();
+            for computed in &grouping.computed {
+                let column = resolve(computed.column, visible);
+                let computation = Computation::new(&computed.expr, visible, &combined)?;
+                let output = computation.output();
+                let c = desc.columns.get_mut(column).ok_or(MergeError::Mismatch)?;
                 c.type_oid = output.oid;
                 c.type_size = output.size();
                 c.type_modifier = output.typmod;
                 c.table_oid = 0;
                 c.attribute = 0;
-                wrappings.push((column, wrapping));
+                computations.push((column, computation));
             }
         }
         let merged: Vec<ValueType> = desc
@@ -180,7 +185,7 @@ impl ShardedSession {
             MergeTypes {
                 shard: types,
                 merged,
-                wrappings,
+                computations,
             },
             Output { visible, convert },
         ))

@@ -124,9 +124,9 @@ impl ShardedSession {
         types: &mut MergeTypes,
     ) -> Result<Result<(), Frame>, Lost> {
         let visible = stream.output.visible;
-        let wrappings = std::mem::take(&mut types.wrappings);
+        let computations = std::mem::take(&mut types.computations);
         let groups = Groups::new(grouping, types.shard.clone(), visible)
-            .and_then(|g| g.wrap(wrappings, types.merged.clone()));
+            .and_then(|g| g.compute(computations, types.merged.clone()));
         let mut groups = match groups {
             Ok(g) => g,
             Err(e) => return self.stream_failed(stream, e).await,

@@ -9,13 +9,13 @@
 use super::super::error::{unsupported, PlanError};
 use super::super::names::ident;
 use super::super::reads::Reads;
-use super::super::spec::{Aggregate, ColumnRef, Grouping, RowMerge, WrappedAggregate};
+use super::super::spec::{Aggregate, ColumnRef, ComputedColumn, Grouping, RowMerge};
 use super::aggregate::{aggregate, check_call, first_aggregate, renamed, unmergeable, Agg};
 use super::columns::Columns;
+use super::computed::{output_name, refuse_expression, value_expr};
 use super::having::predicate;
 use super::limit::Limits;
 use super::order::sort_keys;
-use super::wrapped::wrapping;
 use sqlparser::ast::{
     Distinct, Expr, Function, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value, Visit,
     Visitor,
@@ -29,10 +29,10 @@ struct Grouper<'r> {
     /// GROUP BY expressions (and the items they name) and their columns.
     group_exprs: Vec<(Expr, ColumnRef)>,
     aggregates: Vec<Aggregate>,
-    wrapped: Vec<WrappedAggregate>,
-    /// Wrapped aggregates of HAVING and ORDER BY that are no select item, and their
-    /// hidden columns.
-    hidden_wrapped: Vec<(Expr, ColumnRef)>,
+    computed: Vec<ComputedColumn>,
+    /// Expressions over aggregates in HAVING and ORDER BY that are no select item, and
+    /// their hidden columns.
+    hidden_computed: Vec<(Expr, ColumnRef)>,
     reads: &'r Reads<'r>,
     scope: usize,
 }
@@ -73,8 +73,8 @@ pub(super) fn rewrite(
         keys: Vec::new(),
         group_exprs: Vec::new(),
         aggregates: Vec::new(),
-        wrapped: Vec::new(),
-        hidden_wrapped: Vec::new(),
+        computed: Vec::new(),
+        hidden_computed: Vec::new(),
         reads,
         scope,
     };
@@ -139,7 +139,7 @@ pub(super) fn rewrite(
         group: Some(Grouping {
             keys: grouper.keys,
             aggregates: grouper.aggregates,
-            wrapped: grouper.wrapped,
+            computed: grouper.computed,
         }),
         having,
         order_by,
@@ -187,51 +187,21 @@ impl Grouper<'_> {
     fn select_item(&mut self, i: usize) -> Result<Option<SelectItem>, PlanError> {
         let item = self.columns.items[i].clone();
         let column = ColumnRef::Visible(i);
-        // Casts and COALESCE around an aggregate: the shards compute the aggregate, under
-        // the name PostgreSQL gives the whole expression.
-        let wrapping = wrapping(&item.expr)?;
-        let call = wrapping.as_ref().map_or(&item.expr, |w| w.call);
-        if let Some((agg, function)) = aggregate(call) {
+        if let Some((agg, function)) = aggregate(&item.expr) {
             check_call(agg, function, |arg| self.is_key(arg))?;
-            let alias = item
+            let shard_item = self.place_aggregate(agg, function, column, item.alias.clone());
+            // A bare aggregate other than avg is sent as the client wrote it.
+            return Ok((agg == Agg::Avg).then_some(shard_item));
+        }
+        if first_aggregate(&item.expr).is_some() {
+            // The shards compute the expression's first aggregate in the item's place,
+            // under the name PostgreSQL gives the whole expression.
+            let name = item
                 .alias
                 .clone()
-                .or_else(|| wrapping.as_ref().and_then(|w| w.name()));
-            let wrapped = wrapping.is_some();
-            if let Some(w) = wrapping {
-                self.wrapped.push(WrappedAggregate {
-                    column,
-                    steps: w.steps,
-                });
-            }
-            if agg != Agg::Avg {
-                self.aggregates.push(Aggregate {
-                    column,
-                    kind: agg.kind(column),
-                });
-                if !wrapped {
-                    return Ok(None);
-                }
-                return Ok(Some(match alias {
-                    Some(alias) => SelectItem::ExprWithAlias {
-                        expr: call.clone(),
-                        alias,
-                    },
-                    None => SelectItem::UnnamedExpr(call.clone()),
-                }));
-            }
-            let count_column = self.columns.hide_new(renamed(function, "count"));
-            self.aggregates.push(Aggregate {
-                column,
-                kind: agg.kind(count_column),
-            });
-            return Ok(Some(SelectItem::ExprWithAlias {
-                expr: renamed(function, "sum"),
-                alias: alias.unwrap_or_else(|| Ident::new("avg")),
-            }));
-        }
-        if let Some(name) = first_aggregate(&item.expr) {
-            return Err(over_aggregate(&name, &item.expr));
+                .unwrap_or_else(|| Ident::with_quote('"', output_name(&item.expr)));
+            let shard_item = self.compute(&item.expr, column, Some(name))?;
+            return Ok(Some(shard_item));
         }
         let grouped = self.group_exprs.iter().any(|(e, _)| *e == item.expr);
         if grouped || is_column(&item.expr) || is_constant(&item.expr) {
@@ -242,6 +212,65 @@ impl Grouper<'_> {
             "select item {} is neither a GROUP BY expression nor an aggregate; over several shards it cannot be merged",
             item.expr
         )))
+    }
+
+    /// Puts aggregate `function` in `column` (an avg's sum, with a hidden count) and
+    /// returns the shards' select item for it, named `alias` if given.
+    fn place_aggregate(
+        &mut self,
+        agg: Agg,
+        function: &Function,
+        column: ColumnRef,
+        alias: Option<Ident>,
+    ) -> SelectItem {
+        if agg != Agg::Avg {
+            self.aggregates.push(Aggregate {
+                column,
+                kind: agg.kind(column),
+            });
+            let call = Expr::Function(function.clone());
+            return match alias {
+                Some(alias) => SelectItem::ExprWithAlias { expr: call, alias },
+                None => SelectItem::UnnamedExpr(call),
+            };
+        }
+        let count_column = self.columns.hide_new(renamed(function, "count"));
+        self.aggregates.push(Aggregate {
+            column,
+            kind: agg.kind(count_column),
+        });
+        SelectItem::ExprWithAlias {
+            expr: renamed(function, "sum"),
+            alias: alias.unwrap_or_else(|| Ident::new("avg")),
+        }
+    }
+
+    /// Plans `expr`, an expression over aggregates, as a column the merge computes:
+    /// its first aggregate goes in `column` (as the shards' select item returned, named
+    /// `name`), every other operand is a combined aggregate or group key column.
+    fn compute(
+        &mut self,
+        expr: &Expr,
+        column: ColumnRef,
+        name: Option<Ident>,
+    ) -> Result<SelectItem, PlanError> {
+        let mut slot = None;
+        let value = value_expr(expr, &mut |leaf: &Expr| {
+            if slot.is_none() {
+                if let Some((agg, function)) = aggregate(leaf) {
+                    check_call(agg, function, |arg| self.is_key(arg))?;
+                    slot = Some(self.place_aggregate(agg, function, column, name.clone()));
+                    return Ok(column);
+                }
+            }
+            self.merged_column(leaf)
+        })?;
+        let shard_item = slot.ok_or_else(|| refuse_expression(expr))?;
+        self.computed.push(ComputedColumn {
+            column,
+            expr: value,
+        });
+        Ok(shard_item)
     }
 
     /// The key argument of count(DISTINCT key).
@@ -259,23 +288,27 @@ impl Grouper<'_> {
             check_call(agg, function, |arg| self.is_key(arg))?;
             return Ok(self.hidden_aggregate(agg, function, expr));
         }
-        if let Some(wrapping) = wrapping(expr)? {
+        if first_aggregate(expr).is_some() {
             if let Some(column) = self.existing_aggregate(expr) {
                 return Ok(column);
             }
-            if let Some((_, column)) = self.hidden_wrapped.iter().find(|(e, _)| e == expr) {
+            if let Some((_, column)) = self.hidden_computed.iter().find(|(e, _)| e == expr) {
                 return Ok(*column);
             }
-            if let Some((agg, function)) = aggregate(wrapping.call) {
-                check_call(agg, function, |arg| self.is_key(arg))?;
-                let column = self.hidden_aggregate(agg, function, wrapping.call);
-                self.wrapped.push(WrappedAggregate {
-                    column,
-                    steps: wrapping.steps,
-                });
-                self.hidden_wrapped.push((expr.clone(), column));
-                return Ok(column);
+            let column = self.columns.hide_new(Expr::Value(Value::Null.into()));
+            let ColumnRef::Hidden(index) = column else {
+                return Err(refuse_expression(expr));
+            };
+            let shard_expr = match self.compute(expr, column, None)? {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => return Err(refuse_expression(expr)),
+            };
+            // The hidden column holds the expression's first aggregate.
+            if let Some(hidden) = self.columns.hidden.get_mut(index) {
+                *hidden = shard_expr;
             }
+            self.hidden_computed.push((expr.clone(), column));
+            return Ok(column);
         }
         if let Some(name) = first_aggregate(expr) {
             return Err(unmergeable(&name, &format!(" inside {expr}")));
@@ -316,8 +349,8 @@ impl Grouper<'_> {
         column
     }
 
-    /// A select item (or hidden column) already holding this aggregate (or wrapped
-    /// aggregate: only a select item that is the same expression holds it).
+    /// A select item (or hidden column) already holding this aggregate (or expression
+    /// over aggregates: only a select item that is the same expression holds it).
     fn existing_aggregate(&self, expr: &Expr) -> Option<ColumnRef> {
         let visible = self
             .columns
@@ -335,25 +368,13 @@ impl Grouper<'_> {
             .find(|(column, e)| {
                 *e == expr
                     && self.aggregates.iter().any(|a| a.column == *column)
-                    && !self.wrapped.iter().any(|w| w.column == *column)
+                    && !self.computed.iter().any(|c| c.column == *column)
             })
             .map(|(column, _)| column);
         visible
             .filter(|column| self.aggregates.iter().any(|a| a.column == *column))
             .or(hidden)
     }
-}
-
-/// The refusal of an expression over an aggregate that is no cast or COALESCE the merge
-/// applies.
-fn over_aggregate(name: &str, expr: &Expr) -> PlanError {
-    unsupported(format!(
-        "an expression over {name}() ({expr}) cannot be merged across shards: after merging, \
-         only casts to smallint, integer, bigint, numeric, real, double precision, text or \
-         varchar and COALESCE(aggregate, constant) are applied; select the aggregate by \
-         itself and compute the expression in the application, or filter on the shard key \
-         to run on one shard"
-    ))
 }
 
 /// Whether `expr` uses a column named like the bare name `name`.

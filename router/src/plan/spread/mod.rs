@@ -3,12 +3,12 @@
 
 mod aggregate;
 mod columns;
+mod computed;
 mod grouped;
 mod having;
 mod limit;
 mod order;
 pub(crate) mod params;
-mod wrapped;
 
 use super::error::{unsupported, PlanError};
 use super::printing::print_checked;

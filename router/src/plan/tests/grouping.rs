@@ -33,7 +33,7 @@ fn aggregates_without_group_by_make_one_row() {
         Some(Grouping {
             keys: vec![],
             aggregates: expected,
-            wrapped: vec![]
+            computed: vec![]
         })
     );
     assert_eq!(merge.hidden_columns, 0);
@@ -270,21 +270,21 @@ fn unmergeable_aggregates_are_refused() {
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM users",
         "SELECT stddev(x) FROM users",
         "SELECT max(x ORDER BY y) FROM users",
-        "SELECT sum(x) + 1 FROM users",
-        "SELECT count(*) * 2 FROM users",
         "SELECT coalesce(sum(x), x) FROM users",
         "SELECT coalesce(sum(x), $1) FROM users",
         "SELECT count(*)::oid FROM users",
-        "SELECT (count(*) + 1)::int FROM users",
-        "SELECT sum(x)::int + 1 FROM users",
         "SELECT max(x)::char(2) FROM users",
+        "SELECT sum(x) || 'a' FROM users",
+        "SELECT CASE WHEN count(*) > 1 THEN 1 END FROM users",
+        "SELECT sqrt(sum(x)) FROM users",
+        "SELECT sum(x) + $1 FROM users",
+        "SELECT country, count(*) FROM users GROUP BY country ORDER BY greatest(count(*), 2)",
         "SELECT lower(name), count(*) FROM users GROUP BY name",
         "SELECT now(), count(*) FROM users",
         "SELECT *, count(*) FROM users GROUP BY id",
         "SELECT country, count(*) FROM users GROUP BY ROLLUP (country)",
         "SELECT country, count(*) FROM users GROUP BY country HAVING count(*) > $1",
         "SELECT country, count(*) FROM users GROUP BY country HAVING sum(x) > count(*)",
-        "SELECT country, count(*) FROM users GROUP BY country ORDER BY count(*) * 2",
         "SELECT country, count(*) FROM users GROUP BY country LIMIT $1",
     ] {
         refused(&p, sql);
@@ -304,7 +304,7 @@ fn distinct_groups_every_column() {
         Some(Grouping {
             keys: vec![ColumnRef::Visible(0), ColumnRef::Visible(1)],
             aggregates: vec![],
-            wrapped: vec![]
+            computed: vec![]
         })
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
@@ -327,8 +327,12 @@ fn output_names_stay_those_of_postgresql() {
     );
 }
 
-fn cast(target: CastTarget) -> ValueStep {
-    ValueStep::Cast(target)
+fn column(c: ColumnRef) -> Box<ValueExpr> {
+    Box::new(ValueExpr::Column(c))
+}
+
+fn computed(c: ColumnRef, expr: ValueExpr) -> ComputedColumn {
+    ComputedColumn { column: c, expr }
 }
 
 #[test]
@@ -342,7 +346,7 @@ fn casts_and_coalesce_of_aggregates_are_applied_after_merging() {
     // expressions.
     assert_eq!(
         text,
-        "SELECT count(*), count(*) AS n, sum(x) AS \"coalesce\", sum(x), max(x) FROM users"
+        "SELECT count(*) AS \"count\", count(*) AS n, sum(x) AS \"coalesce\", sum(x) AS \"sum\", max(x) AS \"max\" FROM users"
     );
     let g = grouping(&merge);
     use AggregateKind::*;
@@ -354,25 +358,28 @@ fn casts_and_coalesce_of_aggregates_are_applied_after_merging() {
             .map(|(i, kind)| agg(ColumnRef::Visible(i), *kind))
             .collect::<Vec<_>>()
     );
-    let wrapped = |i: usize, steps: Vec<ValueStep>| WrappedAggregate {
-        column: ColumnRef::Visible(i),
-        steps,
-    };
+    let v = ColumnRef::Visible;
     assert_eq!(
-        g.wrapped,
+        g.computed,
         [
-            wrapped(0, vec![cast(CastTarget::Int4)]),
-            wrapped(1, vec![cast(CastTarget::Int8)]),
-            wrapped(2, vec![ValueStep::Coalesce(Constant::Integer("0".into()))]),
-            wrapped(3, vec![cast(CastTarget::Text)]),
-            wrapped(
-                4,
-                vec![cast(CastTarget::Numeric {
-                    typmod: Some(NumericTypmod {
-                        precision: 10,
-                        scale: 2
-                    })
-                })]
+            computed(v(0), ValueExpr::Cast(column(v(0)), CastTarget::Int4)),
+            computed(v(1), ValueExpr::Cast(column(v(1)), CastTarget::Int8)),
+            computed(
+                v(2),
+                ValueExpr::Coalesce(column(v(2)), Constant::Integer("0".into()))
+            ),
+            computed(v(3), ValueExpr::Cast(column(v(3)), CastTarget::Text)),
+            computed(
+                v(4),
+                ValueExpr::Cast(
+                    column(v(4)),
+                    CastTarget::Numeric {
+                        typmod: Some(NumericTypmod {
+                            precision: 10,
+                            scale: 2
+                        })
+                    }
+                )
             ),
         ]
     );
@@ -380,7 +387,7 @@ fn casts_and_coalesce_of_aggregates_are_applied_after_merging() {
 }
 
 #[test]
-fn wrapped_avg_and_group_keys_order_by_the_wrapped_column() {
+fn computed_avg_and_group_keys_order_by_the_computed_column() {
     let p = planner(2);
     let (text, merge) = fan_out(
         &p,
@@ -388,7 +395,7 @@ fn wrapped_avg_and_group_keys_order_by_the_wrapped_column() {
     );
     assert_eq!(
         text,
-        "SELECT country, sum(x) AS avg, sum(y) AS m, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users GROUP BY country"
+        "SELECT country, sum(x) AS \"avg\", sum(y) AS m, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users GROUP BY country"
     );
     let g = grouping(&merge);
     assert_eq!(g.keys, [ColumnRef::Visible(0)]);
@@ -402,7 +409,7 @@ fn wrapped_avg_and_group_keys_order_by_the_wrapped_column() {
         )
     );
     assert_eq!(
-        g.wrapped.iter().map(|w| w.column).collect::<Vec<_>>(),
+        g.computed.iter().map(|w| w.column).collect::<Vec<_>>(),
         [ColumnRef::Visible(1), ColumnRef::Visible(2)]
     );
     let order: Vec<ColumnRef> = merge.order_by.iter().map(|k| k.column).collect();
@@ -417,13 +424,13 @@ fn wrapped_avg_and_group_keys_order_by_the_wrapped_column() {
 }
 
 #[test]
-fn having_and_order_by_keep_bare_and_wrapped_aggregates_apart() {
+fn having_and_order_by_keep_bare_and_computed_aggregates_apart() {
     let p = planner(2);
     let (text, merge) = fan_out(
         &p,
         "SELECT country, count(*)::int AS n FROM users GROUP BY country HAVING count(*) > 1 AND sum(x)::text <> '0' ORDER BY sum(x)::text, n",
     );
-    // HAVING's count(*) is the combined count, not the select item's cast; the wrapped
+    // HAVING's count(*) is the combined count, not the select item's cast; the cast
     // sum gets its own hidden column, which ORDER BY finds again.
     assert_eq!(
         text,
@@ -438,17 +445,12 @@ fn having_and_order_by_keep_bare_and_wrapped_aggregates_apart() {
             agg(ColumnRef::Hidden(1), AggregateKind::Sum),
         ]
     );
+    let (v, h) = (ColumnRef::Visible, ColumnRef::Hidden);
     assert_eq!(
-        g.wrapped,
+        g.computed,
         [
-            WrappedAggregate {
-                column: ColumnRef::Visible(1),
-                steps: vec![cast(CastTarget::Int4)]
-            },
-            WrappedAggregate {
-                column: ColumnRef::Hidden(1),
-                steps: vec![cast(CastTarget::Text)]
-            },
+            computed(v(1), ValueExpr::Cast(column(v(1)), CastTarget::Int4)),
+            computed(h(1), ValueExpr::Cast(column(h(1)), CastTarget::Text)),
         ]
     );
     let Some(Predicate::And(left, right)) = &merge.having else {
@@ -470,6 +472,73 @@ fn having_and_order_by_keep_bare_and_wrapped_aggregates_apart() {
     ));
     let order: Vec<ColumnRef> = merge.order_by.iter().map(|k| k.column).collect();
     assert_eq!(order, [ColumnRef::Hidden(1), ColumnRef::Visible(1)]);
+}
+
+#[test]
+fn arithmetic_over_aggregates_and_keys_is_computed_after_merging() {
+    let p = planner(2);
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, sum(x) / sum(y) AS ratio, round(avg(x), 2), count(*) * 2 FROM users GROUP BY country HAVING sum(x) - min(y) > 0 ORDER BY 100.0 * count(*) / sum(y) DESC",
+    );
+    assert_eq!(
+        text,
+        "SELECT country, sum(x) AS ratio, sum(x) AS \"round\", count(*) AS \"?column?\", sum(y) AS pgshard_hidden_0, count(x) AS pgshard_hidden_1, sum(x) AS pgshard_hidden_2, min(y) AS pgshard_hidden_3, count(*) AS pgshard_hidden_4 FROM users GROUP BY country"
+    );
+    let g = grouping(&merge);
+    let (v, h) = (ColumnRef::Visible, ColumnRef::Hidden);
+    use ArithmeticOp::*;
+    assert_eq!(
+        g.computed,
+        [
+            computed(
+                v(1),
+                ValueExpr::Arithmetic(Divide, column(v(1)), column(h(0)))
+            ),
+            computed(
+                v(2),
+                ValueExpr::Function(
+                    NumericFunction::Round,
+                    vec![
+                        ValueExpr::Column(v(2)),
+                        ValueExpr::Constant(Constant::Integer("2".into()))
+                    ]
+                )
+            ),
+            computed(
+                v(3),
+                ValueExpr::Arithmetic(
+                    Multiply,
+                    column(v(3)),
+                    Box::new(ValueExpr::Constant(Constant::Integer("2".into())))
+                )
+            ),
+            computed(
+                h(2),
+                ValueExpr::Arithmetic(Subtract, column(h(2)), column(h(3)))
+            ),
+            computed(
+                h(4),
+                ValueExpr::Arithmetic(
+                    Divide,
+                    Box::new(ValueExpr::Arithmetic(
+                        Multiply,
+                        Box::new(ValueExpr::Constant(Constant::Decimal("100.0".into()))),
+                        column(h(4))
+                    )),
+                    column(h(0))
+                )
+            ),
+        ]
+    );
+    assert!(matches!(
+        merge.having,
+        Some(Predicate::Compare {
+            column: ColumnRef::Hidden(2),
+            ..
+        })
+    ));
+    assert_eq!(merge.order_by[0].column, h(4));
 }
 
 #[test]
@@ -498,9 +567,9 @@ fn an_avg_count_is_not_taken_for_a_count() {
 #[test]
 fn refusals_of_other_expressions_say_what_to_do() {
     let p = planner(2);
-    let message = refused(&p, "SELECT max(x) - min(x) FROM users");
+    let message = refused(&p, "SELECT sqrt(max(x) - min(x)) FROM users");
     assert!(
-        message.contains("select the aggregate by itself"),
+        message.contains("select the aggregates by themselves"),
         "{message}"
     );
     let message = refused(&p, "SELECT max(x)::date FROM users");
