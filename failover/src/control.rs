@@ -10,18 +10,23 @@ use crate::node_tls::NodeTls;
 use crate::postgres_tls::MakeRustlsConnect;
 
 use crate::error::ProbeError;
+use crate::tasks::Tasks;
 
-/// Credentials of the control connections, and their TLS.
+/// What the control plane needs to reach a shard's nodes: the credentials of its control
+/// connections, their TLS, and where the shard's control-plane tasks are owned.
 #[derive(Debug, Clone)]
 pub struct ProbeCredentials {
     pub user: String,
     pub password: Option<String>,
     pub database: String,
     pub tls: Option<NodeTls>,
+    /// The shard's monitor, the tasks driving its control connections and the jobs it
+    /// starts are spawned here, so that a stopping proxy ends them and waits for them.
+    pub tasks: Tasks,
 }
 
 /// Opens a control connection to `addr` (`host:port`, `[v6]:port`) and drives it on a
-/// task of its own.
+/// task of its own, owned by `credentials.tasks`.
 pub async fn connect(
     addr: &str,
     credentials: &ProbeCredentials,
@@ -53,7 +58,7 @@ pub async fn connect(
             let connecting = tokio::time::timeout(timeout, config.connect(NoTls));
             let (client, connection) =
                 connecting.await.map_err(|_| timed_out())?.map_err(failed)?;
-            tokio::spawn(drive(connection, node));
+            credentials.tasks.spawn_stoppable(drive(connection, node));
             Ok(client)
         }
         Some(tls) => {
@@ -66,7 +71,7 @@ pub async fn connect(
                 tokio::time::timeout(timeout, config.connect(MakeRustlsConnect(tls.clone())));
             let (client, connection) =
                 connecting.await.map_err(|_| timed_out())?.map_err(failed)?;
-            tokio::spawn(drive(connection, node));
+            credentials.tasks.spawn_stoppable(drive(connection, node));
             Ok(client)
         }
     }

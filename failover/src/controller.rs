@@ -44,7 +44,10 @@ pub struct FailoverController {
 impl FailoverController {
     pub fn new(settings: FailoverSettings) -> FailoverController {
         FailoverController {
-            rejoiner: settings.rejoin.clone().map(Rejoiner::new),
+            rejoiner: settings
+                .rejoin
+                .clone()
+                .map(|command| Rejoiner::new(command, settings.credentials.tasks.clone())),
             settings,
             outage_since: None,
             reported_partition: false,
@@ -192,7 +195,8 @@ impl FailoverController {
             let credentials = s.credentials.clone();
             let (wait, timeout) = (s.synchronous_fallback, s.timeout);
             let shared = shared.topology.clone();
-            tokio::spawn(async move {
+            // Owned with the shard's other tasks: a stopping proxy ends the wait with them.
+            s.credentials.tasks.spawn_stoppable(async move {
                 tokio::time::sleep(wait).await;
                 let t = shared.load();
                 let has_standby = t.primary == Some(promoted)
@@ -279,6 +283,7 @@ pub(crate) mod tests {
                 password: None,
                 database: "postgres".into(),
                 tls: None,
+                tasks: crate::Tasks::default(),
             },
             replication: ReplicationLogin {
                 user: "replicator".into(),

@@ -22,6 +22,7 @@ pub mod quiesce;
 pub mod rejoin;
 mod switchover;
 pub mod sync_standbys;
+pub mod tasks;
 pub mod topology;
 
 pub use candidate::PromotionRules;
@@ -36,4 +37,5 @@ pub use node_tls::NodeTls;
 pub use probe::{NodeProbe, ProbeReading};
 pub use promotion::ReplicationLogin;
 pub use rejoin::RejoinCommand;
+pub use tasks::Tasks;
 pub use topology::{ShardPhase, ShardTopology, SharedTopology, TopologyPublisher};

@@ -1,10 +1,8 @@
 //! The background task that checks a shard's nodes and publishes what it saw.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::command::{find_node, ShardCommand, ShardControl};
 use crate::control::ProbeCredentials;
@@ -22,7 +20,8 @@ pub struct MonitorSettings {
 
 /// Checks every node of one shard each interval, all at once, lets the failover
 /// controller act on the result, and swaps in a new [`ShardTopology`]. Between rounds it
-/// runs administrators' commands. It stops by itself once nobody else holds the topology.
+/// runs administrators' commands. It runs until the shard's tasks (in its credentials'
+/// [`Tasks`](crate::Tasks)) are stopped, and is then dropped where it stands.
 pub struct ShardMonitor {
     probes: Vec<NodeProbe>,
     commands: mpsc::Receiver<ShardCommand>,
@@ -32,14 +31,15 @@ pub struct ShardMonitor {
 }
 
 impl ShardMonitor {
-    /// Starts monitoring; the configured primary is trusted until checks say otherwise.
+    /// Starts monitoring on `credentials.tasks`; the configured primary is trusted until
+    /// checks say otherwise.
     pub fn spawn(
         primary: &str,
         replicas: &[String],
         credentials: ProbeCredentials,
         settings: MonitorSettings,
         failover: FailoverSettings,
-    ) -> (TopologyPublisher, ShardControl, JoinHandle<()>) {
+    ) -> (TopologyPublisher, ShardControl) {
         let publisher = TopologyPublisher::new(ShardTopology::new(primary, replicas));
         let probes = std::iter::once(primary)
             .chain(replicas.iter().map(String::as_str))
@@ -53,14 +53,16 @@ impl ShardMonitor {
             settings,
             controller: FailoverController::new(failover),
         };
-        (publisher, control, tokio::spawn(monitor.run()))
+        // A failover under way when the shard is stopped is dropped with the monitor: the
+        // proxy is going away, and nothing would route by its outcome.
+        credentials.tasks.spawn_stoppable(monitor.run());
+        (publisher, control)
     }
 
     async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The data plane holds the other reference; once it is gone, so is the monitor.
-        while Arc::strong_count(&self.publisher.topology) > 1 {
+        loop {
             tokio::select! {
                 _ = ticker.tick() => self.round().await,
                 Some(command) = self.commands.recv() => self.command(command).await,

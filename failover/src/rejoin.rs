@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::node_status::NodeRole;
+use crate::tasks::Tasks;
 use crate::topology::ShardTopology;
 
 /// After a run, how long a node that is still a fenced primary waits before the next.
@@ -50,14 +51,17 @@ pub struct Rejoiner {
     command: RejoinCommand,
     nodes: Vec<NodeRejoin>,
     backoff: Duration,
+    /// Where runs are spawned: a stopping proxy kills a run still going.
+    tasks: Tasks,
 }
 
 impl Rejoiner {
-    pub fn new(command: RejoinCommand) -> Rejoiner {
+    pub fn new(command: RejoinCommand, tasks: Tasks) -> Rejoiner {
         Rejoiner {
             command,
             nodes: Vec::new(),
             backoff: REJOIN_BACKOFF,
+            tasks,
         }
     }
 
@@ -93,7 +97,9 @@ impl Rejoiner {
                 let line = expand(&self.command, &node.addr, &t.nodes[primary].addr);
                 tracing::warn!(node = %node.addr, primary = %t.nodes[primary].addr, command = %line, "running rejoin_command for the fenced old primary");
                 let (addr, timeout) = (node.addr.clone(), self.command.timeout);
-                *state = NodeRejoin::Running(tokio::spawn(run(addr, line, timeout)));
+                // Dropped when stopped, and with it the child: kill_on_drop kills it.
+                let task = self.tasks.spawn_stoppable(run(addr, line, timeout));
+                *state = NodeRejoin::Running(task);
             }
         }
     }
@@ -196,11 +202,14 @@ mod tests {
     }
 
     fn rejoiner(template: &str, dir: &std::path::Path) -> Rejoiner {
-        Rejoiner::new(RejoinCommand {
-            template: format!("cd {} && {template}", dir.display()),
-            timeout: Duration::from_secs(5),
-            database: "app".into(),
-        })
+        Rejoiner::new(
+            RejoinCommand {
+                template: format!("cd {} && {template}", dir.display()),
+                timeout: Duration::from_secs(5),
+                database: "app".into(),
+            },
+            Tasks::default(),
+        )
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
@@ -294,6 +303,22 @@ mod tests {
         )
         .await;
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A run still going when the shard's tasks stop is killed, not waited out.
+    #[tokio::test]
+    async fn a_stop_kills_a_run_still_going() {
+        let dir = scratch("stop");
+        let mut r = rejoiner("sleep 30", &dir);
+        let tasks = r.tasks.clone();
+        r.after_round(&fenced_shard());
+        assert_eq!(tasks.tracker().len(), 1);
+        let started = Instant::now();
+        tasks.stop().cancel();
+        tasks.tracker().close();
+        tasks.tracker().wait().await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pgshard_config::{Config, PoolMode, UserConfig};
-use pgshard_failover::{NodeTls, ProbeCredentials};
+use pgshard_failover::{NodeTls, ProbeCredentials, Tasks};
 use pgshard_router::plan::{Planner, ShardSchema};
 use rand::RngCore;
 
@@ -16,6 +16,7 @@ use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::statements::StatementRegistry;
 use crate::routing::{DatabaseRoute, NodeId};
 use crate::shutdown::Shutdown;
+use crate::tasks::ProxyTasks;
 
 /// A configured user, with its secret parsed once and its effective pool settings.
 pub struct UserEntry {
@@ -26,7 +27,8 @@ pub struct UserEntry {
 }
 
 /// The proxy's shared state: configuration resolved for fast lookup, the pools, the
-/// cancel keys, the shared statement names, and the shutdown signal.
+/// cancel keys, the shared statement names, the shutdown signal and the owner of every
+/// task.
 pub struct ProxyContext {
     pub config: Config,
     pub users: HashMap<String, Arc<UserEntry>>,
@@ -35,6 +37,8 @@ pub struct ProxyContext {
     pub cancels: CancelRegistry,
     pub statements: StatementRegistry,
     pub shutdown: Shutdown,
+    /// Every task is spawned here, so that a shutdown can wait for it.
+    pub tasks: ProxyTasks,
     /// The connections held: logging in, and logged in.
     pub admissions: Arc<Admissions>,
     /// Keys the fake SCRAM exchange for unknown users, so it looks like a real one.
@@ -44,7 +48,11 @@ pub struct ProxyContext {
 }
 
 impl ProxyContext {
-    pub fn new(config: Config, shutdown: Shutdown) -> Result<Arc<ProxyContext>, ProxyError> {
+    pub fn new(
+        config: Config,
+        shutdown: Shutdown,
+        tasks: ProxyTasks,
+    ) -> Result<Arc<ProxyContext>, ProxyError> {
         let p = &config.proxy;
         // Checked first: a bad certificate stops the start before anything is spawned.
         let tls = match (&p.tls_certificate, &p.tls_private_key) {
@@ -88,7 +96,7 @@ impl ProxyContext {
             };
             let route = DatabaseRoute::start(
                 d.clone(),
-                monitor_credentials(&config, d, node_tls.clone()),
+                monitor_credentials(&config, d, node_tls.clone(), tasks.for_database()),
                 planner,
             );
             databases.insert(d.name.clone(), Arc::new(route));
@@ -104,6 +112,7 @@ impl ProxyContext {
             cancels: CancelRegistry::default(),
             statements: StatementRegistry::default(),
             shutdown,
+            tasks,
             admissions,
             mock_key,
             tls,
@@ -132,10 +141,12 @@ impl ProxyContext {
 /// Control connections log in as `[databases.failover]`'s user when one is given (failover
 /// needs a superuser), else as the first configured user with its server credentials,
 /// which is enough for health and lag checks (with `pg_monitor`, replication details too).
+/// The database's control-plane tasks are owned by `tasks`.
 fn monitor_credentials(
     config: &Config,
     db: &pgshard_config::DatabaseConfig,
     tls: Option<NodeTls>,
+    tasks: Tasks,
 ) -> ProbeCredentials {
     let database = db.server_database().to_string();
     if let Some(user) = &db.failover.user {
@@ -144,6 +155,7 @@ fn monitor_credentials(
             password: db.failover.password.clone(),
             database,
             tls,
+            tasks,
         };
     }
     let user = config.users.first();
@@ -152,5 +164,6 @@ fn monitor_credentials(
         password: user.and_then(|u| u.server_password()).map(str::to_string),
         database,
         tls,
+        tasks,
     }
 }

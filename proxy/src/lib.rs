@@ -13,6 +13,7 @@ pub mod net;
 pub mod proxy;
 pub mod routing;
 pub mod shutdown;
+pub mod tasks;
 #[cfg(test)]
 mod testing;
 

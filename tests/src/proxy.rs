@@ -186,6 +186,11 @@ impl TestProxy {
             })
     }
 
+    /// Every task of the proxy, to check that none is left once it has stopped.
+    pub fn tasks(&self) -> pgshard_proxy::tasks::ProxyTasks {
+        self.handle.tasks()
+    }
+
     /// Stops the proxy gracefully: see [`ProxyHandle::shutdown`].
     pub async fn shutdown(self) {
         self.handle.shutdown().await

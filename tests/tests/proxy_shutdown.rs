@@ -31,6 +31,7 @@ async fn drain_in(primary: &Node, pool_mode: PoolMode) -> Result<()> {
         .await?;
     let (mut idle, _) = RawConnection::login(addr, &User::app()).await?;
 
+    let tasks = proxy.tasks();
     let started = Instant::now();
     let stopping = tokio::spawn(proxy.shutdown());
 
@@ -72,6 +73,7 @@ async fn drain_in(primary: &Node, pool_mode: PoolMode) -> Result<()> {
     tokio::time::timeout(SHUTDOWN_TIMEOUT, stopping)
         .await
         .context("shutdown did not return")??;
+    assert_eq!(tasks.running(), 0, "{pool_mode:?}: tasks left running");
     assert!(
         started.elapsed() < SHUTDOWN_TIMEOUT,
         "{pool_mode:?}: shutdown took {:?}, as if a client had been waited for",
@@ -106,6 +108,7 @@ async fn shutdown_gives_up_on_a_transaction_after_the_timeout() -> Result<()> {
     raw.send_bytes(&wire::query("BEGIN")).await?;
     raw.read_until_ready().await?;
 
+    let tasks = proxy.tasks();
     let started = Instant::now();
     let stopping = tokio::spawn(proxy.shutdown());
     // Still in its transaction at the deadline: told 57P01 as PostgreSQL tells it, then
@@ -127,6 +130,7 @@ async fn shutdown_gives_up_on_a_transaction_after_the_timeout() -> Result<()> {
         took >= timeout,
         "shutdown returned after {took:?}, before its timeout, with a transaction open"
     );
+    assert_eq!(tasks.running(), 0, "tasks left running");
     wait_for(
         "the other client to be disconnected",
         Duration::from_secs(2),

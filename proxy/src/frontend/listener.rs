@@ -9,10 +9,10 @@ use crate::context::ProxyContext;
 use crate::net::messages::error_response;
 use crate::net::Severity;
 
-/// Accepts clients until shutdown; each gets a task of its own, so a bad client never
-/// holds up the others. A connection that finds every login place taken is refused at
-/// once (see [`Admissions`](super::admission::Admissions)), so connections beyond the
-/// limits are never held.
+/// Accepts clients until shutdown; each gets a session task of its own (owned by
+/// `ctx.tasks`), so a bad client never holds up the others. A connection that finds every
+/// login place taken is refused at once (see [`Admissions`](super::admission::Admissions)),
+/// so connections beyond the limits are never held.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<ProxyContext>) {
     let mut shutdown = ctx.shutdown.clone();
     loop {
@@ -35,9 +35,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<ProxyContext>) {
             refuse_at_once(&stream);
             continue;
         };
-        let ctx = ctx.clone();
         tracing::trace!(%peer, "client connected");
-        tokio::spawn(serve_client(stream, ctx, admission));
+        ctx.tasks
+            .spawn_session(serve_client(stream, ctx.clone(), admission));
     }
 }
 

@@ -28,7 +28,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ProxyContext>) {
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(answer(stream, ctx.clone()));
+                ctx.tasks.spawn(answer(stream, ctx.clone()));
             }
             Err(e) => {
                 tracing::warn!("metrics: accept failed: {e}");

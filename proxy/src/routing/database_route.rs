@@ -10,6 +10,7 @@ use pgshard_failover::{
 };
 use pgshard_router::plan::Planner;
 use pgshard_router::Classifier;
+use tokio_util::sync::DropGuard;
 
 use super::shard_nodes::ShardNodes;
 
@@ -27,10 +28,13 @@ pub struct DatabaseRoute {
     /// "C.UTF-8"), as the proxy compares text when it merges sorted shard results;
     /// learnt from the first server a sharded session meets.
     pub bytewise_text: std::sync::OnceLock<bool>,
+    /// Stops the shard monitors when the route goes away.
+    _monitors: DropGuard,
 }
 
 impl DatabaseRoute {
-    /// Starts a monitor per shard; must run inside the runtime.
+    /// Starts a monitor per shard on `credentials.tasks`, stopped when the route is
+    /// dropped; must run inside the runtime.
     pub fn start(
         config: DatabaseConfig,
         credentials: ProbeCredentials,
@@ -88,7 +92,7 @@ impl DatabaseRoute {
                             database: config.name.clone(),
                         }),
                 };
-                let (publisher, control, _task) = ShardMonitor::spawn(
+                let (publisher, control) = ShardMonitor::spawn(
                     &shard.primary.to_string(),
                     &replicas,
                     credentials.clone(),
@@ -112,6 +116,7 @@ impl DatabaseRoute {
                 ))
             })
             .collect();
+        let monitors = credentials.tasks.stop().clone().drop_guard();
         let classifier = Classifier::new(&routing.write_functions, routing.parse_cache_size);
         DatabaseRoute {
             config,
@@ -120,6 +125,7 @@ impl DatabaseRoute {
             classifier,
             planner,
             bytewise_text: std::sync::OnceLock::new(),
+            _monitors: monitors,
         }
     }
 }
