@@ -34,6 +34,16 @@ pub struct ProxyConfig {
     /// `"64MB"`); bounds memory per connection. Default 64MB, from 1kB to 1GB.
     #[serde(deserialize_with = "crate::size::deserialize")]
     pub max_message_size: u64,
+    /// Bytes of large client messages (1MB and more) all connections may hold at once;
+    /// a client whose message would exceed it waits for room up to
+    /// `message_memory_wait`, then is refused with SQLSTATE 53200. Bounds the proxy's
+    /// memory as a whole rather than per connection. Default 256MB; at least
+    /// `max_message_size`.
+    #[serde(deserialize_with = "crate::size::deserialize")]
+    pub max_message_memory: u64,
+    /// How long a large message waits for room in `max_message_memory`; default 10s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub message_memory_wait: Duration,
     /// Largest startup packet or authentication message (password, SASL) accepted
     /// before login; a larger one is refused with SQLSTATE 08P01. Default 10000 bytes
     /// (PostgreSQL's startup packet limit), from 1kB to 1MB.
@@ -137,6 +147,8 @@ impl Default for ProxyConfig {
             max_client_connections: 10_000,
             max_logins_in_progress: None,
             max_message_size: 64 << 20,
+            max_message_memory: 256 << 20,
+            message_memory_wait: Duration::from_secs(10),
             max_login_message_size: 10_000,
             client_login_timeout: Duration::from_secs(15),
             auth_method: AuthMethod::default(),

@@ -72,6 +72,16 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
     if !(MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&proxy.max_message_size) {
         problems.add("proxy.max_message_size", "must be between 1kB and 1GB");
     }
+    let size_valid = (MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(&proxy.max_message_size);
+    if size_valid && proxy.max_message_memory < proxy.max_message_size {
+        problems.add(
+            "proxy.max_message_memory",
+            format!(
+                "must be at least proxy.max_message_size ({} bytes), or a message of that size could never be read",
+                proxy.max_message_size
+            ),
+        );
+    }
     if !(MIN_MESSAGE_SIZE..=MAX_LOGIN_MESSAGE_SIZE).contains(&proxy.max_login_message_size) {
         problems.add(
             "proxy.max_login_message_size",
@@ -82,6 +92,7 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
     for (key, value) in [
         ("proxy.connect_timeout", proxy.connect_timeout),
         ("proxy.client_login_timeout", proxy.client_login_timeout),
+        ("proxy.message_memory_wait", proxy.message_memory_wait),
         ("proxy.checkout_timeout", proxy.checkout_timeout),
         ("proxy.server_idle_timeout", proxy.server_idle_timeout),
         ("proxy.server_lifetime", proxy.server_lifetime),
@@ -378,8 +389,18 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(
-            errors(&format!("[proxy]\nmax_message_size = \"1GB\"\n{MINIMAL}")),
+            errors(&format!(
+                "[proxy]\nmax_message_size = \"1GB\"\nmax_message_memory = \"1GB\"\n{MINIMAL}"
+            )),
             Vec::<String>::new()
+        );
+        assert_eq!(
+            with_proxy("max_message_size = \"64MB\"\nmax_message_memory = \"32MB\""),
+            ["pgshard.toml:3:1: proxy.max_message_memory: must be at least proxy.max_message_size (67108864 bytes), or a message of that size could never be read"]
+        );
+        assert_eq!(
+            with_proxy("message_memory_wait = \"0s\""),
+            ["pgshard.toml:2:1: proxy.message_memory_wait: must be greater than 0"]
         );
         for size in ["\"1023B\"", "\"2GB\"", "0"] {
             assert_eq!(

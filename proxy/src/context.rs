@@ -41,6 +41,8 @@ pub struct ProxyContext {
     pub tasks: ProxyTasks,
     /// The connections held: logging in, and logged in.
     pub admissions: Arc<Admissions>,
+    /// The bytes of large client messages held at once (`max_message_memory`).
+    pub message_budget: Arc<crate::net::MessageBudget>,
     /// Keys the fake SCRAM exchange for unknown users, so it looks like a real one.
     pub mock_key: [u8; 32],
     /// TLS for clients, when `[proxy]` has a certificate and key.
@@ -102,6 +104,10 @@ impl ProxyContext {
             databases.insert(d.name.clone(), Arc::new(route));
         }
         let admissions = Admissions::new(p.max_client_connections, p.logins_in_progress_limit());
+        let message_budget = Arc::new(crate::net::MessageBudget::new(
+            p.max_message_memory,
+            p.message_memory_wait,
+        ));
         let mut mock_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut mock_key);
         Ok(Arc::new(ProxyContext {
@@ -114,6 +120,7 @@ impl ProxyContext {
             shutdown,
             tasks,
             admissions,
+            message_budget,
             mock_key,
             tls,
         }))

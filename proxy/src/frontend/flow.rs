@@ -47,6 +47,17 @@ pub async fn client_frame(
             tracing::info!("client sent a bad message: {e}");
             Err(fatal(client, "08P01", "invalid message length").await)
         }
+        Err(e @ WireError::OverBudget { .. }) => {
+            tracing::warn!("refused a client's message: {e}");
+            Err(fatal(
+                client,
+                "53200",
+                &format!(
+                    "out of memory: pgshard: {e}; retry later, or raise proxy.max_message_memory"
+                ),
+            )
+            .await)
+        }
         Err(e) => {
             tracing::debug!("client connection failed: {e}");
             Err(Flow::Stop)

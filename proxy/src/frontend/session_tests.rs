@@ -420,6 +420,52 @@ async fn a_parse_without_its_terminator_is_refused_by_the_proxy() {
     }
 }
 
+/// Large messages of all clients share `max_message_memory`: while a stalled client
+/// holds most of it, another's large message waits, then is refused with 53200 (small
+/// ones pass meanwhile); the room comes back once the stalled message is served.
+#[tokio::test]
+async fn large_messages_share_one_memory_budget() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::configured(
+            shards,
+            "transaction",
+            2,
+            echo(),
+            "max_message_size = \"2MB\"\nmax_message_memory = \"2MB\"\nmessage_memory_wait = \"300ms\"",
+        )
+        .await;
+        let big = crate::net::messages::query(&format!(
+            "INSERT INTO items (id, name) VALUES (1, '{}')",
+            "x".repeat(1_500_000)
+        ));
+        let bytes = big.as_bytes();
+        let mut stalled = bed.client(&[]).await;
+        stalled.send_bytes(&bytes[..bytes.len() / 2]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+        let mut other = bed.client(&[]).await;
+        assert!(other.query("SELECT 1").await.errors.is_empty(), "{kind}");
+        other.send(std::slice::from_ref(&big)).await;
+        let (code, message) = crate::net::messages::error_fields(&other.read().await);
+        assert_eq!(code, "53200", "{kind}: {message}");
+        assert!(message.contains("max_message_memory"), "{kind}: {message}");
+        assert!(other.closed().await, "{kind}: still open");
+
+        stalled.send_bytes(&bytes[bytes.len() / 2..]).await;
+        let served = stalled.replies().await;
+        assert_eq!(served.tags, ["INSERT 0 1"], "{kind}: {:?}", served.errors);
+        let mut third = bed.client(&[]).await;
+        third.send(std::slice::from_ref(&big)).await;
+        let served = third.replies().await;
+        assert_eq!(served.tags, ["INSERT 0 1"], "{kind}: {:?}", served.errors);
+        assert!(
+            bed.violations().is_empty(),
+            "{kind}: {:?}",
+            bed.violations()
+        );
+    }
+}
+
 /// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
 #[tokio::test]
 async fn an_idle_client_hears_the_shutdown() {

@@ -1,11 +1,13 @@
 //! A framed, buffered PostgreSQL protocol connection.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Waker};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::budget::{Lease, MessageBudget, LARGE_MESSAGE};
 use super::error::WireError;
 use super::frame::{Frame, HEADER_LEN};
 
@@ -17,7 +19,14 @@ pub struct Connection<S> {
     stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// A large frame being written straight from its own bytes rather than copied into
+    /// `wbuf`, and how much of it is written; it goes before anything in `wbuf`.
+    large: Option<(Bytes, usize)>,
     max_len: usize,
+    /// Where a large message's bytes are counted, for client connections.
+    budget: Option<Arc<MessageBudget>>,
+    /// The room held for the large message being read or last read.
+    lease: Option<Lease>,
 }
 
 /// Flush the write buffer once it holds this much, so a large result streams.
@@ -32,6 +41,10 @@ const MIN_READ: usize = 8 * 1024;
 /// body's bytes actually come.
 const MAX_READ: usize = 64 * 1024;
 
+/// A buffer grown past this by a large message is replaced by a small one once the
+/// message is out, so memory goes back after it.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, max_len: usize) -> Self {
         Self::with_buffer(stream, BytesMut::with_capacity(8 * 1024), max_len)
@@ -43,17 +56,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             rbuf,
             wbuf: BytesMut::with_capacity(8 * 1024),
+            large: None,
             max_len,
+            budget: None,
+            lease: None,
         }
     }
 
+    /// Counts this connection's large messages in `budget` (client connections, once
+    /// logged in).
+    pub fn set_budget(&mut self, budget: Arc<MessageBudget>) {
+        self.budget = Some(budget);
+    }
+
     /// The next whole message; `Closed` on a clean end of stream between messages.
+    ///
+    /// Asking for it gives back the room the previous large message held: by then the
+    /// session has forwarded or dropped it.
     pub async fn read_frame(&mut self) -> Result<Frame, WireError> {
+        if self.lease.take().is_some() {
+            self.shrink_read_buffer();
+        }
         loop {
             match Frame::parse(&mut self.rbuf, self.max_len) {
                 Err(WireError::Incomplete) => {}
                 other => return other,
             }
+            self.reserve_large().await?;
             self.make_room();
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {
                 return if self.rbuf.is_empty() {
@@ -62,6 +91,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     Err(WireError::Malformed("connection closed inside a message"))
                 };
             }
+        }
+    }
+
+    /// Room in the budget for a large message, before its body is read.
+    async fn reserve_large(&mut self) -> Result<(), WireError> {
+        let (Some(budget), None) = (&self.budget, &self.lease) else {
+            return Ok(());
+        };
+        match Frame::declared_len(&self.rbuf) {
+            Some(len) if len >= LARGE_MESSAGE && len <= self.max_len + 1 => {
+                self.lease = Some(budget.reserve(len).await?);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Replaces a read buffer a large message grew with a small one (keeping the bytes
+    /// that follow), so its memory goes back once the message is dropped.
+    fn shrink_read_buffer(&mut self) {
+        if self.rbuf.capacity() > SHRINK_ABOVE && self.rbuf.len() <= MAX_READ {
+            let mut small = BytesMut::with_capacity(MIN_READ.max(self.rbuf.len()));
+            small.extend_from_slice(&self.rbuf);
+            self.rbuf = small;
         }
     }
 
@@ -81,9 +134,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Frame::declared_len(&self.rbuf).is_some_and(|len| self.rbuf.len() >= len)
     }
 
-    /// Queues a message; flushes by itself when the buffer is large.
+    /// Queues a message; flushes by itself when the buffer is large. A large message
+    /// is written from its own bytes, not copied.
     pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), WireError> {
-        self.write_bytes(frame.as_bytes()).await
+        if frame.len() < FLUSH_AT {
+            return self.write_bytes(frame.as_bytes()).await;
+        }
+        // What is queued goes first; then the frame, tracked so that a flush dropped
+        // half-way resumes it.
+        self.flush().await?;
+        self.large = Some((frame.bytes(), 0));
+        self.flush().await
     }
 
     pub async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
@@ -98,12 +159,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// it goes, so a flush dropped half-way (a session ended at the shutdown deadline)
     /// leaves exactly the unwritten rest, and a later flush sends no byte twice.
     pub async fn flush(&mut self) -> Result<(), WireError> {
+        while let Some((bytes, written)) = &mut self.large {
+            if *written >= bytes.len() {
+                self.large = None;
+                break;
+            }
+            let n = self.stream.write(&bytes[*written..]).await?;
+            if n == 0 {
+                return Err(WireError::Io("the peer takes no more bytes".to_string()));
+            }
+            *written += n;
+        }
         while !self.wbuf.is_empty() {
             let written = self.stream.write(&self.wbuf).await?;
             if written == 0 {
                 return Err(WireError::Io("the peer takes no more bytes".to_string()));
             }
             self.wbuf.advance(written);
+        }
+        if self.wbuf.capacity() > SHRINK_ABOVE {
+            self.wbuf = BytesMut::with_capacity(8 * 1024);
         }
         self.stream.flush().await?;
         Ok(())

@@ -12,6 +12,10 @@ pub enum WireError {
     BadLength(i32),
     #[error("message of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    /// A client's large message would take more than `max_message_memory` held by all
+    /// connections at once, and no room came free in time.
+    #[error("a message of {len} bytes would exceed the {budget} bytes all clients' large messages may hold at once")]
+    OverBudget { len: usize, budget: usize },
     #[error("malformed message: {0}")]
     Malformed(&'static str),
     /// A well-formed string that is not UTF-8 (a client_encoding other than UTF8).

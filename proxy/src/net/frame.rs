@@ -77,6 +77,11 @@ impl Frame {
         &self.bytes[HEADER_LEN..]
     }
 
+    /// The whole message as shared bytes (no copy).
+    pub fn bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
     /// The whole message, as it goes on the wire.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes

@@ -1,6 +1,7 @@
 //! The PostgreSQL wire protocol as the proxy needs it: framing raw messages, the startup
 //! packet, builders for the messages the proxy sends itself, and TLS for clients.
 
+pub mod budget;
 pub mod connection;
 pub mod error;
 pub mod frame;
@@ -10,6 +11,7 @@ pub mod startup;
 pub mod stream;
 pub mod tls;
 
+pub use budget::MessageBudget;
 pub use connection::{Connection, Unasked};
 pub use error::WireError;
 pub use frame::{BodyReader, Frame};

@@ -126,6 +126,17 @@ impl TestClient {
         }
     }
 
+    /// Sends raw bytes: part of a message, as a slow or stalled client does.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        let sent = async {
+            self.conn.write_bytes(bytes).await?;
+            self.conn.flush().await
+        };
+        if let Err(e) = sent.await {
+            panic!("send to the proxy: {e}");
+        }
+    }
+
     pub async fn read(&mut self) -> Frame {
         match tokio::time::timeout(REPLY_TIMEOUT, self.conn.read_frame()).await {
             Ok(Ok(frame)) => frame,

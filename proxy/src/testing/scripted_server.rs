@@ -187,7 +187,8 @@ impl Backend {
         if self.startup(&mut stream).await.is_none() {
             return;
         }
-        let mut conn = Connection::new(stream, 1 << 20);
+        // As large as the proxy's default limit, for tests of large messages.
+        let mut conn = Connection::new(stream, 64 << 20);
         let mut hello = vec![messages::authentication(0, &[])];
         for (name, value) in [
             ("server_version", "15.18"),
