@@ -705,36 +705,55 @@ impl ShardedSession {
     }
 
     /// Every shard runs it and must succeed; the client hears the first shard once.
+    ///
+    /// The other shards are heard first, keeping only an error; then the first shard's
+    /// reply streams to the client as it comes, so a large one is never held whole.
     async fn same(&mut self, dispatch: &Dispatch) -> Result<Outcome, Lost> {
         let first = dispatch.shards[0];
-        let mut replies = Vec::new();
         let mut error = None;
-        for &shard in &dispatch.shards {
-            loop {
-                let frame = self.reply(shard).await?;
-                match frame.tag() {
-                    tag::READY_FOR_QUERY => break,
-                    tag::ERROR_RESPONSE => {
-                        error.get_or_insert(frame);
-                    }
-                    tag::COPY_IN_RESPONSE => {
-                        // COPY FROM is planned apart; anything else copying is refused.
-                        let fail = Frame::new(tag::COPY_FAIL, b"pgshard: unexpected COPY\0");
-                        self.end_copy(shard, fail).await?;
-                    }
-                    _ if shard == first => replies.push(frame),
-                    _ => {}
-                }
+        for &shard in dispatch.shards.iter().skip(1) {
+            if let Some(e) = self.broadcast_reply(shard, false).await? {
+                error.get_or_insert(e);
             }
         }
         if let Some(error) = error {
+            self.broadcast_reply(first, false).await?;
             self.send_client(&error).await?;
             return Ok(Outcome::Failed);
         }
-        for f in &replies {
-            self.send_client(f).await?;
+        match self.broadcast_reply(first, true).await? {
+            Some(_) => Ok(Outcome::Failed),
+            None => Ok(Outcome::Done),
         }
-        Ok(Outcome::Done)
+    }
+
+    /// Reads one shard's reply to a broadcast statement up to its ReadyForQuery,
+    /// passing it to the client when `relay` (errors included); returns its error.
+    async fn broadcast_reply(
+        &mut self,
+        shard: usize,
+        relay: bool,
+    ) -> Result<Option<Frame>, Lost> {
+        let mut error = None;
+        loop {
+            let frame = self.reply(shard).await?;
+            match frame.tag() {
+                tag::READY_FOR_QUERY => return Ok(error),
+                tag::COPY_IN_RESPONSE => {
+                    // COPY FROM is planned apart; anything else copying is refused.
+                    let fail = Frame::new(tag::COPY_FAIL, b"pgshard: unexpected COPY\0");
+                    self.end_copy(shard, fail).await?;
+                    continue;
+                }
+                tag::ERROR_RESPONSE => {
+                    error.get_or_insert(frame.clone());
+                }
+                _ => {}
+            }
+            if relay {
+                self.send_client(&frame).await?;
+            }
+        }
     }
 
     pub(super) async fn send_client(&mut self, frame: &Frame) -> Result<(), Lost> {

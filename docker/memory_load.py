@@ -1,0 +1,113 @@
+"""The loads of docker/memory.sh, each measured by the proxy's peak and current RSS.
+
+Run by memory.sh with the proxy's address and process id; prints one line per phase.
+"""
+
+import os
+import sys
+import threading
+import time
+
+import psycopg
+
+host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+phases = sys.argv[4].split(",") if len(sys.argv) > 4 else ["big", "statements", "idle"]
+
+
+def status(field):
+    """A field of /proc/PID/status, in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def connect():
+    return psycopg.connect(host=host, port=port, user="app", password="app", dbname="app",
+                           autocommit=True, prepare_threshold=None)
+
+
+def report(phase, before, peak, **extra):
+    after = status("VmRSS")
+    more = "".join(f" {k}={v}" for k, v in extra.items())
+    print(f"{phase}: RSS before {before:.1f} MB, peak {peak:.1f} MB, after {after:.1f} MB{more}",
+          flush=True)
+
+
+class PeakWatch:
+    """Samples VmRSS every 20 ms while a load runs (VmHWM never goes down)."""
+
+    def __init__(self):
+        self.peak = status("VmRSS")
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, status("VmRSS"))
+            time.sleep(0.02)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        return self.peak
+
+
+def big_queries(clients=8, size=60 << 20):
+    """`clients` clients each send one query of `size` bytes at once."""
+    before = status("VmRSS")
+    watch = PeakWatch()
+    text = "x" * (size - 64)
+    errors, done = [], []
+
+    def one(i):
+        try:
+            with connect() as conn:
+                n = conn.execute(f"SELECT length('{text}') + {i}").fetchone()[0]
+                done.append(n == len(text) + i)
+        except Exception as e:  # the answer, or 53200 when the budget is exhausted
+            errors.append(getattr(e, "sqlstate", None) or type(e).__name__)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    peak = watch.stop()
+    time.sleep(1)
+    report(f"{clients} queries of {size >> 20} MB", before, peak,
+           answered=sum(done), wrong=done.count(False), errors=",".join(errors) or "none")
+
+
+def statements(count=10_000):
+    """One client prepares `count` distinct statements."""
+    before = status("VmRSS")
+    watch = PeakWatch()
+    with connect() as conn:
+        for i in range(count):
+            conn.execute(f"SELECT {i} AS n, %s::int AS m", (i,), prepare=True)
+    peak = watch.stop()
+    report(f"{count} distinct prepared statements", before, peak)
+
+
+def idle(count=10_000):
+    """`count` clients log in and stay idle, then leave."""
+    before = status("VmRSS")
+    conns = []
+    try:
+        for _ in range(count):
+            conns.append(connect())
+        time.sleep(1)
+        held = status("VmRSS")
+    finally:
+        for c in conns:
+            c.close()
+    time.sleep(2)
+    report(f"{count} idle clients", before, held,
+           per_client_kB=f"{(held - before) * 1024 / max(count, 1):.1f}")
+
+
+for phase in phases:
+    {"big": big_queries, "statements": statements, "idle": idle}[phase]()
