@@ -466,6 +466,55 @@ async fn large_messages_share_one_memory_budget() {
     }
 }
 
+/// A cancel for a statement still waiting for a server connection is not lost: the
+/// statement never runs and its client gets 57014, as if the server had cancelled it;
+/// the next statement runs normally.
+#[tokio::test]
+async fn a_cancel_before_the_statement_reaches_a_server_cancels_it() {
+    for (shards, kind) in KINDS {
+        let bed = Bed::start(shards, "transaction", 2).await;
+        // Two clients hold both server connections in their transactions.
+        let mut holder = bed.client(&[]).await;
+        let mut other_holder = bed.client(&[]).await;
+        let mut waiter = bed.client(&[]).await;
+        for h in [&mut holder, &mut other_holder] {
+            assert_eq!(h.query("BEGIN").await.status, 'T', "{kind}");
+            // On every shard, for the two-shard database.
+            assert!(
+                h.query("SELECT id FROM items").await.errors.is_empty(),
+                "{kind}"
+            );
+        }
+        waiter
+            .send(&[crate::net::messages::query("SELECT 'never'")])
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waiter.cancel(&bed.proxy).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(holder.query("COMMIT").await.status, 'I', "{kind}");
+        let cancelled = waiter.replies().await;
+        assert_eq!(other_holder.query("COMMIT").await.status, 'I', "{kind}");
+        assert_eq!(
+            cancelled.error_code(),
+            Some("57014"),
+            "{kind}: {cancelled:?}"
+        );
+        assert_eq!(cancelled.status, 'I', "{kind}");
+        assert!(
+            !bed.ran().iter().any(|sql| sql.contains("never")),
+            "{kind}: {:?}",
+            bed.ran()
+        );
+        let next = waiter.query("SELECT 'next'").await;
+        assert_eq!(next.rows, ["SELECT 'next'"], "{kind}: {:?}", next.errors);
+        assert!(
+            bed.violations().is_empty(),
+            "{kind}: {:?}",
+            bed.violations()
+        );
+    }
+}
+
 /// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
 #[tokio::test]
 async fn an_idle_client_hears_the_shutdown() {

@@ -59,6 +59,8 @@ pub async fn start_proxy(
 /// A client that sends protocol messages one by one and reads the replies.
 pub struct TestClient {
     conn: Connection<TcpStream>,
+    /// The BackendKeyData the proxy gave at login (process id, secret key).
+    pub cancel_key: (i32, i32),
 }
 
 /// The replies up to a ReadyForQuery, read apart.
@@ -74,6 +76,8 @@ pub struct Replies {
     pub tags_seen: Vec<char>,
     /// The ReadyForQuery status.
     pub status: char,
+    /// A BackendKeyData's process id and secret key.
+    pub backend_key: Option<(i32, i32)>,
 }
 
 impl Replies {
@@ -104,6 +108,7 @@ impl TestClient {
         }
         let mut client = TestClient {
             conn: Connection::new(stream, 1 << 20),
+            cancel_key: (0, 0),
         };
         let ask = client.read().await;
         assert_eq!(ask.tag(), b'R', "expected a password request");
@@ -112,6 +117,7 @@ impl TestClient {
         client.send(&[messages::password(&password)]).await;
         let login = client.replies().await;
         assert!(login.errors.is_empty(), "login failed: {:?}", login.errors);
+        client.cancel_key = login.backend_key.unwrap_or_default();
         client
     }
 
@@ -168,6 +174,11 @@ impl TestClient {
                     .tags
                     .push(String::from_utf8_lossy(r.cstr().unwrap_or(b"")).into_owned()),
                 b'E' => replies.errors.push(messages::error_fields(&frame)),
+                b'K' => {
+                    if let (Ok(pid), Ok(key)) = (r.i32(), r.i32()) {
+                        replies.backend_key = Some((pid, key));
+                    }
+                }
                 tag::READY_FOR_QUERY => {
                     replies.status = r.u8().map(char::from).unwrap_or('?');
                     return replies;
@@ -190,6 +201,21 @@ impl TestClient {
             Ok(Ok(frame)) => panic!("expected the end, got '{}'", frame.tag() as char),
             Ok(Err(_)) => true,
             Err(_) => false,
+        }
+    }
+
+    /// Sends a CancelRequest for this client on a new connection, as libpq does.
+    pub async fn cancel(&self, proxy: &ProxyHandle) {
+        let (pid, key) = self.cancel_key;
+        let sent = async {
+            let mut stream = TcpStream::connect(proxy.addr).await?;
+            stream
+                .write_all(&crate::net::startup::cancel_packet(pid, key))
+                .await?;
+            stream.shutdown().await
+        };
+        if let Err(e) = sent.await {
+            panic!("send a cancel request: {e}");
         }
     }
 

@@ -6,6 +6,7 @@ use pgshard_router::RoleHint;
 
 use super::{Flow, Replay, Session};
 use crate::frontend::batch::BatchEnd;
+use crate::frontend::cancel::CANCELED_MESSAGE;
 use crate::frontend::route_decision::{route_batch, BatchRoute};
 use crate::net::messages::tag;
 use crate::net::Frame;
@@ -20,6 +21,7 @@ impl Session {
         if frames.len() == 1 && last.tag() == tag::FLUSH {
             return Flow::Continue;
         }
+        self.core.cancel.waiting();
         let route = if self.core.mode == pgshard_config::PoolMode::Session || self.pinned.is_some()
         {
             BatchRoute::Primary
@@ -27,7 +29,10 @@ impl Session {
             route_batch(&frames, end, &self.core.db.classifier, &self.statements)
         };
         match route {
-            BatchRoute::Refuse { code, message } => self.refuse(&last, code, &message).await,
+            BatchRoute::Refuse { code, message } => {
+                self.core.cancel.sending();
+                self.refuse(&last, code, &message).await
+            }
             BatchRoute::Primary => {
                 self.wrote = true;
                 self.send_to_primary(frames).await
@@ -66,7 +71,10 @@ impl Session {
         if self.server.is_none() {
             match self.core.checkout().primary(0).await {
                 Ok((node, server)) => self.attach(node, server),
-                Err(failure) => return self.refuse_with(&last, failure).await,
+                Err(failure) => {
+                    self.core.cancel.sending();
+                    return self.refuse_with(&last, failure).await;
+                }
             }
         }
         self.replay = None;
@@ -91,7 +99,10 @@ impl Session {
                 self.attach(node, server);
                 node
             }
-            Err(failure) => return self.refuse_with(&last, failure).await,
+            Err(failure) => {
+                self.core.cancel.sending();
+                return self.refuse_with(&last, failure).await;
+            }
         };
         tried.push(node);
         self.replay = (end == BatchEnd::Complete).then(|| Replay {
@@ -103,8 +114,15 @@ impl Session {
         self.send_frames(frames).await
     }
 
-    /// Forwards a batch to the checked-out server and flushes it.
+    /// Forwards a batch to the checked-out server and flushes it; a batch cancelled
+    /// while it waited for the server is not sent, and answered 57014.
     async fn send_frames(&mut self, frames: Vec<Frame>) -> Flow {
+        if self.core.cancel.sending() {
+            if let Some(last) = frames.last() {
+                self.release_if_idle();
+                return self.refuse(last, "57014", CANCELED_MESSAGE).await;
+            }
+        }
         if let Some(lease) = &self.lease {
             lease.served_one();
             tracing::debug!(server = %lease.addr(), "batch routed");

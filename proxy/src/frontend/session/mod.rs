@@ -9,7 +9,7 @@ use pgshard_config::PoolMode;
 use pgshard_router::{session_effect, split_statements, SessionEffect};
 
 use super::batch::{BatchEnd, HeldBatch};
-use super::cancel::{lock, CancelTarget};
+use super::cancel::CancelTarget;
 use super::checkout::CheckoutFailure;
 use super::engine::{Event, Executor, SessionCore};
 use super::expect::{ExpectedReplies, ReplyAction};
@@ -186,7 +186,7 @@ impl Session {
         }
         self.server = None;
         self.lease = None;
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
         self.fatal(
             "08006",
             "pgshard: the primary changed (failover); the transaction on the old primary, if \
@@ -578,7 +578,7 @@ impl Session {
             self.replay = None;
             self.parses.clear();
             self.closes.clear();
-            *lock(&self.core.cancel) = None;
+            self.core.cancel.clear();
         }
     }
 
@@ -594,11 +594,11 @@ impl Session {
 
     /// Makes `server`, of `node`, the one this session's messages go to.
     fn attach(&mut self, node: NodeId, server: PooledServer) {
-        *lock(&self.core.cancel) = Some(CancelTarget {
+        self.core.cancel.running_on(vec![CancelTarget {
             addr: server.addr.clone(),
             pid: server.pid,
             key: server.secret_key,
-        });
+        }]);
         self.sent_batches = 0;
         self.done_batches = 0;
         self.in_batch = false;
@@ -669,7 +669,7 @@ impl Session {
         }
         self.server = None;
         let lease = self.lease.take();
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
         let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
         if let (Some(replay), Some(node)) = (self.replay.take(), lease.as_ref().map(|l| l.node)) {
             // Nothing of this read reached the client: run it on another node.
@@ -702,7 +702,7 @@ impl Session {
         self.server = None;
         self.replay = None;
         let lease = self.lease.take();
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
         let addr = lease.as_ref().map_or("?", |l| l.addr()).to_string();
         tracing::warn!(server = %addr, "server broke the protocol: {what} nothing asked for");
         self.fatal(
@@ -806,6 +806,6 @@ impl Executor for Session {
         }
         self.server = None;
         self.lease = None;
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
     }
 }

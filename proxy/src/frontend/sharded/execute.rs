@@ -18,7 +18,7 @@ use super::replies::Lost;
 use super::row_limit::{portal_suspended, Passage};
 use super::transaction::{ImplicitBlock, TxnState};
 use super::{Flow, ShardedSession};
-use crate::frontend::cancel::{lock, CancelTarget};
+use crate::frontend::cancel::{CancelTarget, CANCELED_MESSAGE};
 use crate::frontend::checkout::CheckoutFailure;
 use crate::frontend::settings::effective_value;
 use crate::net::messages::{self, command_complete, error_response, tag};
@@ -481,8 +481,11 @@ impl ShardedSession {
         // error on one shard undoes it on all.
         let implicit = multi_write && !self.txn.is_open();
         let need = self.need(write);
+        self.core.cancel.waiting();
         for &shard in &dispatch.shards {
             if let Err(failure) = self.ensure_link(shard, need, implicit).await {
+                // Nothing waits any more: later cancels go to the servers.
+                self.core.cancel.sending();
                 if implicit {
                     self.abort_implicit(&dispatch.shards).await;
                 }
@@ -491,22 +494,27 @@ impl ShardedSession {
                 return outcome;
             }
         }
-        if let Some(link) = dispatch
+        let targets = dispatch
             .shards
-            .first()
-            .and_then(|&s| self.links[s].as_ref())
-        {
-            *lock(&self.core.cancel) = Some(CancelTarget {
+            .iter()
+            .filter_map(|&s| self.links[s].as_ref())
+            .map(|link| CancelTarget {
                 addr: link.server.addr.clone(),
                 pid: link.server.pid,
                 key: link.server.secret_key,
-            });
-        }
+            })
+            .collect();
+        self.core.cancel.running_on(targets);
         let mut dispatch = dispatch;
-        let refused = match self.resolve_column_formats(plan, &mut dispatch, stmt).await {
+        let mut refused = match self.resolve_column_formats(plan, &mut dispatch, stmt).await {
             Ok(refused) => refused,
             Err(lost) => return self.lost(lost).await,
         };
+        // A cancel that came while the statement waited for its connections: it never
+        // runs, as it would not have started on one server either.
+        if self.core.cancel.sending() && refused.is_none() {
+            refused = Some(error_response(Severity::Error, "57014", CANCELED_MESSAGE));
+        }
         if refused.is_none() {
             for (i, &shard) in dispatch.shards.iter().enumerate() {
                 if let Err(lost) = self.send_to(shard, &dispatch.frames[i]).await {
@@ -729,11 +737,7 @@ impl ShardedSession {
 
     /// Reads one shard's reply to a broadcast statement up to its ReadyForQuery,
     /// passing it to the client when `relay` (errors included); returns its error.
-    async fn broadcast_reply(
-        &mut self,
-        shard: usize,
-        relay: bool,
-    ) -> Result<Option<Frame>, Lost> {
+    async fn broadcast_reply(&mut self, shard: usize, relay: bool) -> Result<Option<Frame>, Lost> {
         let mut error = None;
         loop {
             let frame = self.reply(shard).await?;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use pgshard_config::PoolMode;
 use pgshard_router::plan::{PlanError, Planner};
 
-use super::cancel::lock;
 use super::checkout::CheckoutFailure;
 use super::engine::{Event, Executor, SessionCore};
 use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
@@ -298,7 +297,7 @@ impl ShardedSession {
             }
             *slot = None;
         }
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
     }
 
     /// The client left: servers mid-transaction are closed, the others reset when they
@@ -375,7 +374,7 @@ impl Executor for ShardedSession {
             }
             *slot = None;
         }
-        *lock(&self.core.cancel) = None;
+        self.core.cancel.clear();
     }
 }
 
