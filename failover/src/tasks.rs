@@ -37,6 +37,9 @@ impl Tasks {
         F: Future<Output = ()> + Send + 'static,
     {
         let stop = self.stop.clone();
+        // Boxed once: the wrappers then move a pointer, not the whole future (a client
+        // session's is several kB, which each wrapper would otherwise hold again).
+        let task = Box::pin(task);
         self.tracker.spawn(async move {
             stop.run_until_cancelled_owned(task).await;
         })

@@ -58,6 +58,17 @@ struct DumpArgs {
     no_privileges: bool,
 }
 
+/// jemalloc gives freed memory back to the system (its background threads purge unused
+/// pages after a few seconds), so the proxy shrinks again after a burst of clients or
+/// large messages; glibc's allocator keeps most of it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read at its start: unused pages go back after a second, and
+/// directly (not left to the kernel to take, which RSS would still count).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_CONF: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match pgshard_config::load(&cli.config) {

@@ -17,7 +17,9 @@ use crate::context::ProxyContext;
 /// client limits, held for as long as it is connected.
 pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admission: Admission) {
     let _ = stream.set_nodelay(true);
-    let Some(mut logged_in) = login(stream, &ctx, &mut admission).await else {
+    // Boxed: a session's future keeps only what it needs while it waits, not the
+    // login's state (a few kB for each of thousands of idle clients).
+    let Some(mut logged_in) = Box::pin(login(stream, &ctx, &mut admission)).await else {
         return;
     };
     let database = match logged_in.destination {
@@ -46,8 +48,10 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
         slot,
     );
     match planner {
-        Some(planner) => serve(ShardedSession::new(core, planner), pid, key).await,
-        None => serve(Session::new(core), pid, key).await,
+        // Each boxed at its own size: a plain session's future is much smaller than a
+        // sharded one's, and a task would otherwise hold the larger for every client.
+        Some(planner) => Box::pin(serve(ShardedSession::new(core, planner), pid, key)).await,
+        None => Box::pin(serve(Session::new(core), pid, key)).await,
     }
     ctx.cancels.unregister(pid, key);
 }

@@ -146,14 +146,14 @@ pub(crate) trait Executor {
 /// Serves one logged-in client with `executor` until it leaves, the proxy shuts down or a
 /// connection fails.
 pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
-    let params = match executor.open().await {
+    let params = match Box::pin(executor.open()).await {
         Ok(params) => params,
         Err(failure) => {
             let _ = executor.core().client.send(&failure.fatal()).await;
             return;
         }
     };
-    if !greet_client(&mut executor.core().client, &params, pid, key).await {
+    if !Box::pin(greet_client(&mut executor.core().client, &params, pid, key)).await {
         return;
     }
     executor.opened();
@@ -172,7 +172,7 @@ pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
             break;
         }
     }
-    executor.finish().await;
+    Box::pin(executor.finish()).await;
 }
 
 /// How long the last word to a client ended by the shutdown deadline may take.

@@ -184,6 +184,7 @@ async fn login_inner(
     }
     conn.set_max_len(ctx.config.proxy.max_message_size as usize);
     conn.set_budget(ctx.message_budget.clone());
+    conn.set_small_when_idle();
     let admin_console = db_name == ADMIN_DATABASE && !ctx.config.proxy.admin_users.is_empty();
     if admin_console {
         if !ctx.config.proxy.admin_users.contains(&user_name) {

@@ -27,6 +27,9 @@ pub struct Connection<S> {
     budget: Option<Arc<MessageBudget>>,
     /// The room held for the large message being read or last read.
     lease: Option<Lease>,
+    /// Keep the buffers small between messages (client connections, which may idle by
+    /// the thousand): reads start at [`SMALL_READ`] and an empty write buffer is freed.
+    small_when_idle: bool,
 }
 
 /// Flush the write buffer once it holds this much, so a large result streams.
@@ -40,6 +43,9 @@ const MIN_READ: usize = 8 * 1024;
 /// alone never grows the buffer: a 4-byte header declaring 60 MB costs 64 kB until the
 /// body's bytes actually come.
 const MAX_READ: usize = 64 * 1024;
+
+/// Room for a read of an idle client connection: most client messages fit.
+const SMALL_READ: usize = 1024;
 
 /// A buffer grown past this by a large message is replaced by a small one once the
 /// message is out, so memory goes back after it.
@@ -60,7 +66,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             max_len,
             budget: None,
             lease: None,
+            small_when_idle: false,
         }
+    }
+
+    /// Keeps the buffers small between messages, for connections that mostly wait.
+    pub fn set_small_when_idle(&mut self) {
+        self.small_when_idle = true;
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+        }
+        self.shrink_read_buffer();
     }
 
     /// Counts this connection's large messages in `budget` (client connections, once
@@ -74,7 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Asking for it gives back the room the previous large message held: by then the
     /// session has forwarded or dropped it.
     pub async fn read_frame(&mut self) -> Result<Frame, WireError> {
-        if self.lease.take().is_some() {
+        if self.lease.take().is_some() || (self.small_when_idle && self.rbuf.is_empty()) {
             self.shrink_read_buffer();
         }
         loop {
@@ -111,8 +127,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Replaces a read buffer a large message grew with a small one (keeping the bytes
     /// that follow), so its memory goes back once the message is dropped.
     fn shrink_read_buffer(&mut self) {
-        if self.rbuf.capacity() > SHRINK_ABOVE && self.rbuf.len() <= MAX_READ {
-            let mut small = BytesMut::with_capacity(MIN_READ.max(self.rbuf.len()));
+        let above = if self.small_when_idle {
+            SMALL_READ
+        } else {
+            SHRINK_ABOVE
+        };
+        if self.rbuf.capacity() > above && self.rbuf.len() <= MAX_READ {
+            let mut small = BytesMut::with_capacity(self.min_read().max(self.rbuf.len()));
             small.extend_from_slice(&self.rbuf);
             self.rbuf = small;
         }
@@ -123,9 +144,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn make_room(&mut self) {
         let missing = Frame::declared_len(&self.rbuf)
             .map_or(HEADER_LEN, |len| len.saturating_sub(self.rbuf.len()));
-        let want = missing.clamp(MIN_READ, MAX_READ);
+        let want = missing.clamp(self.min_read(), MAX_READ);
         if self.rbuf.capacity() - self.rbuf.len() < want {
             self.rbuf.reserve(want);
+        }
+    }
+
+    fn min_read(&self) -> usize {
+        if self.small_when_idle {
+            SMALL_READ
+        } else {
+            MIN_READ
         }
     }
 
@@ -177,7 +206,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             self.wbuf.advance(written);
         }
-        if self.wbuf.capacity() > SHRINK_ABOVE {
+        if self.small_when_idle {
+            self.wbuf = BytesMut::new();
+        } else if self.wbuf.capacity() > SHRINK_ABOVE {
             self.wbuf = BytesMut::with_capacity(8 * 1024);
         }
         self.stream.flush().await?;
