@@ -32,6 +32,7 @@ mod row_stream;
 mod savepoint;
 mod simple;
 mod transaction;
+mod two_phase;
 mod write_counts;
 
 use bind::{Portal, Prepared};
