@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use pgshard_proxy::two_phase::faults::{CommitStep, Fault};
 use pgshard_proxy::ProxyHandle;
 use pgshard_router::sharding::{hash_partition, KeyValue};
 use pgshard_tests::{
