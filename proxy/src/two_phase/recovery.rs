@@ -36,6 +36,17 @@ pub struct Recovery {
     pub logins: Vec<Login>,
 }
 
+/// What recovery keeps from one pass to the next: nothing about transactions, only its
+/// connections (reused while the shard's primary stays the same) and which shards it
+/// already warned about.
+#[derive(Default)]
+pub struct Connections {
+    /// Per shard: the primary's address and a connection to it.
+    control: Vec<Option<(String, Client)>>,
+    /// Per shard: `max_prepared_transactions = 0` was reported there.
+    warned: Vec<bool>,
+}
+
 /// What one pass did, for the log and for tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PassReport {
@@ -60,9 +71,9 @@ impl Recovery {
             .iter()
             .map(|s| s.primary_changes.clone())
             .collect();
-        let mut warned = vec![false; self.shards.len()];
+        let mut connections = Connections::default();
         loop {
-            let report = self.pass(&mut warned).await;
+            let report = self.pass(&mut connections).await;
             if report.committed + report.rolled_back + report.deleted > 0 {
                 tracing::info!(database = %self.database, ?report, "two-phase commit recovery");
             } else {
@@ -88,20 +99,42 @@ impl Recovery {
     }
 
     /// One look at every shard: prepared transactions finished, decision rows cleaned.
-    pub async fn pass(&self, warned: &mut [bool]) -> PassReport {
+    pub async fn pass(&self, connections: &mut Connections) -> PassReport {
         let mut report = PassReport::default();
+        let shards = self.shards.len();
+        connections.control.resize_with(shards, || None);
+        connections.warned.resize(shards, false);
         let mut control = Vec::new();
-        for shard in 0..self.shards.len() {
-            let client = self.control(shard, warned).await;
+        let mut addrs = Vec::new();
+        for shard in 0..shards {
+            let addr = self.primary_addr(shard);
+            let client = match (connections.control[shard].take(), &addr) {
+                // The same primary, the connection still up: reused.
+                (Some((was, client)), Some(addr)) if was == *addr && !client.is_closed() => {
+                    Some(client)
+                }
+                (_, Some(addr)) => self.control(shard, addr, &mut connections.warned).await,
+                (_, None) => None,
+            };
             if client.is_none() {
                 report.unreachable.push(shard);
             }
             control.push(client);
+            addrs.push(addr);
         }
+        let report = self.resolve_all(&control, report).await;
+        for (shard, (client, addr)) in control.into_iter().zip(addrs).enumerate() {
+            connections.control[shard] = client.zip(addr).map(|(c, a)| (a, c));
+        }
+        report
+    }
+
+    /// The pass over every shard's prepared transactions and decision rows.
+    async fn resolve_all(&self, control: &[Option<Client>], mut report: PassReport) -> PassReport {
         // The decision rows are read before the prepared transactions are listed: see
         // `removable`.
         let mut decided = Vec::new();
-        for client in &control {
+        for client in control {
             decided.push(match client {
                 Some(c) => read_gids(c, "SELECT gid FROM pgshard.commit_decisions").await,
                 None => None,
@@ -116,7 +149,7 @@ impl Recovery {
         }
         let mut still_prepared = HashSet::new();
         for xact in prepared.iter().flatten().flatten() {
-            match self.resolve(&control, xact).await {
+            match self.resolve(control, xact).await {
                 Ok(Some(true)) => report.committed += 1,
                 Ok(Some(false)) => report.rolled_back += 1,
                 Ok(None) => {
@@ -155,12 +188,12 @@ impl Recovery {
         report
     }
 
-    /// A control connection to `shard`'s primary, with the decision table in place and
-    /// `max_prepared_transactions` checked (an error logged once when it is 0).
-    async fn control(&self, shard: usize, warned: &mut [bool]) -> Option<Client> {
+    /// A new control connection to `shard`'s primary at `addr`, with the decision table
+    /// in place and `max_prepared_transactions` checked (an error logged once when it is
+    /// 0).
+    async fn control(&self, shard: usize, addr: &str, warned: &mut [bool]) -> Option<Client> {
         let credentials = self.two_phase.credentials(shard)?;
         let client = self.connect(shard, credentials).await?;
-        let addr = self.primary_addr(shard).unwrap_or_default();
         match client
             .query_one("SHOW max_prepared_transactions", &[])
             .await
@@ -185,7 +218,19 @@ impl Recovery {
             }
             Err(e) => tracing::debug!(shard, "SHOW max_prepared_transactions: {e}"),
         }
-        if let Err(e) = create_decision_table(&client).await {
+        // Created only where missing: GRANT rewrites catalog rows even when nothing changes.
+        let exists = client
+            .query_one(
+                "SELECT to_regclass('pgshard.commit_decisions') IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()
+            .and_then(|row| row.try_get::<_, bool>(0).ok())
+            .unwrap_or(false);
+        if exists {
+            self.two_phase.mark_table(shard);
+        } else if let Err(e) = create_decision_table(&client).await {
             tracing::warn!(
                 database = %self.database,
                 shard,
