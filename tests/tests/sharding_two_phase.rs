@@ -259,6 +259,38 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
     let counts = rows_per_shard(&cluster, "one phase").await?;
     ensure!(counts == [1, 0, 0], "one-phase commit: {counts:?}");
     off.shutdown().await;
+
+    // A server with prepared transactions turned off: a commit that needs them is
+    // rolled back everywhere, and the error names the setting.
+    let node = cluster.shard(2).primary();
+    node.client(&User::postgres())
+        .await?
+        .batch_execute("ALTER SYSTEM SET max_prepared_transactions = 0")
+        .await?;
+    node.restart().await?;
+    let client = connect(proxy.addr, &User::app()).await?;
+    write_on(&client, &all, "disabled", 70_000).await?;
+    let Err(e) = client.batch_execute("COMMIT").await else {
+        bail!("a COMMIT that needed a disabled PREPARE succeeded");
+    };
+    let message = e
+        .as_db_error()
+        .map(|d| d.message())
+        .unwrap_or_default()
+        .to_string();
+    ensure!(sqlstate(&e) == Some("55000"), "unexpected error: {e}");
+    for part in ["shard 2", "max_prepared_transactions", "two_phase_commit"] {
+        ensure!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    let counts = rows_per_shard(&cluster, "disabled").await?;
+    ensure!(
+        counts == [0, 0, 0],
+        "disabled prepared transactions: {counts:?}"
+    );
+    // A transaction writing on one shard needs no PREPARE, there either.
+    write_on(&client, &[2], "disabled, one shard", 71_000).await?;
+    client.batch_execute("COMMIT").await?;
+    check_all_or_none(&cluster, "disabled, one shard", &[2], true).await?;
     proxy.shutdown().await;
     Ok(())
 }
