@@ -205,8 +205,9 @@ impl ShardedSession {
     /// Two-phase commit of `writers` (at least two), the first the coordinator; see
     /// [`crate::two_phase`].
     async fn commit_two_phase(&mut self, writers: &[usize]) -> Result<Option<Frame>, Lost> {
-        let coordinator = writers[0];
-        let others = &writers[1..];
+        let Some((&coordinator, others)) = writers.split_first() else {
+            return Ok(None);
+        };
         let gid = Gid::new(coordinator);
         let two_phase = self.core.db.two_phase.clone();
         if !two_phase.table_ready(coordinator) {
@@ -291,7 +292,8 @@ impl ShardedSession {
         for (i, &shard) in prepared.iter().enumerate() {
             match self.run_on(shard, &commit).await {
                 Ok(None) => {}
-                // Committed all the same: recovery finds the decision and finishes it.
+                // Decided all the same: finished already (by a recovery that found the
+                // decision) or left for recovery to finish.
                 Ok(Some(error)) => {
                     let (code, message) = error_fields(&error);
                     tracing::warn!(shard, %gid, code, "COMMIT PREPARED failed, left to recovery: {message}");
