@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgshard_config::{DatabaseConfig, TwoPhaseCommit};
+use pgshard_config::DatabaseConfig;
 use pgshard_failover::{
     FailoverSettings, MonitorSettings, ProbeCredentials, PromotionRules, RejoinCommand,
     ReplicationLogin, ShardControl, ShardMonitor,
@@ -38,9 +38,8 @@ pub struct DatabaseRoute {
 
 impl DatabaseRoute {
     /// Starts a monitor per shard on `credentials.tasks`, stopped when the route is
-    /// dropped, and for a sharded database with two-phase commit the resolver of
-    /// interrupted commits (which may finish them as any of `logins`); must run inside
-    /// the runtime.
+    /// dropped, and for a sharded database the resolver of interrupted two-phase
+    /// commits (which may finish them as any of `logins`); must run inside the runtime.
     pub fn start(
         config: DatabaseConfig,
         credentials: ProbeCredentials,
@@ -124,7 +123,7 @@ impl DatabaseRoute {
                 ))
             })
             .collect();
-        if planner.is_some() && config.two_phase_commit == TwoPhaseCommit::Auto {
+        if planner.is_some() {
             Recovery {
                 database: config.name.clone(),
                 shards: shards.clone(),

@@ -2,12 +2,14 @@
 //! pgshard's prepared transactions on every shard and finishes each as its coordinator's
 //! decision row says (see the [module doc](super) for the protocol). It keeps no state
 //! between passes: everything it needs is on the shards, so any proxy can finish a
-//! commit another one started.
+//! commit another one started. It also runs with `two_phase_commit = "off"`, to finish
+//! what a proxy with "auto" left; it then creates no table.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pgshard_config::TwoPhaseCommit;
 use pgshard_failover::{ProbeCredentials, Tasks};
 use tokio_postgres::Client;
 
@@ -194,6 +196,10 @@ impl Recovery {
     async fn control(&self, shard: usize, addr: &str, warned: &mut [bool]) -> Option<Client> {
         let credentials = self.two_phase.credentials(shard)?;
         let client = self.connect(shard, credentials).await?;
+        if self.two_phase.mode == TwoPhaseCommit::Off {
+            // Only finishing what an earlier "auto" left: nothing to check or create.
+            return Some(client);
+        }
         match client
             .query_one("SHOW max_prepared_transactions", &[])
             .await
