@@ -195,9 +195,11 @@ async fn a_participant_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
     let faults = proxy.commit_faults("app").context("no database app")?;
     // (step, shard killed, end state): shard 0 is the coordinator.
     let cases = [
+        (CommitStep::BeforePrepare, 0, false),
         (CommitStep::BeforePrepare, 1, false),
         (CommitStep::AfterPrepare, 0, false),
         (CommitStep::AfterPrepare, 2, true),
+        (CommitStep::AfterDecision, 0, true),
         (CommitStep::AfterDecision, 1, true),
         (CommitStep::AfterFirstCommitPrepared, 2, true),
     ];
