@@ -19,6 +19,7 @@ use crate::net::messages::{self, error_response, tag};
 use crate::net::{Frame, Severity, Unasked, WireError};
 
 mod bind;
+mod commit;
 mod copy;
 mod copy_out;
 mod cursor;
@@ -32,7 +33,6 @@ mod row_stream;
 mod savepoint;
 mod simple;
 mod transaction;
-mod two_phase;
 mod write_counts;
 
 use bind::{Portal, Prepared};

@@ -3,7 +3,7 @@
 //! them all.
 //!
 //! A transaction that wrote on several shards commits atomically with two-phase commit
-//! (see `two_phase.rs`), unless `two_phase_commit = "off"`.
+//! (see `commit.rs`), unless `two_phase_commit = "off"`.
 
 /// PostgreSQL runs the statements of one simple query string, and the Executes of one
 /// extended-protocol batch up to its Sync, as one implicit transaction: an error undoes
