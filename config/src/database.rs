@@ -7,7 +7,9 @@ use crate::routing::RoutingConfig;
 use crate::shard_mapping::{ShardList, ShardRange};
 use crate::sharded_table::ShardedTable;
 use crate::sharding_function::ShardingFunctionKind;
+use crate::two_phase::TwoPhaseCommit;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// A database clients connect to by name, spread over one or more shards.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -46,11 +48,34 @@ pub struct DatabaseConfig {
     /// Key values per shard, for `sharding_function = "list"`.
     #[serde(default)]
     pub shard_lists: Vec<ShardList>,
+    /// Whether a transaction that wrote on several shards commits with two-phase
+    /// commit; default `auto`.
+    #[serde(default)]
+    pub two_phase_commit: TwoPhaseCommit,
+    /// How old a prepared transaction of pgshard's with no commit decision must be
+    /// before recovery rolls it back: longer than any commit in progress takes.
+    /// Default 60s.
+    #[serde(
+        default = "default_two_phase_commit_timeout",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub two_phase_commit_timeout: Duration,
+    /// How often every shard is searched for prepared transactions left by an
+    /// interrupted commit; default 10s.
+    #[serde(
+        default = "default_two_phase_recovery_interval",
+        deserialize_with = "crate::duration::deserialize"
+    )]
+    pub two_phase_recovery_interval: Duration,
 }
 
 impl DatabaseConfig {
     /// `ring_virtual_nodes` when the key is left out.
     pub const DEFAULT_RING_VIRTUAL_NODES: u32 = 256;
+    /// `two_phase_commit_timeout` when the key is left out.
+    pub const DEFAULT_TWO_PHASE_COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `two_phase_recovery_interval` when the key is left out.
+    pub const DEFAULT_TWO_PHASE_RECOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
     /// The database name to use on the servers.
     pub fn server_database(&self) -> &str {
@@ -69,6 +94,14 @@ impl DatabaseConfig {
 
 fn default_ring_virtual_nodes() -> u32 {
     DatabaseConfig::DEFAULT_RING_VIRTUAL_NODES
+}
+
+fn default_two_phase_commit_timeout() -> Duration {
+    DatabaseConfig::DEFAULT_TWO_PHASE_COMMIT_TIMEOUT
+}
+
+fn default_two_phase_recovery_interval() -> Duration {
+    DatabaseConfig::DEFAULT_TWO_PHASE_RECOVERY_INTERVAL
 }
 
 /// One shard: a primary for writes and optional streaming replicas that can
@@ -104,6 +137,9 @@ mod tests {
             replicated_tables: Vec::new(),
             shard_ranges: Vec::new(),
             shard_lists: Vec::new(),
+            two_phase_commit: TwoPhaseCommit::default(),
+            two_phase_commit_timeout: DatabaseConfig::DEFAULT_TWO_PHASE_COMMIT_TIMEOUT,
+            two_phase_recovery_interval: DatabaseConfig::DEFAULT_TWO_PHASE_RECOVERY_INTERVAL,
         };
         assert_eq!(database.server_database(), "app");
         database.server_database = Some("app_prod".into());

@@ -281,6 +281,20 @@ fn databases(databases: &[DatabaseConfig], problems: &mut Problems) {
         }
         routing(&database.routing, &key("routing"), problems);
         failover(&database.failover, &key("failover"), problems);
+        for (field, value) in [
+            (
+                "two_phase_commit_timeout",
+                database.two_phase_commit_timeout,
+            ),
+            (
+                "two_phase_recovery_interval",
+                database.two_phase_recovery_interval,
+            ),
+        ] {
+            if value.is_zero() {
+                problems.add(key(field), "must be greater than 0");
+            }
+        }
         crate::validate_sharding::sharding(database, &format!("databases[{i}]"), problems);
         // Reads would fail on every shard without a replica.
         if database.routing.primary_reads == PrimaryReads::Never {
@@ -651,6 +665,34 @@ mod tests {
         assert_eq!(
             errors(&text),
             ["pgshard.toml:9:13: databases[0].shards[0].replicas[0]: node DB1:5432 is already used at databases[0].shards[0].primary"]
+        );
+    }
+
+    #[test]
+    fn two_phase_commit_settings() {
+        let database = |settings: &str| {
+            MINIMAL.replacen(
+                "name = \"app\"\n[[databases.shards]]",
+                &format!("name = \"app\"\n{settings}[[databases.shards]]"),
+                1,
+            )
+        };
+        let text = database("two_phase_commit = \"off\"\ntwo_phase_commit_timeout = \"5s\"\n");
+        assert_eq!(errors(&text), Vec::<String>::new());
+        let text =
+            database("two_phase_commit_timeout = \"0s\"\ntwo_phase_recovery_interval = \"0s\"\n");
+        assert_eq!(
+            errors(&text),
+            [
+                "pgshard.toml:7:1: databases[0].two_phase_commit_timeout: must be greater than 0",
+                "pgshard.toml:8:1: databases[0].two_phase_recovery_interval: must be greater than 0",
+            ]
+        );
+        let found = errors(&database("two_phase_commit = \"always\"\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("databases[0].two_phase_commit"),
+            "{found:?}"
         );
     }
 

@@ -17,6 +17,7 @@ use crate::frontend::statements::StatementRegistry;
 use crate::routing::{DatabaseRoute, NodeId};
 use crate::shutdown::Shutdown;
 use crate::tasks::ProxyTasks;
+use crate::two_phase::recovery::Login;
 
 /// A configured user, with its secret parsed once and its effective pool settings.
 pub struct UserEntry {
@@ -100,6 +101,14 @@ impl ProxyContext {
                 d.clone(),
                 monitor_credentials(&config, d, node_tls.clone(), tasks.for_database()),
                 planner,
+                config
+                    .users
+                    .iter()
+                    .map(|u| Login {
+                        user: u.server_user().to_string(),
+                        password: u.server_password().map(str::to_string),
+                    })
+                    .collect(),
             );
             databases.insert(d.name.clone(), Arc::new(route));
         }

@@ -16,6 +16,7 @@ pub mod shutdown;
 pub mod tasks;
 #[cfg(test)]
 mod testing;
+pub mod two_phase;
 
 pub use error::ProxyError;
 pub use proxy::{start, ProxyHandle};

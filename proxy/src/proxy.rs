@@ -79,6 +79,13 @@ impl ProxyHandle {
         self.ctx.admissions.logins()
     }
 
+    /// The two-phase commit fault points of database `database`, for tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn commit_faults(&self, database: &str) -> Option<Arc<crate::two_phase::CommitFaults>> {
+        let route = self.ctx.databases.get(database)?;
+        Some(route.two_phase.faults.clone())
+    }
+
     /// Every task of the proxy: how many still run, for tests of the shutdown.
     pub fn tasks(&self) -> ProxyTasks {
         self.tasks.clone()

@@ -107,7 +107,10 @@ pub async fn dump<W: AsyncWrite + Unpin>(
     }
     let pg_dump = PgDump {
         program: request.pg_dump.clone(),
+        // The proxy's own bookkeeping (two-phase commit decisions) differs per shard
+        // and is no part of the logical database.
         options: [
+            (true, "--exclude-schema=pgshard"),
             (request.no_owner, "--no-owner"),
             (request.no_privileges, "--no-privileges"),
         ]

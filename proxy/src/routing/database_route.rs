@@ -13,6 +13,8 @@ use pgshard_router::Classifier;
 use tokio_util::sync::DropGuard;
 
 use super::shard_nodes::ShardNodes;
+use crate::two_phase::recovery::{Login, Recovery};
+use crate::two_phase::TwoPhase;
 
 /// A database clients connect to: its configuration, its shards' nodes (each watched by
 /// a [`ShardMonitor`]) and the statement classifier with its parse cache.
@@ -28,18 +30,23 @@ pub struct DatabaseRoute {
     /// "C.UTF-8"), as the proxy compares text when it merges sorted shard results;
     /// learnt from the first server a sharded session meets.
     pub bytewise_text: std::sync::OnceLock<bool>,
+    /// Two-phase commit settings and what is known of the shards for it.
+    pub two_phase: Arc<TwoPhase>,
     /// Stops the shard monitors when the route goes away.
     _monitors: DropGuard,
 }
 
 impl DatabaseRoute {
     /// Starts a monitor per shard on `credentials.tasks`, stopped when the route is
-    /// dropped; must run inside the runtime.
+    /// dropped, and for a sharded database the resolver of interrupted two-phase
+    /// commits (which may finish them as any of `logins`); must run inside the runtime.
     pub fn start(
         config: DatabaseConfig,
         credentials: ProbeCredentials,
         planner: Option<Arc<Planner>>,
+        logins: Vec<Login>,
     ) -> DatabaseRoute {
+        let two_phase = Arc::new(TwoPhase::new(&config, &credentials));
         let routing = config.routing.clone();
         let failover = &config.failover;
         let settings = MonitorSettings {
@@ -47,7 +54,7 @@ impl DatabaseRoute {
             timeout: failover.check_timeout,
         };
         let mut controls = Vec::new();
-        let shards = config
+        let shards: Vec<Arc<ShardNodes>> = config
             .shards
             .iter()
             .enumerate()
@@ -116,6 +123,15 @@ impl DatabaseRoute {
                 ))
             })
             .collect();
+        if planner.is_some() {
+            Recovery {
+                database: config.name.clone(),
+                shards: shards.clone(),
+                two_phase: two_phase.clone(),
+                logins,
+            }
+            .spawn(&credentials.tasks);
+        }
         let monitors = credentials.tasks.stop().clone().drop_guard();
         let classifier = Classifier::new(&routing.write_functions, routing.parse_cache_size);
         DatabaseRoute {
@@ -125,6 +141,7 @@ impl DatabaseRoute {
             classifier,
             planner,
             bytewise_text: std::sync::OnceLock::new(),
+            two_phase,
             _monitors: monitors,
         }
     }

@@ -51,7 +51,7 @@ impl ShardedSession {
                     self.drain(shard).await?;
                 }
                 if implicit {
-                    self.end_implicit(&dispatch.shards, false).await;
+                    self.rollback_shards(&dispatch.shards).await;
                 }
                 let error = error.unwrap_or_else(|| {
                     error_response(
@@ -105,7 +105,7 @@ impl ShardedSession {
             }
         }
         if implicit {
-            let commit_error = self.end_implicit(&dispatch.shards, !failed).await;
+            let commit_error = self.end_implicit(&dispatch.shards, !failed).await?;
             if !failed {
                 error = commit_error;
                 failed = error.is_some();

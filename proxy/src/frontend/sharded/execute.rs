@@ -494,6 +494,14 @@ impl ShardedSession {
                 return outcome;
             }
         }
+        if write {
+            // Which shards the transaction wrote on decides how it commits.
+            for &shard in &dispatch.shards {
+                if let Some(link) = self.links[shard].as_mut() {
+                    link.wrote = true;
+                }
+            }
+        }
         let targets = dispatch
             .shards
             .iter()
@@ -637,7 +645,10 @@ impl ShardedSession {
                 let savepoints = self.txn.savepoints().iter().map(|s| s.sql.as_str());
                 for sql in std::iter::once(begin).chain(savepoints) {
                     match link.server.run_quietly(sql).await {
-                        Ok(None) => link.in_transaction = true,
+                        Ok(None) => {
+                            link.in_transaction = true;
+                            link.wrote = false;
+                        }
                         Ok(Some(error)) => return Err(CheckoutFailure::Refused(error)),
                         Err(e) => {
                             return Err(CheckoutFailure::Unavailable(format!(
@@ -651,42 +662,23 @@ impl ShardedSession {
         Ok(())
     }
 
-    /// Ends an implicit transaction on `shards`: COMMIT when `commit`, else ROLLBACK.
-    /// Returns the first error of a commit.
-    pub(super) async fn end_implicit(&mut self, shards: &[usize], commit: bool) -> Option<Frame> {
-        let mut error = None;
-        let mut committing = commit;
-        for &shard in shards {
-            let Some(link) = self.links[shard].as_mut() else {
-                continue;
-            };
-            if !link.in_transaction {
-                continue;
-            }
-            let sql = if committing { "COMMIT" } else { "ROLLBACK" };
-            match link.server.run_quietly(sql).await {
-                Ok(None) => {}
-                Ok(Some(e)) => {
-                    // The shards after this one are rolled back instead.
-                    committing = false;
-                    error.get_or_insert(e);
-                }
-                Err(e) => {
-                    committing = false;
-                    error.get_or_insert(error_response(
-                        Severity::Error,
-                        "08006",
-                        &format!("pgshard: lost shard {shard} while ending the transaction: {e}"),
-                    ));
-                }
-            }
-            link.in_transaction = false;
+    /// Ends an implicit transaction on `shards`: COMMIT when `commit` (see
+    /// [`Self::commit_shards`]), else ROLLBACK. Returns the error of a commit; `Err` only
+    /// when an injected fault stopped the proxy mid-commit.
+    pub(super) async fn end_implicit(
+        &mut self,
+        shards: &[usize],
+        commit: bool,
+    ) -> Result<Option<Frame>, Lost> {
+        if commit {
+            return self.commit_shards(shards).await;
         }
-        error
+        self.rollback_shards(shards).await;
+        Ok(None)
     }
 
     async fn abort_implicit(&mut self, shards: &[usize]) {
-        self.end_implicit(shards, false).await;
+        self.rollback_shards(shards).await;
     }
 
     /// One shard runs the statement: its replies go to the client as they come.
@@ -875,11 +867,15 @@ impl ShardedSession {
         self.fetched_to_end.clear();
         self.portal_streams.clear();
         self.cursors.clear();
-        if let Some(error) = self.close_transaction(commit).await {
-            if self.core.client.write_frame(&error).await.is_err() {
-                return Outcome::Stop;
+        match self.close_transaction(commit).await {
+            Ok(None) => {}
+            Ok(Some(error)) => {
+                if self.core.client.write_frame(&error).await.is_err() {
+                    return Outcome::Stop;
+                }
+                return Outcome::Failed;
             }
-            return Outcome::Failed;
+            Err(lost) => return self.lost(lost).await,
         }
         self.complete(if commit { "COMMIT" } else { "ROLLBACK" })
             .await
@@ -895,24 +891,25 @@ impl ShardedSession {
         }
         let commit = !self.txn.failed();
         match self.close_transaction(commit).await {
-            None => Outcome::Done,
-            Some(error) => match self.core.client.write_frame(&error).await {
+            Ok(None) => Outcome::Done,
+            Ok(Some(error)) => match self.core.client.write_frame(&error).await {
                 Ok(()) => Outcome::Failed,
                 Err(_) => Outcome::Stop,
             },
+            Err(lost) => self.lost(lost).await,
         }
     }
 
     /// COMMIT (`commit`) or ROLLBACK on every shard the open transaction reached; the
-    /// first error of a commit, if any.
-    async fn close_transaction(&mut self, commit: bool) -> Option<Frame> {
+    /// error of a commit, if any (`Err`: an injected fault stopped the proxy).
+    async fn close_transaction(&mut self, commit: bool) -> Result<Option<Frame>, Lost> {
         let shards: Vec<usize> = (0..self.links.len()).collect();
         let wrote = self
             .links
             .iter()
             .flatten()
             .any(|l| l.in_transaction && l.on_primary);
-        let error = self.end_implicit(&shards, commit).await;
+        let error = self.end_implicit(&shards, commit).await?;
         self.txn = TxnState::Idle;
         let staged = std::mem::take(&mut self.staged);
         if commit && error.is_none() {
@@ -928,7 +925,7 @@ impl ShardedSession {
         self.changing_settings = !staged.is_empty();
         self.release_links();
         self.changing_settings = false;
-        error
+        Ok(error)
     }
 
     pub(super) async fn complete(&mut self, command: &str) -> Outcome {

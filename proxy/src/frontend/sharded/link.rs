@@ -14,6 +14,9 @@ pub struct ShardLink {
     pub on_primary: bool,
     /// The session's transaction has been opened on it.
     pub in_transaction: bool,
+    /// A statement classified as a write ran on it in this transaction: it is prepared
+    /// at a two-phase commit without asking the server whether it wrote.
+    pub wrote: bool,
 }
 
 /// What a statement needs from the server it runs on.
@@ -45,5 +48,6 @@ pub async fn checkout(
         lease: nodes.lease(node),
         on_primary: nodes.primary() == Some(node),
         in_transaction: false,
+        wrote: false,
     })
 }

@@ -18,6 +18,7 @@ use crate::net::messages::{self, error_response, tag};
 use crate::net::{Frame, Severity, Unasked, WireError};
 
 mod bind;
+mod commit;
 mod copy;
 mod copy_out;
 mod cursor;

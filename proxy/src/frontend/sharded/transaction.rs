@@ -2,8 +2,8 @@
 //! opened when the client's transaction first touches it, and COMMIT or ROLLBACK ends
 //! them all.
 //!
-//! The commit is not atomic across shards (no two-phase commit): shards commit one
-//! after another, and if one fails, those not yet committed are rolled back.
+//! A transaction that wrote on several shards commits atomically with two-phase commit
+//! (see `commit.rs`), unless `two_phase_commit = "off"`.
 
 /// PostgreSQL runs the statements of one simple query string, and the Executes of one
 /// extended-protocol batch up to its Sync, as one implicit transaction: an error undoes

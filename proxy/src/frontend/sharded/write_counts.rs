@@ -56,7 +56,7 @@ impl ShardedSession {
             }
         }
         if implicit {
-            let commit_error = self.end_implicit(&dispatch.shards, error.is_none()).await;
+            let commit_error = self.end_implicit(&dispatch.shards, error.is_none()).await?;
             if error.is_none() {
                 error = commit_error;
             }
