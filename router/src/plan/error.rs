@@ -28,6 +28,15 @@ pub enum PlanError {
         "pgshard: there is no shard {shard}: the database has {shards} shards, numbered from 0"
     )]
     NoSuchShard { shard: usize, shards: usize },
+    /// A `shard=N` hint or `SET pgshard.shard = N` on a statement whose shard key puts
+    /// it on other shards.
+    #[error(
+        "pgshard: the statement is forced to shard {shard}, but its shard key puts it on shard {}: \
+         a row there would never be found by key; remove the shard=N hint or RESET \
+         pgshard.shard (the key routes it), or change the key",
+        keyed.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    OverrideMisplaces { shard: usize, keyed: Vec<usize> },
     /// The statement uses `$n` but Bind sent fewer parameters.
     #[error("bind message supplies {supplied} parameters, but the statement uses ${needed}")]
     MissingParameter { needed: usize, supplied: usize },
@@ -73,7 +82,7 @@ impl PlanError {
             PlanError::Sharding(error) => error.sqlstate(),
             PlanError::Syntax(_) => "42601",
             PlanError::Hint(error) => error.sqlstate(),
-            PlanError::NoSuchShard { .. } => "22023",
+            PlanError::NoSuchShard { .. } | PlanError::OverrideMisplaces { .. } => "22023",
             PlanError::MissingParameter { .. } => "08P01",
             PlanError::RowCount(RowCountError::NegativeLimit) => "2201W",
             PlanError::RowCount(RowCountError::NegativeOffset) => "2201X",

@@ -5,7 +5,7 @@ use super::error::PlanError;
 use super::input::{BoundParams, PlanInput};
 use super::literals::normalize;
 use super::schema::ShardSchema;
-use super::spec::{ShardPlan, ShardStatements};
+use super::spec::{ShardPlan, ShardStatements, ShardTarget};
 use super::template::{any_one, on_shard};
 use super::template_cache::TemplateCache;
 use crate::hint::{hints_from_comments, leading_comments};
@@ -36,9 +36,12 @@ impl Planner {
     /// [`crate::split_statements`]), possibly opened by `/* pgshard: … */` comments.
     ///
     /// A `shard=N` hint, or else `input.shard_override`, sends the statement unchanged
-    /// to that shard without looking at it. Otherwise the statement's keys (from its
-    /// text or `input.params`) choose the shards; without parameters (Describe before
-    /// Bind) a plan that describes the statement correctly is returned.
+    /// to that shard — unless its shard key, read as without the override, puts it
+    /// elsewhere: then it is refused, since a row written there would be one the proxy's
+    /// own lookups by key never find. Statements the planner cannot read go to shard N
+    /// as they are. Otherwise the statement's keys (from its text or `input.params`)
+    /// choose the shards; without parameters (Describe before Bind) a plan that
+    /// describes the statement correctly is returned.
     pub fn plan(&self, statement: &str, input: &PlanInput) -> Result<ShardPlan, PlanError> {
         let (comments, body) = leading_comments(statement);
         let hints = hints_from_comments(&comments)?;
@@ -46,6 +49,20 @@ impl Planner {
             let shards = self.schema.shards();
             if shard >= shards {
                 return Err(PlanError::NoSuchShard { shard, shards });
+            }
+            if let Ok(ShardPlan {
+                target: ShardTarget::Shards(keyed),
+                ..
+            }) = self.plan(
+                body,
+                &PlanInput {
+                    params: input.params,
+                    shard_override: None,
+                },
+            ) {
+                if keyed != [shard] {
+                    return Err(PlanError::OverrideMisplaces { shard, keyed });
+                }
             }
             return Ok(on_shard(shard));
         }

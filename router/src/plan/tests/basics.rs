@@ -208,6 +208,37 @@ fn hints_and_overrides_force_a_shard() {
         Ok(one(1))
     );
     assert_eq!(forced("SELECT FROM WHERE", Some(2)), Ok(one(2)));
+    // A statement whose key the planner reads may not be forced onto another shard:
+    // its row would be where lookups by key never look.
+    let key_shard = match p.plan("INSERT INTO users (id) VALUES (7)", &PlanInput::default()) {
+        Ok(ShardPlan {
+            target: ShardTarget::Shards(shards),
+            ..
+        }) => shards[0],
+        other => panic!("{other:?}"),
+    };
+    let elsewhere = (key_shard + 1) % 3;
+    for sql in [
+        format!("/* pgshard: shard={elsewhere} */ INSERT INTO users (id) VALUES (7)"),
+        format!("/* pgshard: shard={elsewhere} */ SELECT * FROM users WHERE id = 7"),
+        format!("/* pgshard: shard={elsewhere} */ UPDATE users SET name = 'x' WHERE id = 7"),
+    ] {
+        let error = forced(&sql, None).unwrap_err();
+        assert_eq!(error.sqlstate(), "22023", "{sql}");
+        assert!(
+            error.to_string().contains(&format!("shard {key_shard}")),
+            "{error}"
+        );
+    }
+    let error = forced("DELETE FROM users WHERE id = 7", Some(elsewhere)).unwrap_err();
+    assert_eq!(error.sqlstate(), "22023");
+    assert_eq!(
+        forced(
+            &format!("/* pgshard: shard={key_shard} */ INSERT INTO users (id) VALUES (7)"),
+            None
+        ),
+        Ok(one(key_shard))
+    );
     let error = forced("/* pgshard: shard=3 */ SELECT 1", None).unwrap_err();
     assert_eq!(error.sqlstate(), "22023");
     assert!(error.to_string().contains("3 shards"), "{error}");
