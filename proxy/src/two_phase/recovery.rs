@@ -180,7 +180,11 @@ impl Recovery {
                 if gone.is_empty() {
                     continue;
                 }
-                let sql = "DELETE FROM pgshard.commit_decisions WHERE gid = ANY($1)";
+                // Kept a while after the last shard finished: a shard failing over to a
+                // replica that had the PREPARE but not yet the COMMIT PREPARED finds the
+                // decision still there.
+                let sql = "DELETE FROM pgshard.commit_decisions WHERE gid = ANY($1) \
+                           AND decided_at < now() - interval '15 minutes'";
                 match client.execute(sql, &[&gone]).await {
                     Ok(n) => report.deleted += n as usize,
                     Err(e) => tracing::warn!("could not delete decision rows: {}", error_text(&e)),

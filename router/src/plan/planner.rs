@@ -45,6 +45,14 @@ impl Planner {
     pub fn plan(&self, statement: &str, input: &PlanInput) -> Result<ShardPlan, PlanError> {
         let (comments, body) = leading_comments(statement);
         let hints = hints_from_comments(&comments)?;
+        if is_two_phase_statement(body) {
+            return Err(PlanError::Unsupported(
+                "pgshard: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are \
+                 pgshard's own on a sharded database (its commits across shards use them); \
+                 use COMMIT and ROLLBACK"
+                    .to_string(),
+            ));
+        }
         if let Some(shard) = hints.shard.or(input.shard_override) {
             let shards = self.schema.shards();
             if shard >= shards {
@@ -122,6 +130,21 @@ impl Planner {
     pub(crate) fn cached(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// `PREPARE TRANSACTION`, `COMMIT PREPARED` or `ROLLBACK PREPARED`, whatever the case
+/// and spacing.
+fn is_two_phase_statement(body: &str) -> bool {
+    let mut words = body
+        .split(|c: char| c.is_ascii_whitespace() || c == ';')
+        .filter(|w| !w.is_empty());
+    let (Some(first), Some(second)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let is = |word: &str, expected: &str| word.eq_ignore_ascii_case(expected);
+    (is(first, "prepare") && is(second, "transaction"))
+        || ((is(first, "commit") || is(first, "rollback"))
+            && second.get(..8).is_some_and(|w| is(w, "prepared")))
 }
 
 /// `SET …` or `RESET …` that changes a session setting (not `SET LOCAL`, `SET TRANSACTION`

@@ -154,7 +154,15 @@ impl ShardedSession {
                 return Some(error);
             }
         }
-        let (code, reason) = failure_text(shard, &result);
+        let (mut code, reason) = failure_text(shard, &result);
+        if result.is_err() {
+            // The connection went during COMMIT: its outcome is unknown.
+            code = "08007".to_string();
+        } else if !committed.is_empty() {
+            // Part committed: not an error a client may retry the transaction on (a
+            // serialization failure's 40001 would repeat the writes that stay).
+            code = "XX000".to_string();
+        }
         let outcome = match result {
             Ok(_) => format!("shard {shard} did not commit"),
             Err(_) => format!("whether shard {shard} committed is unknown"),
@@ -169,7 +177,9 @@ impl ShardedSession {
         if !rolled_back.is_empty() {
             message.push_str(&format!(", {} rolled back", shard_list(&rolled_back)));
         }
-        message.push_str(" (two_phase_commit = \"off\": commits are not atomic across shards)");
+        if committed.len() + rolled_back.len() > 0 {
+            message.push_str(" (two_phase_commit = \"off\": commits are not atomic across shards)");
+        }
         Some(error_response(Severity::Error, &code, &message))
     }
 

@@ -208,6 +208,16 @@ fn hints_and_overrides_force_a_shard() {
         Ok(one(1))
     );
     assert_eq!(forced("SELECT FROM WHERE", Some(2)), Ok(one(2)));
+    // Two-phase statements are pgshard's own, hinted or not.
+    for sql in [
+        "PREPARE TRANSACTION 'x'",
+        "/* pgshard: shard=1 */ prepare  transaction 'x'",
+        "COMMIT PREPARED 'x'",
+        "/* pgshard: shard=0 */ ROLLBACK PREPARED 'pgshard:0:0'",
+    ] {
+        assert_eq!(forced(sql, None).unwrap_err().sqlstate(), "0A000", "{sql}");
+    }
+    assert_eq!(forced("/* pgshard: shard=1 */ COMMIT", None), Ok(one(1)));
     // A statement whose key the planner reads may not be forced onto another shard:
     // its row would be where lookups by key never look.
     let key_shard = match p.plan("INSERT INTO users (id) VALUES (7)", &PlanInput::default()) {
