@@ -158,8 +158,8 @@ impl ShardedSession {
         if result.is_err() {
             // The connection went during COMMIT: its outcome is unknown.
             code = "08007".to_string();
-        } else if !committed.is_empty() {
-            // Part committed: not an error a client may retry the transaction on (a
+        } else if !committed.is_empty() && code.starts_with("40") {
+            // Part committed: not an error a client retries the transaction on (a
             // serialization failure's 40001 would repeat the writes that stay).
             code = "XX000".to_string();
         }
