@@ -38,5 +38,6 @@ pub use session_effect::{
     deallocated_statement, names_internal_statement, session_effect, session_effects,
     SessionEffect, INTERNAL_STATEMENT_PREFIX,
 };
+pub use statement::and_chain;
 pub use statements::{command_count, split_statements};
 pub use write_functions::WriteFunctions;

@@ -109,6 +109,22 @@ fn classify_body(body: &str, functions: &WriteFunctions) -> (Route, TxnControl) 
     (route, txn)
 }
 
+/// Whether a COMMIT or ROLLBACK ends with `AND CHAIN`: a new transaction with the same
+/// modes starts at once.
+pub fn and_chain(sql: &str) -> bool {
+    let (_, body) = leading_comments(sql);
+    match Parser::parse_sql(&PostgreSqlDialect {}, body).as_deref() {
+        Ok([Statement::Commit { chain, .. }]) => *chain,
+        Ok(
+            [Statement::Rollback {
+                chain,
+                savepoint: None,
+            }],
+        ) => *chain,
+        _ => false,
+    }
+}
+
 fn txn_control(statement: &Statement) -> TxnControl {
     match statement {
         Statement::StartTransaction { modes, .. } => TxnControl::Begin {
@@ -405,6 +421,10 @@ mod tests {
         assert_eq!(txn("COMMIT"), TxnControl::Commit);
         assert_eq!(txn("END"), TxnControl::Commit);
         assert_eq!(txn("COMMIT AND CHAIN"), TxnControl::Commit);
+        assert!(and_chain("COMMIT AND CHAIN"));
+        assert!(and_chain("/* pgshard: shard=1 */ rollback and chain;"));
+        assert!(!and_chain("COMMIT AND NO CHAIN"));
+        assert!(!and_chain("END"));
         assert_eq!(txn("ROLLBACK"), TxnControl::Rollback);
         assert_eq!(txn("ABORT"), TxnControl::Rollback);
         for sql in [

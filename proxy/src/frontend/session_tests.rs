@@ -515,6 +515,38 @@ async fn a_cancel_before_the_statement_reaches_a_server_cancels_it() {
     }
 }
 
+/// COMMIT AND CHAIN on a sharded database starts the next transaction at once, with the
+/// same BEGIN, as PostgreSQL does: the client stays in a transaction block and what it
+/// runs next is inside it, not committed statement by statement.
+#[tokio::test]
+async fn commit_and_chain_keeps_the_client_in_a_transaction() {
+    let bed = Bed::start(2, "transaction", 2).await;
+    let mut client = bed.client(&[]).await;
+    assert_eq!(
+        client
+            .query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .status,
+        'T'
+    );
+    assert!(client.query("SELECT id FROM items").await.errors.is_empty());
+    let chained = client.query("COMMIT AND CHAIN").await;
+    assert_eq!(chained.tags, ["COMMIT"], "{:?}", chained.errors);
+    assert_eq!(chained.status, 'T');
+    let next = client.query("SELECT id FROM items WHERE id = 1").await;
+    assert_eq!(next.status, 'T', "{:?}", next.errors);
+    let rolled = client.query("ROLLBACK AND NO CHAIN").await;
+    assert_eq!(rolled.status, 'I', "{:?}", rolled.errors);
+    let begins = bed
+        .ran()
+        .iter()
+        .filter(|sql| sql.as_str() == "BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .count();
+    // Two shards at first, then the one shard of id 1 in the chained transaction.
+    assert_eq!(begins, 3, "{:?}", bed.ran());
+    assert!(bed.violations().is_empty(), "{:?}", bed.violations());
+}
+
 /// An idle client is told the proxy is shutting down, as PostgreSQL tells it.
 #[tokio::test]
 async fn an_idle_client_hears_the_shutdown() {

@@ -120,8 +120,23 @@ impl ShardedSession {
         }
         match classification.txn {
             TxnControl::Begin { read_only } => return self.begin(stmt.sql, read_only).await,
-            TxnControl::Commit => return self.end_transaction(true).await,
-            TxnControl::Rollback => return self.end_transaction(false).await,
+            TxnControl::Commit | TxnControl::Rollback => {
+                // COMMIT AND CHAIN / ROLLBACK AND CHAIN start the next transaction at
+                // once, with the same modes.
+                let chained = match &self.txn {
+                    TxnState::Open {
+                        begin, read_only, ..
+                    } if pgshard_router::and_chain(stmt.sql) => Some((begin.clone(), *read_only)),
+                    _ => None,
+                };
+                let outcome = self
+                    .end_transaction(classification.txn == TxnControl::Commit)
+                    .await;
+                if let (Some((begin, read_only)), Outcome::Done) = (chained, &outcome) {
+                    self.txn = TxnState::open(&begin, read_only);
+                }
+                return outcome;
+            }
             TxnControl::None => {}
         }
         if let Some(command) = savepoint_command(stmt.sql) {
