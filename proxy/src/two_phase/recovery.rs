@@ -22,6 +22,9 @@ use crate::routing::ShardNodes;
 /// row before leaving that GID to the next pass.
 const LOCK_TIMEOUT: &str = "2s";
 
+/// The longest a recovery pass over every shard may take before it is given up.
+const PASS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A server login of a `[[users]]` entry: a prepared transaction can only be finished
 /// by the role that prepared it (or a superuser), which may not be the control login.
 #[derive(Debug, Clone)]
@@ -75,7 +78,22 @@ impl Recovery {
             .collect();
         let mut connections = Connections::default();
         loop {
-            let report = self.pass(&mut connections).await;
+            // A query that never answers (a silent network, a COMMIT PREPARED waiting on
+            // a synchronous standby that is down) must not stop recovery for good: the
+            // pass is given up, its connections dropped, and the next one starts anew.
+            let report = match tokio::time::timeout(PASS_TIMEOUT, self.pass(&mut connections)).await
+            {
+                Ok(report) => report,
+                Err(_) => {
+                    tracing::warn!(
+                        database = %self.database,
+                        "two-phase commit recovery: a pass took longer than {PASS_TIMEOUT:?}; \
+                         it is given up and starts again"
+                    );
+                    connections = Connections::default();
+                    PassReport::default()
+                }
+            };
             if report.committed + report.rolled_back + report.deleted > 0 {
                 tracing::info!(database = %self.database, ?report, "two-phase commit recovery");
             } else {
