@@ -533,4 +533,68 @@ primary = \"db1:5432\"
             ["pgshard.toml:2:1: proxy.tls_mode: \"require\" needs proxy.tls_certificate and proxy.tls_private_key"]
         );
     }
+
+    /// The keys a section accepts, as serde lists them for an unknown one.
+    fn accepted_keys(file: &str) -> Vec<String> {
+        let errors = errors(file);
+        let Some(list) = errors
+            .iter()
+            .find_map(|e| e.split_once("expected one of ").map(|(_, l)| l.to_string()))
+        else {
+            panic!("no list of keys for:\n{file}\n{errors:?}")
+        };
+        list.split(", ")
+            .map(|k| k.trim_matches(|c| c == '`' || c == ' ').to_string())
+            .collect()
+    }
+
+    /// Every key of every section is shown in the example file and documented in the
+    /// README, so neither falls behind the structs.
+    #[test]
+    fn every_key_is_in_the_example_and_the_readme() {
+        let example = include_str!("../pgshard.example.toml");
+        let readme = include_str!("../../README.md");
+        let bogus = "no_such_key = 1";
+        let database = "[[databases]]\nname = \"app\"\n";
+        let shard = "[[databases.shards]]\nprimary = \"db1:5432\"\n";
+        let user = "[[users]]\nname = \"app\"\npassword = \"secret\"\n";
+        let sections = [
+            format!("[proxy]\n{bogus}\n{MINIMAL}"),
+            format!("[[users]]\nname = \"app\"\npassword = \"x\"\n{bogus}\n{database}{shard}"),
+            format!("{user}{database}{bogus}\n{shard}"),
+            format!("{user}{database}[databases.routing]\n{bogus}\n{shard}"),
+            format!("{user}{database}[databases.failover]\n{bogus}\n{shard}"),
+            format!("{user}{database}[[databases.shards]]\nprimary = \"db1:5432\"\n{bogus}\n"),
+            format!(
+                "{user}{database}[[databases.sharded_tables]]\ntable = \"t\"\ncolumn = \"id\"\n{bogus}\n{shard}{shard}"
+            ),
+        ];
+        let mut missing = Vec::new();
+        for file in &sections {
+            for key in accepted_keys(file) {
+                // A key is a setting, or a subsection ([databases.routing],
+                // [[databases.shards]]).
+                let section = |text: &str| {
+                    text.contains(&format!("[databases.{key}]"))
+                        || text.contains(&format!("{key}[]"))
+                };
+                let in_example = section(example)
+                    || example.lines().any(|line| {
+                        let line = line.trim_start_matches(['#', ' ']);
+                        line.starts_with(&format!("{key} ")) || line.starts_with(&format!("{key}="))
+                    });
+                if !in_example {
+                    missing.push(format!("{key} (pgshard.example.toml)"));
+                }
+                let documented = section(readme)
+                    || [format!("`{key}`"), format!("`{key} "), format!("].{key}`")]
+                        .iter()
+                        .any(|form| readme.contains(form.as_str()));
+                if !documented {
+                    missing.push(format!("{key} (README.md)"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "keys not shown: {missing:?}");
+    }
 }
