@@ -34,6 +34,7 @@ mod relay;
 mod scratch;
 mod shard;
 mod tools;
+pub mod two_phase;
 mod user;
 mod wait;
 pub mod wire;

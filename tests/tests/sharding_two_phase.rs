@@ -10,11 +10,10 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use pgshard_proxy::ProxyHandle;
-use pgshard_router::sharding::{hash_partition, KeyValue};
-use pgshard_tests::{
-    connect, sharded_proxy_toml, sqlstate, start_proxy_toml, wait_for, Cluster, User,
+use pgshard_tests::two_phase::{
+    id_on, prepared, rows_per_shard, two_phase_proxy, wait_settled, FAST_RECOVERY,
 };
+use pgshard_tests::{connect, sqlstate, Cluster, User};
 use tokio_postgres::Client;
 
 const SHARDS: usize = 3;
@@ -25,92 +24,17 @@ const SCHEMA: &str = "CREATE TABLE items (id bigint PRIMARY KEY, tag text NOT NU
                       u int, UNIQUE (u) DEFERRABLE INITIALLY DEFERRED)";
 
 /// Recovery settings that settle an interrupted commit within seconds.
-const FAST_RECOVERY: &str =
-    "two_phase_commit_timeout = \"2s\"\ntwo_phase_recovery_interval = \"500ms\"\n";
-
-/// A proxy over every shard's primary of `cluster`, sharding `items` by `id`, with
-/// `settings` (TOML lines) in its `[[databases]]` entry.
-async fn proxy(cluster: &Cluster, settings: &str) -> Result<ProxyHandle> {
-    let toml = sharded_proxy_toml(cluster, &[("items", "id", "bigint")], &[], 4).replacen(
-        "[[databases]]\nname = \"app\"\n",
-        &format!("[[databases]]\nname = \"app\"\n{settings}"),
-        1,
-    );
-    Ok(start_proxy_toml(&toml, "two-phase.toml").await?)
-}
-
-/// An id that `hash` sharding over [`SHARDS`] puts on `shard`, the first from `from`.
-fn id_on(shard: usize, from: i64) -> i64 {
-    (from..)
-        .find(|&id| hash_partition(&KeyValue::Int(id), SHARDS) == shard)
-        .unwrap_or(from)
-}
-
 /// Opens a transaction through `client` that inserts one row tagged `tag` on each of
 /// `shards` (ids from `from`), without committing it.
 async fn write_on(client: &Client, shards: &[usize], tag: &str, from: i64) -> Result<()> {
     client.batch_execute("BEGIN").await?;
     for &shard in shards {
-        let id = id_on(shard, from + shard as i64 * 1000);
+        let id = id_on(shard, SHARDS, from + shard as i64 * 1000);
         client
             .execute("INSERT INTO items (id, tag) VALUES ($1, $2)", &[&id, &tag])
             .await
             .with_context(|| format!("insert {id} on shard {shard}"))?;
     }
-    Ok(())
-}
-
-/// Rows tagged `tag` on each shard, read on its primary.
-async fn rows_per_shard(cluster: &Cluster, tag: &str) -> Result<Vec<i64>> {
-    let mut counts = Vec::new();
-    for shard in cluster.shards() {
-        let sql = format!("SELECT count(*) FROM items WHERE tag = '{tag}'");
-        counts.push(shard.primary().query_one_i64(&sql).await?);
-    }
-    Ok(counts)
-}
-
-/// Prepared transactions on every shard.
-async fn prepared(cluster: &Cluster) -> Result<i64> {
-    let mut total = 0;
-    for shard in cluster.shards() {
-        total += shard
-            .primary()
-            .query_one_i64("SELECT count(*) FROM pg_prepared_xacts")
-            .await?;
-    }
-    Ok(total)
-}
-
-/// Waits until no shard has a prepared transaction nor a decision row left.
-async fn wait_settled(cluster: &Cluster) -> Result<()> {
-    wait_for(
-        "every prepared transaction finished and its decision row deleted",
-        Duration::from_secs(30),
-        || async {
-            let mut left = 0;
-            for shard in cluster.shards() {
-                // Decision rows are kept 15 minutes after their transaction is finished
-                // everywhere; aged here to stand for that wait.
-                shard
-                    .primary()
-                    .query_one_i64(
-                        "WITH aged AS (UPDATE pgshard.commit_decisions \
-                         SET decided_at = decided_at - interval '1 hour' RETURNING 1) \
-                         SELECT count(*) FROM aged",
-                    )
-                    .await?;
-                for sql in [
-                    "SELECT count(*) FROM pgshard.commit_decisions",
-                    "SELECT count(*) FROM pg_prepared_xacts",
-                ] {
-                    left += shard.primary().query_one_i64(sql).await?;
-                }
-            }
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
     Ok(())
 }
 
@@ -135,7 +59,7 @@ async fn check_all_or_none(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere() -> Result<()> {
     let cluster = Cluster::start(SHARDS, 0).await?;
-    let proxy = proxy(&cluster, FAST_RECOVERY).await?;
+    let proxy = two_phase_proxy(&cluster, FAST_RECOVERY).await?;
     let client = connect(proxy.addr, &User::app()).await?;
     client.batch_execute(SCHEMA).await?;
     let all = [0, 1, 2];
@@ -152,10 +76,10 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
     // A shard that only read is no participant of the atomic commit, and does not stop it.
     client.batch_execute("BEGIN").await?;
     client
-        .query("SELECT * FROM items WHERE id = $1", &[&id_on(1, 1)])
+        .query("SELECT * FROM items WHERE id = $1", &[&id_on(1, SHARDS, 1)])
         .await?;
     for shard in [0, 2] {
-        let id = id_on(shard, 20_000 + shard as i64 * 1000);
+        let id = id_on(shard, SHARDS, 20_000 + shard as i64 * 1000);
         client
             .execute("INSERT INTO items (id, tag) VALUES ($1, 'reader')", &[&id])
             .await?;
@@ -175,7 +99,7 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
         .await?;
     client.batch_execute("BEGIN").await?;
     for (shard, u, n) in [(0, 7, 0), (0, 7, 1), (2, 9, 0)] {
-        let id = id_on(shard, 30_000 + shard as i64 * 1000 + n * 100);
+        let id = id_on(shard, SHARDS, 30_000 + shard as i64 * 1000 + n * 100);
         client
             .execute(
                 "INSERT INTO items (id, tag, u) VALUES ($1, 'coordinator refuses', $2)",
@@ -183,7 +107,7 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
             )
             .await?;
     }
-    let id = id_on(1, 31_000);
+    let id = id_on(1, SHARDS, 31_000);
     client
         .batch_execute(&format!(
             "/* pgshard: shard=1 */ SELECT add_item({id}, 'coordinator refuses', 8)"
@@ -200,7 +124,7 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
     // A participant refuses its PREPARE: nothing commits, the coordinator included.
     client.batch_execute("BEGIN").await?;
     for (shard, u, n) in [(0, 11, 0), (1, 12, 0), (2, 13, 0), (2, 13, 1)] {
-        let id = id_on(shard, 40_000 + shard as i64 * 1000 + n * 100);
+        let id = id_on(shard, SHARDS, 40_000 + shard as i64 * 1000 + n * 100);
         client
             .execute(
                 "INSERT INTO items (id, tag, u) VALUES ($1, 'participant refuses', $2)",
@@ -226,7 +150,7 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
     // A multi-shard write outside a transaction commits atomically too.
     let ids: Vec<i64> = all
         .iter()
-        .map(|&s| id_on(s, 50_000 + s as i64 * 1000))
+        .map(|&s| id_on(s, SHARDS, 50_000 + s as i64 * 1000))
         .collect();
     client
         .execute(
@@ -238,15 +162,15 @@ async fn a_transaction_writing_on_several_shards_commits_everywhere_or_nowhere()
         )
         .await?;
     check_all_or_none(&cluster, "split", &all, true).await?;
-    wait_settled(&cluster).await?;
+    wait_settled(&cluster, Duration::from_secs(30)).await?;
 
     // With two_phase_commit = "off", a COMMIT that fails part-way says which shards
     // committed and which did not.
-    let off = self::proxy(&cluster, "two_phase_commit = \"off\"\n").await?;
+    let off = two_phase_proxy(&cluster, "two_phase_commit = \"off\"\n").await?;
     let client = connect(off.addr, &User::app()).await?;
     client.batch_execute("BEGIN").await?;
     for (shard, u, n) in [(0, 21, 0), (1, 22, 0), (1, 22, 1), (2, 23, 0)] {
-        let id = id_on(shard, 60_000 + shard as i64 * 1000 + n * 100);
+        let id = id_on(shard, SHARDS, 60_000 + shard as i64 * 1000 + n * 100);
         client
             .execute(
                 "INSERT INTO items (id, tag, u) VALUES ($1, 'one phase', $2)",

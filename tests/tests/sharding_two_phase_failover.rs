@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pgshard_proxy::two_phase::faults::{CommitStep, Fault};
-use pgshard_router::sharding::{hash_partition, KeyValue};
+use pgshard_tests::two_phase::id_on;
 use pgshard_tests::{
     connect, sqlstate, start_failover_proxy_with, wait_for, Cluster, ClusterOptions, Node, User,
 };
@@ -24,19 +24,12 @@ table = "items"
 column = "id"
 "#;
 
-/// An id that `hash` sharding over [`SHARDS`] puts on `shard`, the first from `from`.
-fn id_on(shard: usize, from: i64) -> i64 {
-    (from..)
-        .find(|&id| hash_partition(&KeyValue::Int(id), SHARDS) == shard)
-        .unwrap_or(from)
-}
-
 /// Opens a transaction through `client` that inserts one row tagged `tag` on each
 /// shard, without committing it.
 async fn write_everywhere(client: &Client, tag: &str, from: i64) -> Result<()> {
     client.batch_execute("BEGIN").await?;
     for shard in 0..SHARDS {
-        let id = id_on(shard, from + shard as i64 * 1000);
+        let id = id_on(shard, SHARDS, from + shard as i64 * 1000);
         client
             .execute("INSERT INTO items (id, tag) VALUES ($1, $2)", &[&id, &tag])
             .await?;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use pgshard_proxy::two_phase::faults::{CommitStep, Fault};
-use pgshard_proxy::ProxyHandle;
-use pgshard_router::sharding::{hash_partition, KeyValue};
-use pgshard_tests::{connect, sharded_proxy_toml, start_proxy_toml, wait_for, Cluster, User};
+use pgshard_tests::two_phase::{
+    id_on, prepared, rows_per_shard, two_phase_proxy, wait_settled, FAST_RECOVERY,
+};
+use pgshard_tests::{connect, Cluster, User};
 use tokio_postgres::Client;
 
 const SHARDS: usize = 3;
@@ -23,84 +24,21 @@ const ALL: [usize; SHARDS] = [0, 1, 2];
 const SCHEMA: &str = "CREATE TABLE items (id bigint PRIMARY KEY, tag text NOT NULL)";
 
 /// Recovery settings that settle an interrupted commit within seconds.
-const FAST_RECOVERY: &str =
-    "two_phase_commit_timeout = \"2s\"\ntwo_phase_recovery_interval = \"500ms\"\n";
-
 /// Recovery that only runs once, at start: a commit interrupted later is left for
 /// another proxy to settle.
 const NO_RECOVERY: &str = "two_phase_recovery_interval = \"1h\"\n";
-
-/// A proxy over every shard's primary of `cluster`, sharding `items` by `id`, with
-/// `settings` (TOML lines) in its `[[databases]]` entry.
-async fn proxy(cluster: &Cluster, settings: &str) -> Result<ProxyHandle> {
-    let toml = sharded_proxy_toml(cluster, &[("items", "id", "bigint")], &[], 4).replacen(
-        "[[databases]]\nname = \"app\"\n",
-        &format!("[[databases]]\nname = \"app\"\n{settings}"),
-        1,
-    );
-    Ok(start_proxy_toml(&toml, "two-phase-faults.toml").await?)
-}
-
-/// An id that `hash` sharding over [`SHARDS`] puts on `shard`, the first from `from`.
-fn id_on(shard: usize, from: i64) -> i64 {
-    (from..)
-        .find(|&id| hash_partition(&KeyValue::Int(id), SHARDS) == shard)
-        .unwrap_or(from)
-}
 
 /// Opens a transaction through `client` that inserts one row tagged `tag` on every
 /// shard (ids from `from`), without committing it.
 async fn write_everywhere(client: &Client, tag: &str, from: i64) -> Result<()> {
     client.batch_execute("BEGIN").await?;
     for shard in ALL {
-        let id = id_on(shard, from + shard as i64 * 1000);
+        let id = id_on(shard, SHARDS, from + shard as i64 * 1000);
         client
             .execute("INSERT INTO items (id, tag) VALUES ($1, $2)", &[&id, &tag])
             .await
             .with_context(|| format!("insert {id} on shard {shard}"))?;
     }
-    Ok(())
-}
-
-/// Rows tagged `tag` on each shard, read on its primary.
-async fn rows_per_shard(cluster: &Cluster, tag: &str) -> Result<Vec<i64>> {
-    let mut counts = Vec::new();
-    for shard in cluster.shards() {
-        let sql = format!("SELECT count(*) FROM items WHERE tag = '{tag}'");
-        counts.push(shard.primary().query_one_i64(&sql).await?);
-    }
-    Ok(counts)
-}
-
-/// Waits until no shard has a prepared transaction nor a decision row left.
-async fn wait_settled(cluster: &Cluster) -> Result<()> {
-    wait_for(
-        "every prepared transaction finished and its decision row deleted",
-        Duration::from_secs(60),
-        || async {
-            let mut left = 0;
-            for shard in cluster.shards() {
-                // Decision rows are kept 15 minutes after their transaction is finished
-                // everywhere; aged here to stand for that wait.
-                shard
-                    .primary()
-                    .query_one_i64(
-                        "WITH aged AS (UPDATE pgshard.commit_decisions \
-                         SET decided_at = decided_at - interval '1 hour' RETURNING 1) \
-                         SELECT count(*) FROM aged",
-                    )
-                    .await?;
-                for sql in [
-                    "SELECT count(*) FROM pgshard.commit_decisions",
-                    "SELECT count(*) FROM pg_prepared_xacts",
-                ] {
-                    left += shard.primary().query_one_i64(sql).await?;
-                }
-            }
-            Ok((left == 0).then_some(()))
-        },
-    )
-    .await?;
     Ok(())
 }
 
@@ -122,7 +60,7 @@ fn all_or_none(counts: &[i64]) -> Option<bool> {
 async fn a_proxy_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
     let cluster = Cluster::start(SHARDS, 0).await?;
     {
-        let setup = proxy(&cluster, NO_RECOVERY).await?;
+        let setup = two_phase_proxy(&cluster, NO_RECOVERY).await?;
         connect(setup.addr, &User::app())
             .await?
             .batch_execute(SCHEMA)
@@ -141,7 +79,7 @@ async fn a_proxy_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
     let mut report = Vec::new();
     for (i, (step, committed, left_prepared)) in steps.into_iter().enumerate() {
         let tag = format!("crash {step:?}");
-        let dying = proxy(&cluster, NO_RECOVERY).await?;
+        let dying = two_phase_proxy(&cluster, NO_RECOVERY).await?;
         // Its recovery passes at start (again once the monitors find the primaries)
         // are over before the transaction: what the crash leaves is the second
         // proxy's to settle.
@@ -162,8 +100,8 @@ async fn a_proxy_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
             "{tag}: {prepared_before} prepared after the crash, expected {left_prepared}"
         );
 
-        let settling = proxy(&cluster, FAST_RECOVERY).await?;
-        wait_settled(&cluster).await?;
+        let settling = two_phase_proxy(&cluster, FAST_RECOVERY).await?;
+        wait_settled(&cluster, Duration::from_secs(60)).await?;
         settling.shutdown().await;
         let counts = rows_per_shard(&cluster, &tag).await?;
         ensure!(
@@ -179,25 +117,13 @@ async fn a_proxy_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
     Ok(())
 }
 
-/// Prepared transactions on every shard.
-async fn prepared(cluster: &Cluster) -> Result<i64> {
-    let mut total = 0;
-    for shard in cluster.shards() {
-        total += shard
-            .primary()
-            .query_one_i64("SELECT count(*) FROM pg_prepared_xacts")
-            .await?;
-    }
-    Ok(total)
-}
-
 /// A participant's primary is killed (SIGKILL) while the commit waits at each step, and
 /// started again later: the transaction ends on all shards or none, as the client was
 /// told when it was told anything definite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
     let cluster = Cluster::start(SHARDS, 0).await?;
-    let proxy = proxy(&cluster, FAST_RECOVERY).await?;
+    let proxy = two_phase_proxy(&cluster, FAST_RECOVERY).await?;
     connect(proxy.addr, &User::app())
         .await?
         .batch_execute(SCHEMA)
@@ -230,7 +156,7 @@ async fn a_participant_dying_mid_commit_leaves_all_or_nothing() -> Result<()> {
             .await
             .with_context(|| format!("{tag}: COMMIT went unanswered"))??;
         node.start().await?;
-        wait_settled(&cluster).await?;
+        wait_settled(&cluster, Duration::from_secs(60)).await?;
         let counts = rows_per_shard(&cluster, &tag).await?;
         let end = all_or_none(&counts);
         ensure!(
@@ -266,7 +192,7 @@ async fn concurrent_commits_are_each_all_or_nothing() -> Result<()> {
     const CLIENTS: i64 = 6;
     const TRANSACTIONS: i64 = 20;
     let cluster = Cluster::start(SHARDS, 0).await?;
-    let proxy = proxy(&cluster, FAST_RECOVERY).await?;
+    let proxy = two_phase_proxy(&cluster, FAST_RECOVERY).await?;
     connect(proxy.addr, &User::app())
         .await?
         .batch_execute(SCHEMA)
@@ -310,7 +236,7 @@ async fn concurrent_commits_are_each_all_or_nothing() -> Result<()> {
             .await?;
     }
     ensure!(rows == total, "{rows} rows, expected {total}");
-    wait_settled(&cluster).await?;
+    wait_settled(&cluster, Duration::from_secs(60)).await?;
     proxy.shutdown().await;
     Ok(())
 }

@@ -116,7 +116,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Ok(());
         };
         match Frame::declared_len(&self.rbuf) {
-            Some(len) if len >= LARGE_MESSAGE && len <= self.max_len + 1 => {
+            // Called only once the header has parsed, so the length is within max_len.
+            Some(len) if len >= LARGE_MESSAGE => {
                 self.lease = Some(budget.reserve(len).await?);
             }
             _ => {}
