@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The proxy's memory under the loads that grow it: eight clients sending a 60 MB query at
-# once, one client preparing 10,000 distinct statements, 10,000 idle clients. For each, the
-# proxy's RSS before, at its peak and after.
+# once, one client preparing 10,000 distinct statements, 10,000 idle clients, GROUP BY
+# over 1M groups spread over two shards. For each, the proxy's RSS before, at its peak
+# and after.
 #
 #   bash docker/memory.sh [PHASES] [-- EXTRA_PROXY_SETTINGS...]
 #
-# PHASES is a comma-separated subset of big,statements,idle (default: all). Extra lines
+# PHASES is a comma-separated subset of big,statements,idle,groups (default: all). Extra lines
 # after -- go to [proxy] (for example 'max_message_memory = "1GB"').
 #
 # Needs Docker with the local image pgshard/postgres:15 (bash docker/build-images.sh),
@@ -17,7 +18,7 @@ tool=memory
 # shellcheck source=docker/local-bed.sh
 . "$here/local-bed.sh"
 
-phases=${1:-big,statements,idle}
+phases=${1:-big,statements,idle,groups}
 shift || true
 [ "${1:-}" = "--" ] && shift
 extra=$(printf '%s\n' "$@")
@@ -41,6 +42,10 @@ trap cleanup EXIT
 build_proxy
 pg_port=$(start_postgres "$prefix")
 wait_port "$pg_port"
+# The sharded database's two shards are two databases of the same server.
+for shard in shard_a shard_b; do
+  docker exec "$prefix" psql -U postgres -d postgres -qc "CREATE DATABASE $shard OWNER app"
+done
 proxy_port=$(free_port)
 cat >"$work/pgshard.toml" <<TOML
 [proxy]
@@ -57,6 +62,15 @@ password = "app"
 name = "app"
 [[databases.shards]]
 primary = "127.0.0.1:$pg_port"
+[[databases]]
+name = "sharded"
+sharded_tables = [{ table = "facts", column = "id" }]
+[[databases.shards]]
+primary = "127.0.0.1:$pg_port"
+server_database = "shard_a"
+[[databases.shards]]
+primary = "127.0.0.1:$pg_port"
+server_database = "shard_b"
 TOML
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 "$root/target/release/pgshard" --config "$work/pgshard.toml" >"$work/proxy.log" 2>&1 &

@@ -11,7 +11,8 @@ import time
 import psycopg
 
 host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-phases = sys.argv[4].split(",") if len(sys.argv) > 4 else ["big", "statements", "idle"]
+phases = (sys.argv[4].split(",") if len(sys.argv) > 4
+          else ["big", "statements", "idle", "groups"])
 
 
 def status(field):
@@ -23,8 +24,8 @@ def status(field):
     raise KeyError(field)
 
 
-def connect():
-    return psycopg.connect(host=host, port=port, user="app", password="app", dbname="app",
+def connect(dbname="app"):
+    return psycopg.connect(host=host, port=port, user="app", password="app", dbname=dbname,
                            autocommit=True, prepare_threshold=None)
 
 
@@ -109,5 +110,42 @@ def idle(count=10_000):
            per_client_kB=f"{(held - before) * 1024 / max(count, 1):.1f}")
 
 
+def groups(count=1_000_000):
+    """GROUP BY over `count` groups, each with rows on both shards of database "sharded",
+    merged as the shards send their groups sorted by key; then the same grouped by a
+    bytea key, which the proxy cannot order and so combines in memory."""
+    with connect("sharded") as conn:
+        conn.execute("DROP TABLE IF EXISTS facts")
+        conn.execute("CREATE TABLE facts (id bigint PRIMARY KEY, g bigint, v int)")
+        with conn.cursor().copy("COPY facts (id, g, v) FROM STDIN") as copy:
+            for i in range(2 * count):
+                copy.write_row((i, i % count, i % 7))
+        conn.execute("ANALYZE facts")
+        queries = [
+            ("by key", "SELECT g, count(*), sum(v) FROM facts GROUP BY g"),
+            ("by key, ORDER BY key", "SELECT g, count(*), sum(v) FROM facts GROUP BY g ORDER BY g DESC"),
+            ("by key, ORDER BY sum LIMIT 10",
+             "SELECT g, count(*), sum(v) FROM facts GROUP BY g ORDER BY sum(v) DESC, g LIMIT 10"),
+            ("by a bytea key (in memory)",
+             "SELECT convert_to(g::text, 'UTF8'), count(*), sum(v) FROM facts GROUP BY 1"),
+        ]
+        for name, sql in queries:
+            before = status("VmRSS")
+            watch = PeakWatch()
+            started = time.monotonic()
+            rows = 0
+            wrong = 0
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                for row in cur:
+                    rows += 1
+                    wrong += row[1] != 2
+            took = time.monotonic() - started
+            peak = watch.stop()
+            time.sleep(1)
+            report(f"GROUP BY {name}", before, peak, groups=rows, wrong_counts=wrong,
+                   seconds=f"{took:.1f}")
+
+
 for phase in phases:
-    {"big": big_queries, "statements": statements, "idle": idle}[phase]()
+    {"big": big_queries, "statements": statements, "idle": idle, "groups": groups}[phase]()

@@ -1120,6 +1120,13 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT country, count(*) FROM users GROUP BY 1 ORDER BY 1"),
         exact("SELECT region FROM users GROUP BY region ORDER BY sum(score) DESC, region"),
         exact("SELECT region, count(*) FROM users GROUP BY region ORDER BY 2 DESC, 1 NULLS FIRST LIMIT 3"),
+        // Groups streamed in key order, the window applied as they go.
+        exact("SELECT user_id, count(*), sum(amount) FROM orders GROUP BY user_id ORDER BY user_id DESC LIMIT 10 OFFSET 5"),
+        exact("SELECT region, created, count(*) FROM users GROUP BY created, region ORDER BY created DESC, region NULLS FIRST LIMIT 20"),
+        exact("SELECT count(*) FROM orders GROUP BY user_id ORDER BY user_id"),
+        exact("SELECT DISTINCT active, region FROM users ORDER BY region DESC NULLS LAST, active"),
+        // Groups sorted by an aggregate, only as many kept as the window reaches.
+        exact("SELECT user_id, sum(amount) FROM orders GROUP BY user_id ORDER BY sum(amount) DESC, user_id LIMIT 7 OFFSET 3"),
         exact("SELECT region, count(*) FROM users WHERE score >= $1 GROUP BY region ORDER BY region")
             .with(vec![Int(10)]),
         exact("SELECT region, avg(score) FROM users GROUP BY region ORDER BY 2 DESC, region NULLS FIRST"),

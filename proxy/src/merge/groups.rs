@@ -1,7 +1,8 @@
 //! GROUP BY, DISTINCT and aggregates over the rows of several shards: rows with equal
 //! keys become one group, whose aggregates combine every shard's partial values.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
 
 use bigdecimal::BigDecimal;
@@ -13,7 +14,7 @@ use super::compare::parse_float;
 use super::compute::Computation;
 use super::error::MergeError;
 use super::having::evaluate;
-use super::order::{resolve, Admit, RowOrder, Window};
+use super::order::{resolve, RowOrder, SortedRows, Window};
 use super::row::Row;
 use super::value_type::ValueType;
 
@@ -122,7 +123,7 @@ impl Groups {
         mut self,
         having: Option<&Predicate>,
         order: &RowOrder,
-        mut window: Window,
+        window: Window,
     ) -> Result<Vec<Row>, MergeError> {
         if self.groups.is_empty() && self.keys.is_empty() && !self.aggregates.is_empty() {
             // No shard answered a row (cannot happen for aggregates, but be exact).
@@ -132,8 +133,19 @@ impl Groups {
             let accumulators = self.new_accumulators();
             self.groups.push((row, accumulators));
         }
+        let mut rows = SortedRows::new(order.clone(), &window);
+        for row in self.take(having)? {
+            rows.push(row)?;
+        }
+        rows.finish(window)
+    }
+
+    /// The groups so far as rows, aggregates finished and HAVING applied, in the order
+    /// they were first seen; the groups are emptied.
+    pub fn take(&mut self, having: Option<&Predicate>) -> Result<Vec<Row>, MergeError> {
+        self.index.clear();
         let mut rows = Vec::with_capacity(self.groups.len());
-        for (mut row, accumulators) in self.groups {
+        for (mut row, accumulators) in std::mem::take(&mut self.groups) {
             for (&(column, _, _), acc) in self.aggregates.iter().zip(&accumulators) {
                 *row.values.get_mut(column).ok_or(MergeError::Mismatch)? = acc.finish()?;
             }
@@ -153,28 +165,86 @@ impl Groups {
             }
             rows.push(row);
         }
-        if !order.is_empty() {
-            let mut failure = None;
-            rows.sort_by(|a, b| {
-                order.compare(a, b).unwrap_or_else(|e| {
-                    failure.get_or_insert(e);
-                    std::cmp::Ordering::Equal
-                })
-            });
-            if let Some(e) = failure {
-                return Err(e);
-            }
-        }
-        let mut out = Vec::new();
-        for row in rows {
-            match window.admit() {
-                Admit::Skip => {}
-                Admit::Take => out.push(row),
-                Admit::Done => break,
-            }
-        }
-        Ok(out)
+        Ok(rows)
     }
+}
+
+/// Groups merged from shards that each send their groups sorted by the keys: the
+/// shards' rows, read least key first, meet every partial group of a key together, so
+/// only the groups of one key (several only where the order ties values that group
+/// apart) are held at a time, whatever the number of groups.
+pub struct SortedGroups {
+    groups: Groups,
+    /// The shards' sort order, over the key columns.
+    keys: RowOrder,
+    having: Option<Predicate>,
+    /// The first row of the key being merged.
+    current: Option<Row>,
+    /// Finished groups, HAVING applied, waiting to be read.
+    ready: VecDeque<Row>,
+    ended: bool,
+}
+
+impl SortedGroups {
+    pub fn new(groups: Groups, keys: RowOrder, having: Option<Predicate>) -> SortedGroups {
+        SortedGroups {
+            groups,
+            keys,
+            having,
+            current: None,
+            ready: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Takes the next shard row in key order, or `None` once every shard ended. A row
+    /// whose key sorts before the current one means the shards' order is not the one
+    /// the proxy compares by: an error, before any group could be answered wrongly.
+    pub fn push(&mut self, row: Option<Row>) -> Result<(), MergeError> {
+        let Some(row) = row else {
+            self.close_key()?;
+            self.ended = true;
+            return Ok(());
+        };
+        if let Some(current) = &self.current {
+            match self.keys.compare(&row, current)? {
+                Ordering::Less => return Err(out_of_order()),
+                Ordering::Greater => self.close_key()?,
+                Ordering::Equal => {}
+            }
+        }
+        if self.current.is_none() {
+            self.current = Some(row.clone());
+        }
+        self.groups.add(row)
+    }
+
+    /// The next finished group.
+    pub fn pop(&mut self) -> Option<Row> {
+        self.ready.pop_front()
+    }
+
+    /// Every group was read: the shards ended and nothing is waiting.
+    pub fn is_done(&self) -> bool {
+        self.ended && self.ready.is_empty()
+    }
+
+    fn close_key(&mut self) -> Result<(), MergeError> {
+        self.current = None;
+        let rows = self.groups.take(self.having.as_ref())?;
+        self.ready.extend(rows);
+        Ok(())
+    }
+}
+
+/// A shard's rows came in another order than the proxy compares them by.
+pub fn out_of_order() -> MergeError {
+    MergeError::Unsupported(
+        "a shard returned rows in another order than pgshard compares them (a column with a \
+         collation of its own, or a type whose order pgshard does not know); order or group \
+         by an expression with a plain type or the \"C\" collation, or filter on the shard key"
+            .to_string(),
+    )
 }
 
 impl Groups {
@@ -278,6 +348,7 @@ mod tests {
                 },
             ],
             computed: vec![],
+            sorted_by: vec![],
         };
         let types = vec![
             ValueType::Text,
@@ -339,6 +410,7 @@ mod tests {
                 },
             ],
             computed: vec![],
+            sorted_by: vec![],
         };
         let shard_types = vec![
             ValueType::Text,
@@ -424,6 +496,7 @@ mod tests {
             keys: vec![ColumnRef::Visible(0)],
             aggregates: vec![],
             computed: vec![],
+            sorted_by: vec![],
         };
         let mut groups = Groups::new(&spec, vec![ValueType::Numeric], 1).unwrap();
         for v in ["1.0", "1.00", "2"] {
@@ -437,5 +510,74 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    fn count_by_key() -> (Grouping, Vec<ValueType>) {
+        let spec = Grouping {
+            keys: vec![ColumnRef::Visible(0)],
+            aggregates: vec![Aggregate {
+                column: ColumnRef::Visible(1),
+                kind: AggregateKind::Count,
+            }],
+            computed: vec![],
+            sorted_by: vec![SortKey {
+                column: ColumnRef::Visible(0),
+                descending: false,
+                nulls_first: false,
+            }],
+        };
+        (spec, vec![ValueType::Numeric, ValueType::from_oid(20)])
+    }
+
+    #[test]
+    fn sorted_groups_hold_one_key_at_a_time() {
+        let (spec, types) = count_by_key();
+        let groups = Groups::new(&spec, types.clone(), 2).unwrap();
+        let keys = RowOrder::new(&spec.sorted_by, &types, 2).unwrap();
+        let having = Predicate::Compare {
+            column: ColumnRef::Visible(1),
+            op: CompareOp::Gt,
+            value: Some("1".into()),
+        };
+        let mut sorted = SortedGroups::new(groups, keys, Some(having));
+        let mut out = Vec::new();
+        // Two shards' rows merged least key first; 1.0 and 1.00 are one key.
+        for r in [
+            row(&[Some("1.0"), Some("2")]),
+            row(&[Some("1.00"), Some("3")]),
+            row(&[Some("2"), Some("1")]),
+            row(&[Some("3"), Some("4")]),
+            row(&[Some("3"), Some("1")]),
+            row(&[None, Some("7")]),
+        ] {
+            sorted.push(Some(r)).unwrap();
+            assert!(sorted.groups.groups.len() <= 1);
+            out.extend(std::iter::from_fn(|| sorted.pop()));
+        }
+        assert!(!sorted.is_done());
+        sorted.push(None).unwrap();
+        out.extend(std::iter::from_fn(|| sorted.pop()));
+        assert!(sorted.is_done());
+        assert_eq!(
+            strings(&out),
+            vec![
+                vec![Some("1.0".into()), Some("5".into())],
+                vec![Some("3".into()), Some("5".into())],
+                vec![None, Some("7".into())],
+            ]
+        );
+    }
+
+    #[test]
+    fn sorted_groups_refuse_rows_out_of_order() {
+        let (spec, types) = count_by_key();
+        let groups = Groups::new(&spec, types.clone(), 2).unwrap();
+        let keys = RowOrder::new(&spec.sorted_by, &types, 2).unwrap();
+        let mut sorted = SortedGroups::new(groups, keys, None);
+        sorted.push(Some(row(&[Some("5"), Some("1")]))).unwrap();
+        sorted.push(Some(row(&[Some("6"), Some("1")]))).unwrap();
+        assert_eq!(strings(&[sorted.pop().unwrap()])[0][0], Some("5".into()));
+        let err = sorted.push(Some(row(&[Some("5"), Some("1")]))).unwrap_err();
+        assert_eq!(err.sqlstate(), "0A000");
     }
 }

@@ -24,7 +24,7 @@ pub mod row;
 pub mod value_type;
 
 pub use error::MergeError;
-pub use groups::Groups;
-pub use order::{Admit, RowOrder, Window};
+pub use groups::{Groups, SortedGroups};
+pub use order::{Admit, RowOrder, SortedRows, Window};
 pub use row::{Column, Row, RowDescription};
 pub use value_type::ValueType;

@@ -107,6 +107,11 @@ impl Window {
         self.left == Some(0)
     }
 
+    /// How many rows from the start the window can reach (offset plus limit), if limited.
+    pub fn reach(&self) -> Option<u64> {
+        self.left.map(|left| left.saturating_add(self.skip))
+    }
+
     pub fn admit(&mut self) -> Admit {
         if self.is_done() {
             return Admit::Done;
@@ -119,6 +124,66 @@ impl Window {
             *left -= 1;
         }
         Admit::Take
+    }
+}
+
+/// Rows gathered for a sort of their own (groups ordered by an aggregate): with a
+/// window whose reach is `k`, only the first `k` rows in order are kept, so memory holds
+/// about `2k` rows whatever the number of rows.
+pub struct SortedRows {
+    order: RowOrder,
+    keep: Option<usize>,
+    rows: Vec<Row>,
+}
+
+impl SortedRows {
+    pub fn new(order: RowOrder, window: &Window) -> SortedRows {
+        SortedRows {
+            order,
+            keep: window
+                .reach()
+                .map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Row) -> Result<(), MergeError> {
+        self.rows.push(row);
+        if let Some(keep) = self.keep {
+            if self.rows.len() >= keep.saturating_mul(2).max(1024) {
+                self.sort()?;
+                self.rows.truncate(keep);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows in order, through `window`.
+    pub fn finish(mut self, mut window: Window) -> Result<Vec<Row>, MergeError> {
+        self.sort()?;
+        let mut out = Vec::new();
+        for row in self.rows {
+            match window.admit() {
+                Admit::Skip => {}
+                Admit::Take => out.push(row),
+                Admit::Done => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn sort(&mut self) -> Result<(), MergeError> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let mut failure = None;
+        self.rows.sort_by(|a, b| {
+            self.order.compare(a, b).unwrap_or_else(|e| {
+                failure.get_or_insert(e);
+                Ordering::Equal
+            })
+        });
+        failure.map_or(Ok(()), Err)
     }
 }
 
@@ -177,6 +242,31 @@ mod tests {
         );
         let mut unlimited = Window::new(0, None);
         assert_eq!(unlimited.admit(), Admit::Take);
+    }
+
+    #[test]
+    fn sorted_rows_keep_only_what_the_window_reaches() {
+        let keys = [SortKey {
+            column: ColumnRef::Visible(0),
+            descending: true,
+            nulls_first: true,
+        }];
+        let order = RowOrder::new(&keys, &[ValueType::from_oid(23)], 1).unwrap();
+        let window = Window::new(2, Some(3));
+        let mut rows = SortedRows::new(order, &window);
+        for i in 0..10_000 {
+            // A shuffled 0..10000.
+            let v = (i * 7919) % 10_000;
+            rows.push(row(&[Some(&v.to_string())])).unwrap();
+            assert!(rows.rows.len() <= 1024);
+        }
+        let got: Vec<_> = rows
+            .finish(window)
+            .unwrap()
+            .iter()
+            .map(|r| r.values[0].clone().unwrap())
+            .collect();
+        assert_eq!(got, ["9997", "9996", "9995"]);
     }
 
     #[test]

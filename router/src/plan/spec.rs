@@ -202,6 +202,12 @@ pub struct Grouping {
     /// (`count(*)::int`, `COALESCE(sum(x), 0)`, `sum(a) / sum(b)`, `round(avg(x), 2)`),
     /// once the aggregates are finished and before HAVING and ORDER BY see the rows.
     pub computed: Vec<ComputedColumn>,
+    /// The order the shards send their groups in (ORDER BY of the shards' statement),
+    /// over every key: equal keys from several shards meet as the merge reads the
+    /// shards' sorted streams, so it holds one group at a time. It starts with the
+    /// client's ORDER BY when that sorts by keys only, so the merged groups come out in
+    /// the client's order. Empty without keys.
+    pub sorted_by: Vec<SortKey>,
 }
 
 /// A column whose value the merge computes from other columns of the merged group, as

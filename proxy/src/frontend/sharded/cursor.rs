@@ -337,7 +337,7 @@ impl ShardedSession {
         types: &mut MergeTypes,
     ) -> Result<Result<(), crate::net::Frame>, Lost> {
         if let Some(grouping) = &merge.group {
-            return self.gather_groups(stream, merge, grouping, types).await;
+            return self.start_grouped(stream, merge, grouping, types).await;
         }
         if !merge.order_by.is_empty() {
             match RowOrder::new(&merge.order_by, &types.merged, stream.output.visible) {

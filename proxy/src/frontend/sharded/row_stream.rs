@@ -6,17 +6,24 @@
 //! next rows for an ordered result, one row per shard in memory. A portal's shards keep
 //! the rest of their reply unread on their connections while it is suspended; a cursor's
 //! shards hold a cursor of their own, fetched a batch at a time, so other statements can
-//! run between FETCHes. Grouped results are combined in memory, one entry per group, and
-//! then sent from memory.
+//! run between FETCHes. Grouped results come from shards that sort their groups by the
+//! keys, so the merge combines one key at a time and sends each group as it is complete;
+//! where the proxy cannot compare the keys as the shards sorted them (text under another
+//! collation than "C", types it cannot order) every group is combined in memory first.
+//! Groups ordered by something else than their keys are sorted in memory, only as many
+//! as the LIMIT reaches when there is one.
 
 use std::collections::VecDeque;
 
 use pgshard_router::plan::{Grouping, RowMerge};
 
+use crate::merge::groups::out_of_order;
+use crate::merge::SortedGroups;
+
 use super::merge_rows::MergeTypes;
 use super::replies::Lost;
 use super::ShardedSession;
-use crate::merge::{Admit, Groups, MergeError, Row, RowOrder, ValueType, Window};
+use crate::merge::{Admit, Groups, MergeError, Row, RowOrder, SortedRows, ValueType, Window};
 use crate::net::messages::{self, error_response};
 use crate::net::{Frame, Severity};
 
@@ -64,6 +71,8 @@ pub(super) struct RowStream {
     held: VecDeque<Row>,
     /// Every row is in `held`: the shards are done.
     all_held: bool,
+    /// Groups combined as the shards' sorted rows arrive (`order` is the keys' order).
+    grouped: Option<Box<SortedGroups>>,
     window: Window,
     pub output: Output,
     /// The client's RowDescription, for a FETCH over the simple protocol.
@@ -98,6 +107,7 @@ impl RowStream {
             at: 0,
             held: VecDeque::new(),
             all_held: false,
+            grouped: None,
             window: Window::new(merge.offset, merge.limit),
             output,
             description,
@@ -115,8 +125,10 @@ impl RowStream {
 }
 
 impl ShardedSession {
-    /// Reads every shard's rows into groups and keeps the merged groups to be sent.
-    pub(super) async fn gather_groups(
+    /// Starts a grouped merge: streamed from the shards' sorted groups where the proxy
+    /// can compare the keys as they sorted them, else every group combined in memory.
+    /// Groups the client orders otherwise than by their keys are sorted here, and held.
+    pub(super) async fn start_grouped(
         &mut self,
         stream: &mut RowStream,
         merge: &RowMerge,
@@ -131,6 +143,60 @@ impl ShardedSession {
             Ok(g) => g,
             Err(e) => return self.stream_failed(stream, e).await,
         };
+        let order = match RowOrder::new(&merge.order_by, &types.merged, visible) {
+            Ok(o) => o,
+            Err(e) => return self.stream_failed(stream, e).await,
+        };
+        if let Some(keys) = self.key_order(grouping, &types.shard, visible) {
+            stream.order = Some(keys.clone());
+            if let Err(error) = self.prime(stream).await? {
+                self.close_sources(stream).await?;
+                return Ok(Err(error));
+            }
+            // A value the proxy cannot order (a DateStyle it does not read) shows in
+            // the first rows, before anything is sent: then group in memory.
+            let comparable = stream
+                .heads
+                .iter()
+                .flatten()
+                .all(|head| keys.compare(head, head).is_ok());
+            if comparable {
+                let sorted = SortedGroups::new(groups, keys, merge.having.clone());
+                stream.grouped = Some(Box::new(sorted));
+                let in_key_order = merge.order_by.len() <= grouping.sorted_by.len()
+                    && merge.order_by[..] == grouping.sorted_by[..merge.order_by.len()];
+                if in_key_order {
+                    // Sent as they are complete; the window applies as they go.
+                    return Ok(Ok(()));
+                }
+                let window = std::mem::replace(&mut stream.window, Window::new(0, None));
+                let mut rows = SortedRows::new(order, &window);
+                loop {
+                    match self.next_grouped(stream).await? {
+                        Ok(Some(row)) => {
+                            if let Err(e) = rows.push(row) {
+                                return self.stream_failed(stream, e).await;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(error) => {
+                            self.close_sources(stream).await?;
+                            return Ok(Err(error));
+                        }
+                    }
+                }
+                stream.grouped = None;
+                return self.hold_groups(stream, rows.finish(window)).await;
+            }
+            stream.order = None;
+        }
+        // In memory: the rows read already first, then the rest of each shard's.
+        let primed: Vec<Row> = stream.heads.iter_mut().filter_map(Option::take).collect();
+        for row in primed {
+            if let Err(e) = groups.add(row) {
+                return self.stream_failed(stream, e).await;
+            }
+        }
         for i in 0..stream.shards.len() {
             loop {
                 match self.shard_row(stream, i).await? {
@@ -147,18 +213,79 @@ impl ShardedSession {
                 }
             }
         }
-        let order = match RowOrder::new(&merge.order_by, &types.merged, visible) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(merge_error(e))),
-        };
         let window = std::mem::replace(&mut stream.window, Window::new(0, None));
-        match groups.finish(merge.having.as_ref(), &order, window) {
+        let rows = groups.finish(merge.having.as_ref(), &order, window);
+        self.hold_groups(stream, rows).await
+    }
+
+    /// The order the shards sorted their groups in, if the proxy compares the key
+    /// columns' values the same way.
+    fn key_order(
+        &self,
+        grouping: &Grouping,
+        types: &[ValueType],
+        visible: usize,
+    ) -> Option<RowOrder> {
+        if grouping.sorted_by.is_empty() {
+            return None;
+        }
+        let bytewise = self.core.db.bytewise_text.get() == Some(&true);
+        let comparable = grouping.sorted_by.iter().all(|key| {
+            match types.get(crate::merge::order::resolve(key.column, visible)) {
+                Some(ValueType::Other { .. }) | None => false,
+                Some(
+                    ValueType::Text | ValueType::Bpchar | ValueType::Array { oid: 1009 | 1015 },
+                ) => bytewise,
+                Some(_) => true,
+            }
+        });
+        if !comparable {
+            return None;
+        }
+        RowOrder::new(&grouping.sorted_by, types, visible).ok()
+    }
+
+    /// Keeps the merged groups to be sent; the shards are done.
+    async fn hold_groups(
+        &mut self,
+        stream: &mut RowStream,
+        rows: Result<Vec<Row>, MergeError>,
+    ) -> Result<Result<(), Frame>, Lost> {
+        match rows {
             Ok(rows) => {
+                self.close_sources(stream).await?;
                 stream.held = rows.into();
                 stream.all_held = true;
                 Ok(Ok(()))
             }
-            Err(e) => Ok(Err(merge_error(e))),
+            Err(e) => self.stream_failed(stream, e).await,
+        }
+    }
+
+    /// The next complete group of a streamed grouped merge.
+    async fn next_grouped(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        loop {
+            let Some(sorted) = stream.grouped.as_mut() else {
+                return Ok(Ok(None));
+            };
+            if let Some(row) = sorted.pop() {
+                return Ok(Ok(Some(row)));
+            }
+            if sorted.is_done() {
+                return Ok(Ok(None));
+            }
+            let row = match self.next_ordered(stream).await? {
+                Ok(row) => row,
+                Err(error) => return Ok(Err(error)),
+            };
+            if let Some(sorted) = stream.grouped.as_mut() {
+                if let Err(e) = sorted.push(row) {
+                    return Ok(Err(merge_error(e)));
+                }
+            }
         }
     }
 
@@ -279,7 +406,9 @@ impl ShardedSession {
         stream: &mut RowStream,
     ) -> Result<Result<Option<Row>, Frame>, Lost> {
         loop {
-            let row = if stream.order.is_some() {
+            let row = if stream.grouped.is_some() {
+                self.next_grouped(stream).await?
+            } else if stream.order.is_some() {
                 self.next_ordered(stream).await?
             } else {
                 self.next_in_turn(stream).await?
@@ -321,11 +450,8 @@ impl ShardedSession {
         Ok(Ok(None))
     }
 
-    /// The least of the shards' next rows.
-    async fn next_ordered(
-        &mut self,
-        stream: &mut RowStream,
-    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+    /// Reads each shard's first row, for an ordered merge.
+    async fn prime(&mut self, stream: &mut RowStream) -> Result<Result<(), Frame>, Lost> {
         if !stream.primed {
             stream.primed = true;
             for i in 0..stream.shards.len() {
@@ -334,6 +460,19 @@ impl ShardedSession {
                     Err(error) => return Ok(Err(error)),
                 }
             }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The least of the shards' next rows. A shard whose next row sorts before the one
+    /// it sent last does not sort as the proxy compares: an error, not a misordered
+    /// answer.
+    async fn next_ordered(
+        &mut self,
+        stream: &mut RowStream,
+    ) -> Result<Result<Option<Row>, Frame>, Lost> {
+        if let Err(error) = self.prime(stream).await? {
+            return Ok(Err(error));
         }
         let Some(order) = stream.order.as_ref() else {
             return Ok(Ok(None));
@@ -354,10 +493,18 @@ impl ShardedSession {
             return Ok(Ok(None));
         };
         let row = stream.heads[b].take();
-        match self.shard_row(stream, b).await? {
-            Ok(next) => stream.heads[b] = next,
+        let next = match self.shard_row(stream, b).await? {
+            Ok(next) => next,
             Err(error) => return Ok(Err(error)),
+        };
+        if let (Some(order), Some(next), Some(taken)) = (stream.order.as_ref(), &next, &row) {
+            match order.compare(next, taken) {
+                Ok(std::cmp::Ordering::Less) => return Ok(Err(merge_error(out_of_order()))),
+                Ok(_) => {}
+                Err(e) => return Ok(Err(merge_error(e))),
+            }
         }
+        stream.heads[b] = next;
         Ok(Ok(row))
     }
 

@@ -4,12 +4,13 @@
 //! Shards group their own rows (keeping the rows sent back few) and the merge
 //! regroups the partial groups, combining each aggregate; HAVING, ORDER BY, LIMIT and
 //! OFFSET only make sense on the merged groups, so they are taken off the shards'
-//! statement and done by the merge.
+//! statement and done by the merge. The shards sort their groups by the keys instead,
+//! so that the merge meets each key's partial groups together.
 
 use super::super::error::{unsupported, PlanError};
 use super::super::names::ident;
 use super::super::reads::Reads;
-use super::super::spec::{Aggregate, ColumnRef, ComputedColumn, Grouping, RowMerge};
+use super::super::spec::{Aggregate, ColumnRef, ComputedColumn, Grouping, RowMerge, SortKey};
 use super::aggregate::{aggregate, check_call, first_aggregate, renamed, unmergeable, Agg};
 use super::columns::Columns;
 use super::computed::{output_name, refuse_expression, value_expr};
@@ -17,8 +18,8 @@ use super::having::predicate;
 use super::limit::Limits;
 use super::order::sort_keys;
 use sqlparser::ast::{
-    Distinct, Expr, Function, GroupByExpr, Ident, Query, Select, SelectItem, SetExpr, Value, Visit,
-    Visitor,
+    Distinct, Expr, Function, GroupByExpr, Ident, OrderBy, OrderByExpr, OrderByKind,
+    OrderByOptions, OrderBySort, Query, Select, SelectItem, SetExpr, Value, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -132,7 +133,9 @@ pub(super) fn rewrite(
     };
     shard_select.projection = projection;
     shard_select.having = None;
-    out.order_by = None;
+    let sorted_by = key_order(&grouper.keys, &order_by);
+    let visible = grouper.columns.items.len();
+    out.order_by = shard_order(&sorted_by, visible);
     out.limit_clause = None;
     out.fetch = None;
     let merge = RowMerge {
@@ -140,6 +143,7 @@ pub(super) fn rewrite(
             keys: grouper.keys,
             aggregates: grouper.aggregates,
             computed: grouper.computed,
+            sorted_by,
         }),
         having,
         order_by,
@@ -149,6 +153,60 @@ pub(super) fn rewrite(
         visible_columns: grouper.columns.visible_count(),
     };
     Ok((merge, limits))
+}
+
+/// The order the shards sort their groups in: the client's ORDER BY when it sorts by
+/// keys only (then the merged groups need no sort of their own), then every other key
+/// ascending.
+fn key_order(keys: &[ColumnRef], order_by: &[SortKey]) -> Vec<SortKey> {
+    let mut sorted: Vec<SortKey> = Vec::with_capacity(keys.len());
+    if order_by.iter().all(|k| keys.contains(&k.column)) {
+        for key in order_by {
+            if !sorted.iter().any(|s| s.column == key.column) {
+                sorted.push(*key);
+            }
+        }
+    }
+    for &column in keys {
+        if !sorted.iter().any(|s| s.column == column) {
+            sorted.push(SortKey {
+                column,
+                descending: false,
+                nulls_first: false,
+            });
+        }
+    }
+    sorted
+}
+
+/// `ORDER BY` of the shards' statement for `sorted_by`, by output column position, with
+/// PostgreSQL's defaults left unsaid; `None` without keys.
+fn shard_order(sorted_by: &[SortKey], visible: usize) -> Option<OrderBy> {
+    if sorted_by.is_empty() {
+        return None;
+    }
+    let items = sorted_by
+        .iter()
+        .map(|key| {
+            let position = match key.column {
+                ColumnRef::Visible(i) => i + 1,
+                ColumnRef::Hidden(i) => visible + i + 1,
+            };
+            OrderByExpr {
+                expr: Expr::value(Value::Number(position.to_string(), false)),
+                options: OrderByOptions {
+                    sort: key.descending.then_some(OrderBySort::Desc),
+                    // NULLs go last ascending and first descending unless told.
+                    nulls_first: (key.nulls_first != key.descending).then_some(key.nulls_first),
+                },
+                with_fill: None,
+            }
+        })
+        .collect();
+    Some(OrderBy {
+        kind: OrderByKind::Expressions(items),
+        interpolate: None,
+    })
 }
 
 impl Grouper<'_> {

@@ -33,7 +33,8 @@ fn aggregates_without_group_by_make_one_row() {
         Some(Grouping {
             keys: vec![],
             aggregates: expected,
-            computed: vec![]
+            computed: vec![],
+            sorted_by: vec![]
         })
     );
     assert_eq!(merge.hidden_columns, 0);
@@ -77,7 +78,7 @@ fn group_by_keys_and_hidden_keys() {
     // The shards group too, but HAVING, ORDER BY and LIMIT are the merge's.
     assert_eq!(
         text,
-        "SELECT country, count(*) AS n, city AS pgshard_hidden_0 FROM users GROUP BY country, city"
+        "SELECT country, count(*) AS n, city AS pgshard_hidden_0 FROM users GROUP BY country, city ORDER BY 1, 3"
     );
     let group = grouping(&merge);
     assert_eq!(group.keys, [ColumnRef::Visible(0), ColumnRef::Hidden(0)]);
@@ -113,11 +114,11 @@ fn group_by_position_alias_and_expression() {
     assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
     let (text, merge) = fan_out(
         &p,
-        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name)",
+        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name) ORDER BY 1",
     );
     assert_eq!(
         text,
-        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name)"
+        "SELECT lower(name), sum(x) FROM users GROUP BY lower(name) ORDER BY 1"
     );
     assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
     // A bare name is an input column before it is an alias: `lower(name)` is then no
@@ -153,7 +154,7 @@ fn having_becomes_a_predicate_over_merged_columns() {
     );
     assert_eq!(
         text,
-        "SELECT country, count(*), max(age) AS pgshard_hidden_0 FROM users GROUP BY country"
+        "SELECT country, count(*), max(age) AS pgshard_hidden_0 FROM users GROUP BY country ORDER BY 1"
     );
     assert_eq!(
         merge.having,
@@ -209,7 +210,7 @@ fn order_by_aggregates_not_selected() {
     );
     assert_eq!(
         text,
-        "SELECT country, sum(x) AS pgshard_hidden_0 FROM users GROUP BY country"
+        "SELECT country, sum(x) AS pgshard_hidden_0 FROM users GROUP BY country ORDER BY 1"
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Hidden(0));
     assert_eq!(
@@ -218,12 +219,19 @@ fn order_by_aggregates_not_selected() {
     );
     // An aggregate in ORDER BY alone makes one group.
     let (text, merge) = fan_out(&p, "SELECT 1 FROM users ORDER BY count(*)");
-    assert_eq!(text, "SELECT 1, count(*) AS pgshard_hidden_0 FROM users");
+    assert_eq!(
+        text,
+        "SELECT 1, count(*) AS pgshard_hidden_0 FROM users ORDER BY 1"
+    );
     assert_eq!(grouping(&merge).keys, [ColumnRef::Visible(0)]);
     // A group key not selected sorts by its hidden key column.
-    let (_, merge) = fan_out(
+    let (text, merge) = fan_out(
         &p,
         "SELECT count(*) FROM users GROUP BY country ORDER BY country",
+    );
+    assert_eq!(
+        text,
+        "SELECT count(*), country AS pgshard_hidden_0 FROM users GROUP BY country ORDER BY 2"
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Hidden(0));
     assert_eq!(grouping(&merge).keys, [ColumnRef::Hidden(0)]);
@@ -298,20 +306,38 @@ fn distinct_groups_every_column() {
         &p,
         "SELECT DISTINCT country, city FROM users ORDER BY city LIMIT 3",
     );
-    assert_eq!(text, "SELECT DISTINCT country, city FROM users");
+    assert_eq!(
+        text,
+        "SELECT DISTINCT country, city FROM users ORDER BY 2, 1"
+    );
     assert_eq!(
         merge.group,
         Some(Grouping {
             keys: vec![ColumnRef::Visible(0), ColumnRef::Visible(1)],
             aggregates: vec![],
-            computed: vec![]
+            computed: vec![],
+            sorted_by: vec![
+                SortKey {
+                    column: ColumnRef::Visible(1),
+                    descending: false,
+                    nulls_first: false
+                },
+                SortKey {
+                    column: ColumnRef::Visible(0),
+                    descending: false,
+                    nulls_first: false
+                }
+            ]
         })
     );
     assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
     assert_eq!((merge.limit, merge.hidden_columns), (Some(3), 0));
     refused(&p, "SELECT DISTINCT country FROM users ORDER BY city");
     refused(&p, "SELECT DISTINCT * FROM users");
-    refused(&p, "SELECT DISTINCT count(*) FROM users GROUP BY country");
+    refused(
+        &p,
+        "SELECT DISTINCT count(*) FROM users GROUP BY country ORDER BY 1",
+    );
 }
 
 #[test]
@@ -395,7 +421,7 @@ fn computed_avg_and_group_keys_order_by_the_computed_column() {
     );
     assert_eq!(
         text,
-        "SELECT country, sum(x) AS \"avg\", sum(y) AS m, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users GROUP BY country"
+        "SELECT country, sum(x) AS \"avg\", sum(y) AS m, count(x) AS pgshard_hidden_0, count(y) AS pgshard_hidden_1 FROM users GROUP BY country ORDER BY 1"
     );
     let g = grouping(&merge);
     assert_eq!(g.keys, [ColumnRef::Visible(0)]);
@@ -434,7 +460,7 @@ fn having_and_order_by_keep_bare_and_computed_aggregates_apart() {
     // sum gets its own hidden column, which ORDER BY finds again.
     assert_eq!(
         text,
-        "SELECT country, count(*) AS n, count(*) AS pgshard_hidden_0, sum(x) AS pgshard_hidden_1 FROM users GROUP BY country"
+        "SELECT country, count(*) AS n, count(*) AS pgshard_hidden_0, sum(x) AS pgshard_hidden_1 FROM users GROUP BY country ORDER BY 1"
     );
     let g = grouping(&merge);
     assert_eq!(
@@ -483,7 +509,7 @@ fn arithmetic_over_aggregates_and_keys_is_computed_after_merging() {
     );
     assert_eq!(
         text,
-        "SELECT country, sum(x) AS ratio, sum(x) AS \"round\", count(*) AS \"?column?\", sum(y) AS pgshard_hidden_0, count(x) AS pgshard_hidden_1, sum(x) AS pgshard_hidden_2, min(y) AS pgshard_hidden_3, count(*) AS pgshard_hidden_4 FROM users GROUP BY country"
+        "SELECT country, sum(x) AS ratio, sum(x) AS \"round\", count(*) AS \"?column?\", sum(y) AS pgshard_hidden_0, count(x) AS pgshard_hidden_1, sum(x) AS pgshard_hidden_2, min(y) AS pgshard_hidden_3, count(*) AS pgshard_hidden_4 FROM users GROUP BY country ORDER BY 1"
     );
     let g = grouping(&merge);
     let (v, h) = (ColumnRef::Visible, ColumnRef::Hidden);
@@ -579,4 +605,55 @@ fn refusals_of_other_expressions_say_what_to_do() {
     );
     let message = refused(&p, "SELECT COALESCE(sum(x), y) FROM users GROUP BY y");
     assert!(message.contains("must be a literal"), "{message}");
+}
+
+#[test]
+fn shards_sort_their_groups_by_the_keys_in_the_clients_order_when_it_allows() {
+    let p = planner(2);
+    // ORDER BY keys only: the shards sort as the client asked, then by the other keys.
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT city, country, count(*) FROM users GROUP BY country, city ORDER BY country DESC NULLS LAST",
+    );
+    assert_eq!(
+        text,
+        "SELECT city, country, count(*) FROM users GROUP BY country, city ORDER BY 2 DESC NULLS LAST, 1"
+    );
+    assert_eq!(
+        grouping(&merge).sorted_by,
+        [
+            SortKey {
+                column: ColumnRef::Visible(1),
+                descending: true,
+                nulls_first: false
+            },
+            SortKey {
+                column: ColumnRef::Visible(0),
+                descending: false,
+                nulls_first: false
+            }
+        ]
+    );
+    // ORDER BY an aggregate: the shards sort by the keys, the merge sorts the groups.
+    let (text, merge) = fan_out(
+        &p,
+        "SELECT country, count(*) FROM users GROUP BY country ORDER BY count(*) DESC LIMIT 5",
+    );
+    assert_eq!(
+        text,
+        "SELECT country, count(*) FROM users GROUP BY country ORDER BY 1"
+    );
+    assert_eq!(merge.order_by[0].column, ColumnRef::Visible(1));
+    assert_eq!(
+        grouping(&merge).sorted_by,
+        [SortKey {
+            column: ColumnRef::Visible(0),
+            descending: false,
+            nulls_first: false
+        }]
+    );
+    // No keys, no order.
+    let (text, merge) = fan_out(&p, "SELECT count(*) FROM users");
+    assert_eq!(text, "SELECT count(*) FROM users");
+    assert!(grouping(&merge).sorted_by.is_empty());
 }
