@@ -6,7 +6,7 @@
 #
 #   bash docker/memory.sh [PHASES] [-- EXTRA_PROXY_SETTINGS...]
 #
-# PHASES is a comma-separated subset of big,statements,idle,groups (default: all). Extra lines
+# PHASES is a comma-separated subset of big,statements,idle,groups,copyrow (default: all). Extra lines
 # after -- go to [proxy] (for example 'max_message_memory = "1GB"').
 #
 # Needs Docker with the local image pgshard/postgres:15 (bash docker/build-images.sh),
@@ -18,7 +18,7 @@ tool=memory
 # shellcheck source=docker/local-bed.sh
 . "$here/local-bed.sh"
 
-phases=${1:-big,statements,idle,groups}
+phases=${1:-big,statements,idle,groups,copyrow}
 shift || true
 [ "${1:-}" = "--" ] && shift
 extra=$(printf '%s\n' "$@")
@@ -64,7 +64,7 @@ name = "app"
 primary = "127.0.0.1:$pg_port"
 [[databases]]
 name = "sharded"
-sharded_tables = [{ table = "facts", column = "id" }]
+sharded_tables = [{ table = "facts", column = "id" }, { table = "wide_sharded", column = "id" }]
 [[databases.shards]]
 primary = "127.0.0.1:$pg_port"
 server_database = "shard_a"

@@ -147,5 +147,38 @@ def groups(count=1_000_000):
                    seconds=f"{took:.1f}")
 
 
+def copy_row(size=1 << 30, chunk=1 << 20):
+    """COPY of one row of `size` bytes, sent in CopyData messages of `chunk` bytes, into a
+    database of one shard (streamed to the server, whose own limit is 1 GB a row) and into
+    a sharded one (where the row must be whole to find its key: refused with 22P04 past
+    max_message_size)."""
+    piece = b"x" * chunk
+    for dbname, table, prefix in [("app", "wide", b""), ("sharded", "wide_sharded", b"1\t")]:
+        with connect(dbname) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            columns = "id bigint, v text" if prefix else "v text"
+            conn.execute(f"CREATE TABLE {table} ({columns})")
+            before = status("VmRSS")
+            watch = PeakWatch()
+            started = time.monotonic()
+            outcome = "stored"
+            try:
+                cols = "(id, v)" if prefix else "(v)"
+                with conn.cursor().copy(f"COPY {table} {cols} FROM STDIN") as copy:
+                    copy.write(prefix)
+                    for _ in range(size // chunk):
+                        copy.write(piece)
+                    copy.write(b"\n")
+            except psycopg.Error as e:
+                outcome = f"{e.sqlstate} {str(e).splitlines()[0][:80]!r}"
+            took = time.monotonic() - started
+            peak = watch.stop()
+            alive = conn.execute("SELECT 1").fetchone()[0] == 1
+            time.sleep(1)
+            report(f"COPY of a {size >> 20} MB row into {dbname}", before, peak,
+                   outcome=outcome, seconds=f"{took:.1f}", session_alive=alive)
+
+
 for phase in phases:
-    {"big": big_queries, "statements": statements, "idle": idle, "groups": groups}[phase]()
+    {"big": big_queries, "statements": statements, "idle": idle, "groups": groups,
+     "copyrow": copy_row}[phase]()

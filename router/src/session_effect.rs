@@ -225,24 +225,44 @@ fn is_temp_create(words: &Words) -> bool {
 }
 
 fn function_effect(body: &str) -> SessionEffect {
-    let lower = body.to_ascii_lowercase();
-    for (i, _) in lower.match_indices("advisory_") {
-        let before = &lower[..i];
-        let after = &lower[i + "advisory_".len()..];
-        if (before.ends_with("pg_") || before.ends_with("pg_try_")) && !after.starts_with("xact") {
-            if after.starts_with("unlock") {
+    // Read in place, case-insensitively: a statement may be megabytes of literals.
+    let b = body.as_bytes();
+    let ends_with = |end: usize, suffix: &[u8]| {
+        end >= suffix.len() && b[end - suffix.len()..end].eq_ignore_ascii_case(suffix)
+    };
+    let starts_with = |start: usize, prefix: &[u8]| {
+        b.get(start..start + prefix.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(prefix))
+    };
+    for i in find_ignoring_case(b, b"advisory_") {
+        let after = i + "advisory_".len();
+        if (ends_with(i, b"pg_") || ends_with(i, b"pg_try_")) && !starts_with(after, b"xact") {
+            if starts_with(after, b"unlock") {
                 continue;
             }
             return SessionEffect::Pin("a session advisory lock");
         }
     }
-    if lower.contains("set_config") {
+    if find_ignoring_case(b, b"set_config").next().is_some() {
         return literal_set_config(body).unwrap_or(SessionEffect::Pin("set_config()"));
     }
-    if lower.contains("dblink_connect") {
+    if find_ignoring_case(b, b"dblink_connect").next().is_some() {
         return SessionEffect::Pin("dblink_connect()");
     }
     SessionEffect::None
+}
+
+/// Where `needle` (lower-case ASCII) occurs in `haystack`, ignoring ASCII case.
+fn find_ignoring_case<'a>(
+    haystack: &'a [u8],
+    needle: &'a [u8],
+) -> impl Iterator<Item = usize> + 'a {
+    let first = needle.first().copied().unwrap_or(0);
+    haystack
+        .windows(needle.len().max(1))
+        .enumerate()
+        .filter(move |(_, w)| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+        .map(|(i, _)| i)
 }
 
 /// The effect of a statement that is only `SELECT set_config('name', 'value', is_local)`
@@ -333,14 +353,13 @@ fn literal_set_config(body: &str) -> Option<SessionEffect> {
 }
 
 fn contains_words(body: &str, seq: &[&str]) -> bool {
-    let words: Vec<String> = body
+    let words: Vec<&str> = body
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
-        .map(|w| w.to_ascii_lowercase())
         .collect();
     words
         .windows(seq.len())
-        .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+        .any(|w| w.iter().zip(seq).all(|(a, b)| a.eq_ignore_ascii_case(b)))
 }
 
 fn strip_leading_comments(mut s: &str) -> &str {
@@ -357,13 +376,13 @@ fn strip_leading_comments(mut s: &str) -> &str {
 }
 
 /// The leading words of a statement, with their byte ranges, for keyword matching.
-struct Words {
+struct Words<'a> {
     spans: Vec<(usize, usize)>,
-    text: String,
+    text: &'a str,
 }
 
-impl Words {
-    fn new(body: &str) -> Self {
+impl<'a> Words<'a> {
+    fn new(body: &'a str) -> Self {
         let mut spans = Vec::new();
         let b = body.as_bytes();
         let mut i = 0;
@@ -394,10 +413,7 @@ impl Words {
             }
             spans.push((start, i));
         }
-        Words {
-            spans,
-            text: body.to_string(),
-        }
+        Words { spans, text: body }
     }
 
     fn raw(&self, n: usize) -> &str {
@@ -408,7 +424,7 @@ impl Words {
         self.raw(n).to_ascii_lowercase()
     }
 
-    fn rest_after<'a>(&self, n: usize, body: &'a str) -> &'a str {
+    fn rest_after<'b>(&self, n: usize, body: &'b str) -> &'b str {
         self.spans.get(n).map_or("", |&(_, e)| &body[e..])
     }
 }

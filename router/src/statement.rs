@@ -38,6 +38,11 @@ const PARSED_FIRST_WORDS: &[&str] = &[
     "release",
 ];
 
+/// Statements longer than this go to the primary unparsed: parsing copies a statement's
+/// literals several times over, memory no budget of message bytes accounts for, and a
+/// statement this long is a bulk write far more often than a read worth a replica.
+pub const MAX_PARSED_LEN: usize = 4 << 20;
+
 /// How much of an unparsable statement goes into the debug log.
 const LOGGED_LEN: usize = 200;
 
@@ -67,6 +72,9 @@ pub(crate) fn classify_statement(statement: &str, functions: &WriteFunctions) ->
 
 /// The route and transaction control of a statement without its leading comments.
 fn classify_body(body: &str, functions: &WriteFunctions) -> (Route, TxnControl) {
+    if body.len() > MAX_PARSED_LEN {
+        return (Route::Write, TxnControl::None);
+    }
     let first = body
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .next()
@@ -488,5 +496,15 @@ mod tests {
     #[test]
     fn empty_statements_read() {
         assert_reads(&["", "/* nothing */", "-- nothing"]);
+    }
+
+    #[test]
+    fn statements_too_long_to_parse_go_to_the_primary() {
+        let functions = WriteFunctions::new(&[]);
+        let literal = "x".repeat(MAX_PARSED_LEN);
+        let long = format!("SELECT length('{literal}')");
+        assert_eq!(classify_statement(&long, &functions).route, Route::Write);
+        let short = format!("SELECT length('{}')", &literal[..1000]);
+        assert_eq!(classify_statement(&short, &functions).route, Route::Read);
     }
 }
