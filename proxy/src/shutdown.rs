@@ -1,9 +1,17 @@
 //! Graceful shutdown, signalled to every task of the proxy in two stages.
 
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
+use futures::task::AtomicWaker;
 use tokio::sync::watch;
 
 /// How far a shutdown has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 enum Stage {
     Running,
     /// No new clients; sessions end once nothing runs for them.
@@ -20,16 +28,48 @@ enum Stage {
 #[derive(Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<Stage>,
+    sessions: Arc<SessionWakers>,
 }
 
 /// The sending side, held by whoever decides to stop the proxy.
 pub struct ShutdownTrigger {
     tx: watch::Sender<Stage>,
+    sessions: Arc<SessionWakers>,
+}
+
+/// The stage again, for client sessions, which look at it at every step: reading an
+/// atomic and keeping one waker per session costs far less than a watch, whose waiting
+/// future takes a lock at every poll.
+#[derive(Default)]
+struct SessionWakers {
+    stage: AtomicU8,
+    next: AtomicU64,
+    wakers: Mutex<HashMap<u64, Arc<AtomicWaker>>>,
+}
+
+impl SessionWakers {
+    fn raise(&self, to: Stage) {
+        self.stage.fetch_max(to as u8, Ordering::SeqCst);
+        let wakers = match self.wakers.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for waker in wakers.values() {
+            waker.wake();
+        }
+    }
 }
 
 pub fn shutdown_pair() -> (ShutdownTrigger, Shutdown) {
     let (tx, rx) = watch::channel(Stage::Running);
-    (ShutdownTrigger { tx }, Shutdown { rx })
+    let sessions = Arc::new(SessionWakers::default());
+    (
+        ShutdownTrigger {
+            tx,
+            sessions: Arc::clone(&sessions),
+        },
+        Shutdown { rx, sessions },
+    )
 }
 
 impl ShutdownTrigger {
@@ -37,12 +77,14 @@ impl ShutdownTrigger {
     pub fn trigger(&self) {
         self.tx
             .send_if_modified(|stage| raise(stage, Stage::Draining));
+        self.sessions.raise(Stage::Draining);
     }
 
     /// Ends the wait: sessions still running end now.
     pub fn terminate(&self) {
         self.tx
             .send_if_modified(|stage| raise(stage, Stage::Terminating));
+        self.sessions.raise(Stage::Terminating);
     }
 }
 
@@ -69,6 +111,64 @@ impl Shutdown {
     pub async fn terminating(&mut self) {
         let _ = self.rx.wait_for(|stage| *stage >= Stage::Terminating).await;
     }
+
+    /// A client session's view of the shutdown, cheap to look at often.
+    pub fn for_session(&self) -> SessionShutdown {
+        let id = self.sessions.next.fetch_add(1, Ordering::Relaxed);
+        let waker = Arc::new(AtomicWaker::new());
+        let mut wakers = match self.sessions.wakers.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        wakers.insert(id, Arc::clone(&waker));
+        SessionShutdown {
+            sessions: Arc::clone(&self.sessions),
+            waker,
+            id,
+        }
+    }
+}
+
+/// What a client session knows of the shutdown; see [`Shutdown::for_session`].
+pub struct SessionShutdown {
+    sessions: Arc<SessionWakers>,
+    waker: Arc<AtomicWaker>,
+    id: u64,
+}
+
+impl SessionShutdown {
+    /// Resolves once the shutdown has begun (at once if it has).
+    pub async fn draining(&self) {
+        self.reached(Stage::Draining).await
+    }
+
+    /// Resolves once the wait for running transactions is over.
+    pub async fn terminating(&self) {
+        self.reached(Stage::Terminating).await
+    }
+
+    async fn reached(&self, stage: Stage) {
+        poll_fn(|cx| {
+            // The waker first, then the stage: a raise in between still wakes this task.
+            self.waker.register(cx.waker());
+            if self.sessions.stage.load(Ordering::SeqCst) >= stage as u8 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for SessionShutdown {
+    fn drop(&mut self) {
+        let mut wakers = match self.sessions.wakers.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        wakers.remove(&self.id);
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +190,24 @@ mod tests {
         trigger.trigger();
         assert!(terminated.await.is_ok());
         shutdown.terminating().await;
+    }
+
+    #[tokio::test]
+    async fn sessions_are_woken_at_each_stage() {
+        let (trigger, shutdown) = shutdown_pair();
+        let session = shutdown.for_session();
+        let waiting = tokio::spawn(async move {
+            session.draining().await;
+            session.terminating().await;
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        trigger.trigger();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        trigger.terminate();
+        assert!(waiting.await.is_ok());
+        // A session made after the shutdown sees it at once.
+        shutdown.for_session().terminating().await;
     }
 }

@@ -9,39 +9,40 @@
 pub fn cache_key(sql: &str) -> String {
     let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
+    // Text up to `i` not yet copied starts here; it is copied in runs, not by character.
+    let mut copied = 0;
     let mut i = 0;
     let mut last = b' ';
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
-            let end = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
-            out.push_str(&sql[i..end]);
-            i = end;
+            i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
             last = b' ';
             continue;
         }
         if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            let end = block_comment_end(bytes, i);
-            out.push_str(&sql[i..end]);
-            i = end;
+            i = block_comment_end(bytes, i);
             last = b' ';
             continue;
         }
         let continues_word = last.is_ascii_alphanumeric() || last == b'_' || last == b'$';
         if b.is_ascii_digit() && !continues_word {
+            // Cut at an ASCII byte, so always at a character boundary.
+            out.push_str(&sql[copied..i]);
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
             }
             out.push('0');
+            copied = i;
             last = b'0';
             continue;
         }
-        // Copy one whole character (UTF-8 sequences stay intact).
-        let len = sql[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&sql[i..i + len]);
+        // Bytes of a multi-byte character are never ASCII: they neither start a number
+        // nor continue a word, as the character itself.
         last = b;
-        i += len;
+        i += 1;
     }
+    out.push_str(&sql[copied..]);
     out
 }
 

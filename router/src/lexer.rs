@@ -6,6 +6,32 @@
 
 use crate::statements::skip_block_comment;
 
+/// Whether `needle` (ASCII, lower case) occurs in `haystack` in any ASCII case. Every
+/// statement a client sends is searched this way for a few names, so bytes are compared
+/// only where the first one matches.
+pub fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    haystack.iter().enumerate().any(|(i, &b)| {
+        b | 0x20 == first
+            && haystack
+                .get(i..i + needle.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
+}
+
+/// Whether the first word of `body` (letters, digits, `_`) is `word` (lower case), in
+/// any case: a cheap look before reading a statement further.
+pub(crate) fn first_word_is(body: &str, word: &str) -> bool {
+    let b = body.as_bytes();
+    b.len() >= word.len()
+        && b[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+        && !b
+            .get(word.len())
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// One token of SQL text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Token<'a> {
@@ -159,5 +185,14 @@ mod tests {
         assert_eq!(tokens, vec![word("a"), Token::Unterminated("'bc")]);
         assert!(word("Set").is_keyword("set"));
         assert!(!Token::Str("set".into()).is_keyword("set"));
+    }
+
+    #[test]
+    fn searches_ignore_ascii_case() {
+        assert!(contains_ignoring_case(b"SELECT PgShard.role", b"pgshard"));
+        assert!(!contains_ignoring_case(b"SELECT pgshar", b"pgshard"));
+        assert!(first_word_is("DEALLOCATE s1", "deallocate"));
+        assert!(!first_word_is("deallocated", "deallocate"));
+        assert!(!first_word_is("dealloc", "deallocate"));
     }
 }

@@ -31,6 +31,7 @@ pub use classifier::{classify, Classifier};
 pub use cursor::{cursor_command, CursorCommand, FetchCount};
 pub use error::HintError;
 pub use hint::{statement_hints, Hints};
+pub use lexer::contains_ignoring_case;
 pub use param::{ProxyKey, ProxyValue, RoleHint};
 pub use proxy_setting::{mentions_proxy_settings, proxy_setting, ProxySetting};
 pub use savepoint::{savepoint_command, SavepointCommand};

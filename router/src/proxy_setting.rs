@@ -13,9 +13,7 @@ use crate::param::{ProxyKey, ProxyValue};
 /// scan without allocation, so the
 /// per-query check costs nothing for ordinary queries, which never mention one.
 pub fn mentions_proxy_settings(sql: &str) -> bool {
-    sql.as_bytes()
-        .windows(7)
-        .any(|w| w.eq_ignore_ascii_case(b"pgshard"))
+    crate::lexer::contains_ignoring_case(sql.as_bytes(), b"pgshard")
 }
 
 /// A statement about one of pgshard's own parameters, which the data plane answers

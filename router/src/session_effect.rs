@@ -168,10 +168,10 @@ pub const INTERNAL_STATEMENT_PREFIX: &str = "pgshard_";
 /// PostgreSQL reads an identifier: unquoted names fold to lower case.
 pub fn deallocated_statement(stmt: &str) -> Option<String> {
     let body = strip_leading_comments(stmt);
-    let words = Words::new(body);
-    if words.word(0) != "deallocate" {
+    if !crate::lexer::first_word_is(body, "deallocate") {
         return None;
     }
+    let words = Words::new(body);
     let i = if words.word(1) == "prepare" { 2 } else { 1 };
     let name = identifier(words.raw(i))?;
     let rest = words.rest_after(i, body).trim();
@@ -225,7 +225,8 @@ fn is_temp_create(words: &Words) -> bool {
 }
 
 fn function_effect(body: &str) -> SessionEffect {
-    // Read in place, case-insensitively: a statement may be megabytes of literals.
+    // One pass, in place, case-insensitively: every statement is read this way, and a
+    // statement may be megabytes of literals.
     let b = body.as_bytes();
     let ends_with = |end: usize, suffix: &[u8]| {
         end >= suffix.len() && b[end - suffix.len()..end].eq_ignore_ascii_case(suffix)
@@ -234,35 +235,31 @@ fn function_effect(body: &str) -> SessionEffect {
         b.get(start..start + prefix.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(prefix))
     };
-    for i in find_ignoring_case(b, b"advisory_") {
-        let after = i + "advisory_".len();
-        if (ends_with(i, b"pg_") || ends_with(i, b"pg_try_")) && !starts_with(after, b"xact") {
-            if starts_with(after, b"unlock") {
-                continue;
+    let (mut set_config, mut dblink) = (false, false);
+    for (i, &byte) in b.iter().enumerate() {
+        // `| 0x20` folds an ASCII capital to its small letter and no other byte to a letter.
+        match byte | 0x20 {
+            b'a' if starts_with(i, b"advisory_") => {
+                let after = i + "advisory_".len();
+                if (ends_with(i, b"pg_") || ends_with(i, b"pg_try_"))
+                    && !starts_with(after, b"xact")
+                    && !starts_with(after, b"unlock")
+                {
+                    return SessionEffect::Pin("a session advisory lock");
+                }
             }
-            return SessionEffect::Pin("a session advisory lock");
+            b's' if starts_with(i, b"set_config") => set_config = true,
+            b'd' if starts_with(i, b"dblink_connect") => dblink = true,
+            _ => {}
         }
     }
-    if find_ignoring_case(b, b"set_config").next().is_some() {
+    if set_config {
         return literal_set_config(body).unwrap_or(SessionEffect::Pin("set_config()"));
     }
-    if find_ignoring_case(b, b"dblink_connect").next().is_some() {
+    if dblink {
         return SessionEffect::Pin("dblink_connect()");
     }
     SessionEffect::None
-}
-
-/// Where `needle` (lower-case ASCII) occurs in `haystack`, ignoring ASCII case.
-fn find_ignoring_case<'a>(
-    haystack: &'a [u8],
-    needle: &'a [u8],
-) -> impl Iterator<Item = usize> + 'a {
-    let first = needle.first().copied().unwrap_or(0);
-    haystack
-        .windows(needle.len().max(1))
-        .enumerate()
-        .filter(move |(_, w)| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
-        .map(|(i, _)| i)
 }
 
 /// The effect of a statement that is only `SELECT set_config('name', 'value', is_local)`
@@ -377,16 +374,58 @@ fn strip_leading_comments(mut s: &str) -> &str {
 
 /// The leading words of a statement, with their byte ranges, for keyword matching.
 struct Words<'a> {
-    spans: Vec<(usize, usize)>,
+    /// Start and end of the first `len` words (at most [`WORDS`]): no allocation, as every
+    /// statement a client sends is read this way.
+    spans: [(usize, usize); WORDS],
+    len: usize,
     text: &'a str,
+}
+
+/// How many leading words [`Words`] reads.
+const WORDS: usize = 8;
+
+/// A word in lower case, held on the stack when short (keywords and most names are).
+enum Lower {
+    Short { bytes: [u8; 32], len: usize },
+    Long(String),
+}
+
+impl Lower {
+    fn of(word: &str) -> Lower {
+        if word.len() > 32 {
+            return Lower::Long(word.to_ascii_lowercase());
+        }
+        let mut bytes = [0; 32];
+        bytes[..word.len()].copy_from_slice(word.as_bytes());
+        bytes[..word.len()].make_ascii_lowercase();
+        Lower::Short {
+            bytes,
+            len: word.len(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // ASCII case folding keeps UTF-8 valid.
+            Lower::Short { bytes, len } => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
+            Lower::Long(s) => s,
+        }
+    }
+}
+
+impl PartialEq<&str> for Lower {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 impl<'a> Words<'a> {
     fn new(body: &'a str) -> Self {
-        let mut spans = Vec::new();
+        let mut spans = [(0, 0); WORDS];
+        let mut len = 0;
         let b = body.as_bytes();
         let mut i = 0;
-        while i < b.len() && spans.len() < 8 {
+        while i < b.len() && len < WORDS {
             if b[i].is_ascii_whitespace() {
                 i += 1;
                 continue;
@@ -411,21 +450,30 @@ impl<'a> Words<'a> {
             } else {
                 break;
             }
-            spans.push((start, i));
+            spans[len] = (start, i);
+            len += 1;
         }
-        Words { spans, text: body }
+        Words {
+            spans,
+            len,
+            text: body,
+        }
     }
 
     fn raw(&self, n: usize) -> &str {
-        self.spans.get(n).map_or("", |&(s, e)| &self.text[s..e])
+        self.spans[..self.len]
+            .get(n)
+            .map_or("", |&(s, e)| &self.text[s..e])
     }
 
-    fn word(&self, n: usize) -> String {
-        self.raw(n).to_ascii_lowercase()
+    fn word(&self, n: usize) -> Lower {
+        Lower::of(self.raw(n))
     }
 
     fn rest_after<'b>(&self, n: usize, body: &'b str) -> &'b str {
-        self.spans.get(n).map_or("", |&(_, e)| &body[e..])
+        self.spans[..self.len]
+            .get(n)
+            .map_or("", |&(_, e)| &body[e..])
     }
 }
 

@@ -3,6 +3,7 @@
 //! replayed on it. One mechanism for one-shard and sharded sessions alike.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bb8::Pool;
@@ -67,7 +68,7 @@ pub struct Checkout<'a> {
 /// rather than for every transaction.
 #[derive(Default)]
 pub struct NodePools {
-    pools: HashMap<(usize, usize), (Pool<ServerConnector>, String)>,
+    pools: HashMap<(usize, usize), (Pool<ServerConnector>, Arc<str>)>,
 }
 
 impl NodePools {
@@ -78,14 +79,14 @@ impl NodePools {
         db: &DatabaseRoute,
         shard: usize,
         node: NodeId,
-    ) -> Result<(Pool<ServerConnector>, String), CheckoutFailure> {
+    ) -> Result<(Pool<ServerConnector>, Arc<str>), CheckoutFailure> {
         if let Some(found) = self.pools.get(&(shard, node.0)) {
             return Ok(found.clone());
         }
         let target = ctx.target_on(user, db, shard, node).ok_or_else(|| {
             CheckoutFailure::Unavailable(format!("pgshard: shard {shard} is not configured"))
         })?;
-        let entry = (ctx.pools.pool(&target, &user.pool), target.addr);
+        let entry = (ctx.pools.pool(&target, &user.pool), Arc::from(target.addr));
         self.pools.insert((shard, node.0), entry.clone());
         Ok(entry)
     }

@@ -24,7 +24,7 @@ use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
 use crate::net::{ClientStream, Connection, Frame, WireError};
 use crate::routing::DatabaseRoute;
-use crate::shutdown::Shutdown;
+use crate::shutdown::SessionShutdown;
 
 /// What every session has, whichever executor serves it.
 pub struct SessionCore {
@@ -157,16 +157,15 @@ pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
         return;
     }
     executor.opened();
-    let mut shutdown = executor.core().ctx.shutdown.clone();
-    let mut deadline = shutdown.clone();
+    let shutdown = executor.core().ctx.shutdown.for_session();
     loop {
         let flow = tokio::select! {
             biased;
-            _ = deadline.terminating() => {
+            _ = shutdown.terminating() => {
                 terminate(&mut executor).await;
                 return;
             }
-            flow = step(&mut executor, &mut shutdown) => flow,
+            flow = step(&mut executor, &shutdown) => flow,
         };
         if let Flow::Stop = flow {
             break;
@@ -180,11 +179,11 @@ const TERMINATE_NOTICE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One turn of a session: the next event, handled, and the work it left behind. An idle
 /// session hears a shutdown at once.
-async fn step<X: Executor>(executor: &mut X, shutdown: &mut Shutdown) -> Flow {
+async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow {
     let idle = executor.idle();
     let event = tokio::select! {
         event = executor.next_event() => Some(event),
-        _ = shutdown.recv(), if idle => None,
+        _ = shutdown.draining(), if idle => None,
     };
     let flow = match event {
         None => shutdown_notice(&mut executor.core().client).await,

@@ -15,10 +15,19 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 /// In transaction pooling a client's next transaction may run on another server
 /// connection; before it does, the proxy compares fingerprints and replays the settings
 /// when they differ, so no client ever sees another's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientSettings {
     startup: BTreeMap<String, String>,
     set: BTreeMap<String, SetValue>,
+    /// The fingerprint of the two maps, kept up to date: it is compared at every
+    /// checkout, the maps change rarely.
+    fingerprint: u64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings::new(BTreeMap::new())
+    }
 }
 
 /// A setting's value as the client set it, and so as it is replayed.
@@ -43,10 +52,24 @@ impl ClientSettings {
                 startup.insert(name.to_ascii_lowercase(), quote_literal(value));
             }
         }
-        ClientSettings {
+        ClientSettings::new(startup)
+    }
+
+    fn new(startup: BTreeMap<String, String>) -> Self {
+        let mut settings = ClientSettings {
             startup,
             set: BTreeMap::new(),
-        }
+            fingerprint: 0,
+        };
+        settings.fingerprint = settings.compute_fingerprint();
+        settings
+    }
+
+    fn compute_fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.startup.hash(&mut h);
+        self.set.hash(&mut h);
+        h.finish()
     }
 
     /// Applies a statement's effect once the server has confirmed it.
@@ -64,8 +87,9 @@ impl ClientSettings {
                 self.set.remove(&name.to_ascii_lowercase());
             }
             SessionEffect::ResetAll | SessionEffect::DiscardAll => self.set.clear(),
-            SessionEffect::None | SessionEffect::Pin(_) => {}
+            SessionEffect::None | SessionEffect::Pin(_) => return,
         }
+        self.fingerprint = self.compute_fingerprint();
     }
 
     /// Whether a server that ran `effect` left some of these startup settings: RESET goes
@@ -86,10 +110,7 @@ impl ClientSettings {
 
     /// Identifies the settings; equal fingerprints need no replay.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.startup.hash(&mut h);
-        self.set.hash(&mut h);
-        h.finish()
+        self.fingerprint
     }
 
     /// The fingerprint of a server connection with no client settings applied.

@@ -183,10 +183,7 @@ pub fn refuse_internal_names(frame: Frame) -> Frame {
     let Some(text) = text else {
         return frame;
     };
-    if !text
-        .windows(prefix.len())
-        .any(|w| w.eq_ignore_ascii_case(prefix))
-    {
+    if !pgshard_router::contains_ignoring_case(text, prefix) {
         return frame;
     }
     let sql = String::from_utf8_lossy(text);
