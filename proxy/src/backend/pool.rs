@@ -166,16 +166,18 @@ pub async fn checkout_from(
     addr: &str,
     failures: &ConnectFailures,
 ) -> Result<PooledServer, CheckoutError> {
-    // An idle connection is handed over at the first poll: no timers, no second look at
-    // the pool's state.
-    if let Some(result) = futures::FutureExt::now_or_never(pool.get_owned()) {
-        match result {
-            Ok(conn) => return Ok(conn),
-            Err(RunError::User(e)) => return Err(CheckoutError::Server(e)),
-            Err(RunError::TimedOut) => {}
+    let state = pool.state();
+    // An idle connection is handed over at the first poll, without timers. (Only then:
+    // a checkout given up while the pool opens a connection for it would open another.)
+    if state.idle_connections > 0 {
+        if let Some(result) = futures::FutureExt::now_or_never(pool.get_owned()) {
+            match result {
+                Ok(conn) => return Ok(conn),
+                Err(RunError::User(e)) => return Err(CheckoutError::Server(e)),
+                Err(RunError::TimedOut) => {}
+            }
         }
     }
-    let state = pool.state();
     // With room in the pool and nothing idle, this checkout waits for a new connection:
     // bound it by connect_timeout, since bb8 lets a failed connect wait out the whole
     // checkout timeout (a dead server would hold clients for checkout_timeout).

@@ -29,6 +29,10 @@ impl HeldBatch {
     pub fn push(&mut self, frame: Frame) -> Option<(Vec<Frame>, BatchEnd)> {
         let t = frame.tag();
         self.bytes += frame.as_bytes().len();
+        if self.frames.capacity() == 0 {
+            // Parse, Bind, Describe, Execute, Sync: one allocation for a driver's batch.
+            self.frames.reserve(8);
+        }
         self.frames.push(frame);
         let end = match t {
             tag::QUERY | tag::SYNC | tag::FUNCTION_CALL => BatchEnd::Complete,

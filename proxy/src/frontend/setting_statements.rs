@@ -33,15 +33,22 @@ impl SettingStatements {
     }
 
     /// Notes a Parse, Bind or Execute sent in batch `batch`; an Execute of a settings
-    /// statement is then awaited.
-    pub fn extended_message(&mut self, batch: u64, frame: &Frame) {
+    /// statement is then awaited. A Parse's statement is read for its effect unless the
+    /// caller read it already (`parse_effect`; `None` for a text that is not UTF-8).
+    pub fn extended_message(
+        &mut self,
+        batch: u64,
+        frame: &Frame,
+        parse_effect: Option<SessionEffect>,
+    ) {
         match frame.tag() {
             tag::PARSE => {
                 let Ok(parsed) = read_parse(frame) else {
                     return;
                 };
                 let query = std::str::from_utf8(parsed.query).unwrap_or("");
-                match setting_effect(query, session_effect(query)) {
+                let effect = parse_effect.unwrap_or_else(|| session_effect(query));
+                match setting_effect(query, effect) {
                     Some(effect) => self.statements.insert(parsed.name.to_vec(), effect),
                     None => self.statements.remove(parsed.name),
                 };
@@ -122,14 +129,14 @@ mod tests {
     #[test]
     fn an_extended_set_is_awaited_at_each_execute() {
         let mut s = SettingStatements::default();
-        s.extended_message(0, &parse("s1", b"SET work_mem = '8MB'", &[0, 0]));
-        s.extended_message(0, &parse("s2", b"SELECT 1", &[0, 0]));
-        s.extended_message(0, &bind("", "s2"));
-        s.extended_message(0, &execute(""));
+        s.extended_message(0, &parse("s1", b"SET work_mem = '8MB'", &[0, 0]), None);
+        s.extended_message(0, &parse("s2", b"SELECT 1", &[0, 0]), None);
+        s.extended_message(0, &bind("", "s2"), None);
+        s.extended_message(0, &execute(""), None);
         assert_eq!(s.confirmed(), None, "a SELECT is no settings statement");
-        s.extended_message(0, &bind("", "s1"));
-        s.extended_message(0, &execute(""));
-        s.extended_message(1, &execute(""));
+        s.extended_message(0, &bind("", "s1"), None);
+        s.extended_message(0, &execute(""), None);
+        s.extended_message(1, &execute(""), None);
         assert_eq!(s.confirmed(), Some(set("work_mem", "'8MB'")));
         assert_eq!(s.confirmed(), Some(set("work_mem", "'8MB'")));
         assert_eq!(s.confirmed(), None);

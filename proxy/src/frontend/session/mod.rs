@@ -271,7 +271,23 @@ impl Session {
             tag::SYNC => self.in_batch = false,
             _ => {}
         }
-        self.setting_statements.extended_message(batch, &frame);
+        // A Parse's statement is read for its effect once, for both uses below.
+        let parse_effect = if frame.tag() == tag::PARSE {
+            read_parse(&frame).ok().map(|parsed| {
+                let sql = String::from_utf8_lossy(parsed.query);
+                let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
+                (session_effect(&sql), utf8)
+            })
+        } else {
+            None
+        };
+        let setting_effect = match &parse_effect {
+            Some((effect, true)) => Some(effect.clone()),
+            Some((_, false)) => Some(SessionEffect::None),
+            None => None,
+        };
+        self.setting_statements
+            .extended_message(batch, &frame, setting_effect);
         match frame.tag() {
             tag::QUERY => {
                 self.sent_batches += 1;
@@ -280,7 +296,7 @@ impl Session {
                 let sql = String::from_utf8_lossy(frame.reader().cstr().unwrap_or(b""));
                 let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
                 for stmt in split_statements(&sql) {
-                    let effect = tracked_effect(stmt, utf8);
+                    let effect = tracked(session_effect(stmt), utf8);
                     if let SessionEffect::Pin(why) = effect {
                         if self.pinned.is_none() && rewrite {
                             tracing::debug!("client pinned to its server connection: {why}");
@@ -293,10 +309,10 @@ impl Session {
             }
             tag::PARSE if rewrite => {
                 let parsed = read_parse(&frame)?;
-                let sql = String::from_utf8_lossy(parsed.query);
-                let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
-                if let SessionEffect::Pin(why) = tracked_effect(&sql, utf8) {
-                    self.pinned.get_or_insert(why);
+                if let Some((effect, utf8)) = parse_effect {
+                    if let SessionEffect::Pin(why) = tracked(effect, utf8) {
+                        self.pinned.get_or_insert(why);
+                    }
                 }
                 if parsed.name.is_empty() {
                     let parse = Frame::new(tag::PARSE, frame.body());
@@ -731,12 +747,13 @@ impl Session {
     }
 }
 
-/// The session effect of `stmt`, `utf8` when its text was. Text that is not UTF-8 (a client
-/// encoding such as LATIN1) is read with its other bytes replaced, which keeps keywords
-/// readable; a setting's value could then not be replayed as written, so such a
-/// statement pins instead. So does a literal set_config(…, false).
-fn tracked_effect(stmt: &str, utf8: bool) -> SessionEffect {
-    match session_effect(stmt) {
+/// The session effect a statement's `effect` has on the session, `utf8` when its text
+/// was. Text that is not UTF-8 (a client encoding such as LATIN1) is read with its other
+/// bytes replaced, which keeps keywords readable; a setting's value could then not be
+/// replayed as written, so such a statement pins instead. So does a literal
+/// set_config(…, false).
+fn tracked(effect: SessionEffect, utf8: bool) -> SessionEffect {
+    match effect {
         SessionEffect::Set { .. } | SessionEffect::Reset { .. } if !utf8 => {
             SessionEffect::Pin("a setting sent in an encoding other than UTF-8")
         }
