@@ -121,6 +121,41 @@ pub async fn extended_query(client: &Client, sql: &str, params: &[&(dyn ToSql + 
     })
 }
 
+/// Runs `sql` through `proxy` and on `reference` over the extended protocol (binary
+/// results) and the simple one (text); the differences, each named with its protocol.
+/// Fails when the reference answers without rows: the comparison would show nothing.
+pub async fn differences_in_both_protocols(
+    proxy: &Client,
+    reference: &Client,
+    sql: &str,
+    order: Order,
+) -> anyhow::Result<Vec<String>> {
+    let mut differences = Vec::new();
+    for binary in [true, false] {
+        let (proxy_answer, reference_answer) = if binary {
+            (
+                extended_query(proxy, sql, &[]).await,
+                extended_query(reference, sql, &[]).await,
+            )
+        } else {
+            (
+                simple_query(proxy, sql).await,
+                simple_query(reference, sql).await,
+            )
+        };
+        anyhow::ensure!(
+            reference_answer.as_ref().is_ok_and(|a| !a.rows.is_empty()),
+            "the reference answers {sql} with rows: {}",
+            summary(&reference_answer)
+        );
+        if let Some(why) = difference(order, &proxy_answer, &reference_answer) {
+            let format = if binary { "binary" } else { "text" };
+            differences.push(format!("{sql} ({format}): {why}"));
+        }
+    }
+    Ok(differences)
+}
+
 /// Why the proxy's outcome differs from the reference's, or `None` when they agree.
 /// Errors agree when their SQLSTATEs do (messages may be worded differently).
 pub fn difference(order: Order, proxy: &Outcome, reference: &Outcome) -> Option<String> {

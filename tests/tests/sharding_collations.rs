@@ -82,27 +82,8 @@ async fn text_with_its_own_collation_is_never_merged_out_of_order() -> Result<()
     ];
     let mut differences = Vec::new();
     for (sql, order) in answered {
-        for binary in [true, false] {
-            let (proxy_answer, reference_answer) = if binary {
-                (
-                    answer::extended_query(&through, sql, &[]).await,
-                    answer::extended_query(&reference, sql, &[]).await,
-                )
-            } else {
-                (
-                    answer::simple_query(&through, sql).await,
-                    answer::simple_query(&reference, sql).await,
-                )
-            };
-            ensure!(
-                reference_answer.as_ref().is_ok_and(|a| !a.rows.is_empty()),
-                "the reference answers {sql} with rows: {}",
-                answer::summary(&reference_answer)
-            );
-            if let Some(why) = answer::difference(order, &proxy_answer, &reference_answer) {
-                differences.push(format!("{sql}: {why}"));
-            }
-        }
+        differences
+            .extend(answer::differences_in_both_protocols(&through, &reference, sql, order).await?);
     }
     ensure!(
         differences.is_empty(),

@@ -33,8 +33,8 @@ impl SettingStatements {
     }
 
     /// Notes a Parse, Bind or Execute sent in batch `batch`; an Execute of a settings
-    /// statement is then awaited. A Parse's statement is read for its effect unless the
-    /// caller read it already (`parse_effect`; `None` for a text that is not UTF-8).
+    /// statement is then awaited. A Parse's statement is read for its effect here unless
+    /// the caller read it already and passes it as `parse_effect`.
     pub fn extended_message(
         &mut self,
         batch: u64,

@@ -17,13 +17,14 @@ use std::collections::VecDeque;
 
 use pgshard_router::plan::{Grouping, RowMerge};
 
-use crate::merge::groups::out_of_order;
-use crate::merge::SortedGroups;
-
 use super::merge_rows::MergeTypes;
 use super::replies::Lost;
 use super::ShardedSession;
-use crate::merge::{Admit, Groups, MergeError, Row, RowOrder, SortedRows, ValueType, Window};
+use crate::merge::groups::out_of_order;
+use crate::merge::order::resolve;
+use crate::merge::{
+    Admit, Groups, MergeError, Row, RowOrder, SortedGroups, SortedRows, ValueType, Window,
+};
 use crate::net::messages::{self, error_response};
 use crate::net::{Frame, Severity};
 
@@ -230,15 +231,17 @@ impl ShardedSession {
             return None;
         }
         let bytewise = self.core.db.bytewise_text.get() == Some(&true);
-        let comparable = grouping.sorted_by.iter().all(|key| {
-            match types.get(crate::merge::order::resolve(key.column, visible)) {
-                Some(ValueType::Other { .. }) | None => false,
-                Some(
-                    ValueType::Text | ValueType::Bpchar | ValueType::Array { oid: 1009 | 1015 },
-                ) => bytewise,
-                Some(_) => true,
-            }
-        });
+        let comparable =
+            grouping
+                .sorted_by
+                .iter()
+                .all(|key| match types.get(resolve(key.column, visible)) {
+                    Some(ValueType::Other { .. }) | None => false,
+                    Some(
+                        ValueType::Text | ValueType::Bpchar | ValueType::Array { oid: 1009 | 1015 },
+                    ) => bytewise,
+                    Some(_) => true,
+                });
         if !comparable {
             return None;
         }
