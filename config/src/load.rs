@@ -462,7 +462,7 @@ primary = \"db1:5432\"
     fn unknown_keys() {
         assert_eq!(
             errors(&format!("[proxy]\npool_size = 5\npool_sise = 6\n{MINIMAL}")),
-            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_logins_in_progress`, `max_message_size`, `max_message_memory`, `message_memory_wait`, `max_login_message_size`, `client_login_timeout`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `log_level`, `admin_users`, `tls_certificate`, `tls_private_key`, `tls_mode`, `server_tls_mode`, `server_tls_ca`, `metrics_listen`"]
+            ["pgshard.toml:3:1: proxy.pool_sise: unknown field `pool_sise`, expected one of `listen`, `pool_mode`, `pool_size`, `min_pool_size`, `max_client_connections`, `max_logins_in_progress`, `max_message_size`, `max_message_memory`, `message_memory_wait`, `max_login_message_size`, `client_login_timeout`, `auth_method`, `connect_timeout`, `checkout_timeout`, `server_idle_timeout`, `server_lifetime`, `shutdown_timeout`, `prepared_statements_limit`, `max_prepared_statement_memory`, `log_level`, `admin_users`, `tls_certificate`, `tls_private_key`, `tls_mode`, `server_tls_mode`, `server_tls_ca`, `metrics_listen`"]
         );
         assert_eq!(
             errors(&format!("{MINIMAL}replica = [\"db2\"]\n")),

@@ -74,6 +74,11 @@ pub struct ProxyConfig {
     pub shutdown_timeout: Duration,
     /// Prepared statements cached per server connection; default 500.
     pub prepared_statements_limit: usize,
+    /// Bytes of named prepared statements one client may keep (the proxy keeps each to
+    /// prepare it again on other server connections); a Parse beyond it is refused with
+    /// SQLSTATE 53200. Default 16MB, at least 1kB.
+    #[serde(deserialize_with = "crate::size::deserialize")]
+    pub max_prepared_statement_memory: u64,
     /// A tracing filter such as `"info"` or `"pgshard=debug"`; `RUST_LOG`
     /// overrides it.
     pub log_level: Option<String>,
@@ -158,6 +163,7 @@ impl Default for ProxyConfig {
             server_lifetime: Duration::from_secs(60 * 60),
             shutdown_timeout: Duration::from_secs(30),
             prepared_statements_limit: 500,
+            max_prepared_statement_memory: 16 << 20,
             log_level: None,
             admin_users: Vec::new(),
             tls_certificate: None,

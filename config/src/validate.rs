@@ -88,6 +88,12 @@ fn proxy(proxy: &ProxyConfig, problems: &mut Problems) {
             "must be between 1kB and 1MB",
         );
     }
+    if proxy.max_prepared_statement_memory < MIN_MESSAGE_SIZE {
+        problems.add(
+            "proxy.max_prepared_statement_memory",
+            "must be at least 1kB",
+        );
+    }
     // Zero would fail every connection attempt or close every connection at once.
     for (key, value) in [
         ("proxy.connect_timeout", proxy.connect_timeout),
@@ -422,6 +428,10 @@ mod tests {
                 ["pgshard.toml:2:1: proxy.max_message_size: must be between 1kB and 1GB"]
             );
         }
+        assert_eq!(
+            with_proxy("max_prepared_statement_memory = \"1000B\""),
+            ["pgshard.toml:2:1: proxy.max_prepared_statement_memory: must be at least 1kB"]
+        );
     }
 
     #[test]

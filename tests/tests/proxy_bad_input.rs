@@ -393,3 +393,108 @@ async fn protocol_3_2_is_negotiated_down_as_postgres_does() -> Result<()> {
     );
     Ok(())
 }
+
+/// Prepares distinct statements of about 4 kB each until the proxy refuses one; returns
+/// the statements prepared before that.
+async fn prepare_until_refused(
+    client: &tokio_postgres::Client,
+    what: &str,
+) -> Result<Vec<(tokio_postgres::Statement, String)>> {
+    let mut prepared = Vec::new();
+    for i in 0..100 {
+        let padding = format!("{i:04}{}", "x".repeat(4000));
+        let sql = format!("SELECT '{padding}' || $1::text");
+        match client.prepare(&sql).await {
+            Ok(statement) => prepared.push((statement, padding)),
+            Err(e) => {
+                ensure!(
+                    sqlstate(&e) == Some("53200"),
+                    "{what}: statement {i} failed with {e:?}, not 53200"
+                );
+                let message = e.as_db_error().map_or("", |db| db.message());
+                ensure!(
+                    message.contains("max_prepared_statement_memory"),
+                    "{what}: the refusal names no setting: {message}"
+                );
+                return Ok(prepared);
+            }
+        }
+    }
+    anyhow::bail!("{what}: 100 statements of 4 kB were prepared within a 64 kB limit")
+}
+
+/// A client preparing without end gets 53200 past `max_prepared_statement_memory`; its
+/// earlier statements still run, closing statements makes room, a refusal inside a
+/// transaction aborts it as PostgreSQL's own errors do, and other clients are not
+/// limited by it. On one shard (statements prepared on servers) and on a sharded database
+/// (statements kept by the proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_preparing_without_end_is_refused_with_53200() -> Result<()> {
+    let cluster = Cluster::start(2, 0).await?;
+    let limit = "max_prepared_statement_memory = \"64kB\"";
+    let plain = TestProxy::start(
+        cluster.shard(0).primary(),
+        ProxyOptions {
+            pool_size: 2,
+            proxy_extra: limit.to_string(),
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    let sharded =
+        pgshard_tests::start_sharded_proxy_with(&cluster, &[("kept", "id")], 2, limit).await?;
+    let setup = connect(sharded.addr, &User::app()).await?;
+    setup
+        .batch_execute("CREATE TABLE kept (id bigint PRIMARY KEY, note text)")
+        .await?;
+    for (what, addr) in [("one shard", plain.addr()), ("sharded", sharded.addr)] {
+        let client = connect(addr, &User::app()).await?;
+        let mut prepared = prepare_until_refused(&client, what).await?;
+        ensure!(
+            (12..=16).contains(&prepared.len()),
+            "{what}: {} statements of 4 kB fit in 64 kB",
+            prepared.len()
+        );
+        // Every statement prepared before the refusal still runs, and answers its own text.
+        for (statement, padding) in [&prepared[0], &prepared[prepared.len() - 1]] {
+            let value: String = client.query_one(statement, &[&"!"]).await?.get(0);
+            ensure!(value == format!("{padding}!"), "{what}: wrong answer");
+        }
+        // Another client is not limited by this one's statements.
+        let bystander = connect(addr, &User::app()).await?;
+        let other = bystander.prepare("SELECT $1::int + 1").await?;
+        let two: i32 = bystander.query_one(&other, &[&1i32]).await?.get(0);
+        ensure!(two == 2, "{what}: the bystander got {two}");
+        // Closing statements makes room again.
+        prepared.truncate(prepared.len() - 4);
+        client.simple_query("SELECT 1").await?;
+        let again = client
+            .prepare(&format!("SELECT '{}' || $1::text", "y".repeat(4000)))
+            .await
+            .with_context(|| format!("{what}: preparing after closing four statements"))?;
+        let value: String = client.query_one(&again, &[&"!"]).await?.get(0);
+        ensure!(
+            value.ends_with("y!"),
+            "{what}: wrong answer after making room"
+        );
+        // A refusal inside a transaction aborts it: the write before it is not kept.
+        client.batch_execute("BEGIN").await?;
+        client
+            .execute("INSERT INTO kept VALUES (1, $1)", &[&what])
+            .await?;
+        let refused = prepare_until_refused(&client, what).await?;
+        let after = client.simple_query("SELECT 1").await.err();
+        ensure!(
+            after.as_ref().and_then(sqlstate) == Some("25P02"),
+            "{what}: after a refusal the transaction went on: {after:?}"
+        );
+        client.batch_execute("ROLLBACK").await?;
+        drop(refused);
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM kept", &[])
+            .await?
+            .get(0);
+        ensure!(rows == 0, "{what}: the aborted transaction's row was kept");
+    }
+    Ok(())
+}

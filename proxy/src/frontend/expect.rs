@@ -14,6 +14,20 @@ pub enum ReplyAction {
     /// A Close sent in place of a Parse of a statement the server already has: its
     /// CloseComplete becomes the client's ParseComplete, in the same place in the stream.
     AsParseComplete,
+    /// A Parse the proxy refused, sent as one the server fails at once
+    /// ([`REFUSED_PARSE`]), so the server skips the rest of the batch as PostgreSQL
+    /// would after the client's own Parse failed; the server's error becomes the
+    /// refusal.
+    Refused,
+}
+
+/// The text of a Parse sent in place of one the proxy refuses: a syntax error, so the
+/// server fails it at Parse whatever the client's transaction, and the error names it.
+pub const REFUSED_PARSE: &str = "pgshard_refused_parse";
+
+/// Whether a server's error (SQLSTATE, message) is its answer to [`REFUSED_PARSE`].
+pub fn answers_refused_parse(code: &str, message: &str) -> bool {
+    code == "42601" && message.contains(REFUSED_PARSE)
 }
 
 /// One awaited ParseComplete or CloseComplete.
@@ -67,6 +81,14 @@ impl ExpectedReplies {
 
     pub fn clear(&mut self) {
         self.queue.clear();
+    }
+
+    /// What to do with the next reply, if it is awaited in `batch`.
+    pub fn next_action(&self, batch: u64) -> Option<ReplyAction> {
+        self.queue
+            .front()
+            .filter(|e| e.batch <= batch)
+            .map(|e| e.action)
     }
 }
 

@@ -82,6 +82,56 @@ pub struct ClientStatement {
 pub struct ClientStatements {
     by_name: HashMap<Vec<u8>, ClientStatement>,
     unnamed: Option<Frame>,
+    /// Bytes the named statements keep, held within `max_prepared_statement_memory`.
+    kept: KeptBytes,
+}
+
+/// Bytes of prepared statements one client keeps, so that a client preparing without end
+/// gets an error rather than the proxy's memory. The unnamed statement is not counted: a
+/// client has one, and it is bounded by `max_message_size`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeptBytes(usize);
+
+impl KeptBytes {
+    /// Whether `adding` more bytes, after `replacing` go, stays within `limit`.
+    pub fn has_room(self, adding: usize, replacing: usize, limit: u64) -> bool {
+        (self.0.saturating_sub(replacing).saturating_add(adding)) as u64 <= limit
+    }
+
+    pub fn add(&mut self, bytes: usize) {
+        self.0 = self.0.saturating_add(bytes);
+    }
+
+    pub fn remove(&mut self, bytes: usize) {
+        self.0 = self.0.saturating_sub(bytes);
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = 0;
+    }
+
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+}
+
+/// The SQLSTATE and message of a Parse refused because the client's statements would
+/// keep more than `limit` bytes.
+pub fn statement_memory_refusal(kept: KeptBytes, limit: u64) -> (&'static str, String) {
+    (
+        "53200",
+        format!(
+            "pgshard: this client's prepared statements keep {} bytes, and this one would \
+             take them past max_prepared_statement_memory ({limit} bytes); deallocate \
+             statements that are no longer used, or raise the limit",
+            kept.bytes()
+        ),
+    )
+}
+
+/// What a named statement of `name` keeps: its name and its Parse.
+fn kept_len(name: &[u8], stmt: &ClientStatement) -> usize {
+    name.len() + stmt.parse.len()
 }
 
 /// A Parse message taken apart.
@@ -115,8 +165,27 @@ impl ClientStatements {
             parse: parse(&global, p.query, p.types),
             global,
         };
-        self.by_name.insert(p.name.to_vec(), stmt.clone());
+        self.kept.add(kept_len(p.name, &stmt));
+        if let Some(old) = self.by_name.insert(p.name.to_vec(), stmt.clone()) {
+            self.kept.remove(kept_len(p.name, &old));
+        }
         stmt
+    }
+
+    /// Whether a Parse of named statement `p` fits within `limit` bytes kept.
+    pub fn has_room(&self, p: &ParsedParse<'_>, limit: u64) -> bool {
+        // The Parse kept is the client's, renamed: about its own size.
+        let adding = 2 * p.name.len() + p.query.len() + p.types.len() + 32;
+        let replacing = self
+            .by_name
+            .get(p.name)
+            .map_or(0, |old| kept_len(p.name, old));
+        self.kept.has_room(adding, replacing, limit)
+    }
+
+    /// Bytes the client's named statements keep.
+    pub fn kept(&self) -> KeptBytes {
+        self.kept
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&ClientStatement> {
@@ -132,14 +201,15 @@ impl ClientStatements {
     pub fn close(&mut self, name: &[u8]) {
         if name.is_empty() {
             self.unnamed = None;
-        } else {
-            self.by_name.remove(name);
+        } else if let Some(old) = self.by_name.remove(name) {
+            self.kept.remove(kept_len(name, &old));
         }
     }
 
     pub fn clear(&mut self) {
         self.by_name.clear();
         self.unnamed = None;
+        self.kept.clear();
     }
 
     /// Records the client's unnamed Parse, which replaces its previous unnamed statement.
@@ -304,6 +374,29 @@ mod tests {
         assert_eq!((p.name, p.types), (&b"mine"[..], &[0u8, 0][..]));
         assert!(p.query.starts_with(b"DO $pgshard$"));
         assert!(is_internal_name(b"pgshard_s7") && !is_internal_name(b"s7"));
+    }
+
+    #[test]
+    fn the_bytes_a_client_keeps_are_counted() {
+        let reg = StatementRegistry::default();
+        let mut c = ClientStatements::default();
+        let big = parse("a", &[b'x'; 1000], &[0, 0]);
+        let small = parse("b", b"select 1", &[0, 0]);
+        assert!(c.has_room(&read_parse(&big).unwrap(), 1100));
+        assert!(!c.has_room(&read_parse(&big).unwrap(), 1000));
+        c.prepare(&reg, &read_parse(&big).unwrap());
+        let after_one = c.kept().bytes();
+        assert!(after_one > 1000);
+        // Preparing the same name again replaces it: the room it took is counted once.
+        assert!(c.has_room(&read_parse(&big).unwrap(), 1100));
+        c.prepare(&reg, &read_parse(&big).unwrap());
+        assert_eq!(c.kept().bytes(), after_one);
+        assert!(!c.has_room(&read_parse(&small).unwrap(), 1050));
+        c.close(b"a");
+        assert_eq!(c.kept().bytes(), 0);
+        c.prepare(&reg, &read_parse(&small).unwrap());
+        c.clear();
+        assert_eq!(c.kept().bytes(), 0);
     }
 
     #[test]

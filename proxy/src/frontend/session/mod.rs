@@ -12,17 +12,17 @@ use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::CancelTarget;
 use super::checkout::CheckoutFailure;
 use super::engine::{Event, Executor, SessionCore};
-use super::expect::{ExpectedReplies, ReplyAction};
+use super::expect::{answers_refused_parse, ExpectedReplies, ReplyAction, REFUSED_PARSE};
 use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
 use super::setting_statements::SettingStatements;
 use super::settings::effective_value;
 use super::statements::{
     bind_statement, is_internal_name, read_parse, refuse_internal_names, rename_bind, retarget,
-    target_of, ClientStatements,
+    statement_memory_refusal, target_of, ClientStatements,
 };
 use crate::backend::PooledServer;
-use crate::net::messages::{self, error_response, tag};
+use crate::net::messages::{self, error_fields, error_response, tag};
 use crate::net::{Frame, Severity, WireError};
 use crate::routing::{NodeId, NodeLease, ReadNeeds, ShardNodes};
 
@@ -309,6 +309,12 @@ impl Session {
             }
             tag::PARSE if rewrite => {
                 let parsed = read_parse(&frame)?;
+                let limit = self.core.ctx.config.proxy.max_prepared_statement_memory;
+                if !parsed.name.is_empty() && !self.statements.has_room(&parsed, limit) {
+                    self.parses.push(batch, ReplyAction::Refused, None);
+                    let refused = messages::parse(NO_STATEMENT, REFUSED_PARSE.as_bytes(), &[0, 0]);
+                    return server.write(&refused).await;
+                }
                 if let Some((effect, utf8)) = parse_effect {
                     if let SessionEffect::Pin(why) = tracked(effect, utf8) {
                         self.pinned.get_or_insert(why);
@@ -438,13 +444,22 @@ impl Session {
                 out = out.filter(|_| !swallow);
             }
             Some(tag::CLOSE_COMPLETE) => match self.closes.pop().action {
-                ReplyAction::Forward => {}
+                ReplyAction::Forward | ReplyAction::Refused => {}
                 ReplyAction::Swallow => out = None,
                 ReplyAction::AsParseComplete => {
                     out = Some(Frame::new(tag::PARSE_COMPLETE, &[]));
                 }
             },
             Some(tag::ERROR_RESPONSE) => {
+                if self.parses.next_action(batch) == Some(ReplyAction::Refused) {
+                    let (code, message) = out.as_ref().map(error_fields).unwrap_or_default();
+                    if answers_refused_parse(&code, &message) {
+                        let limit = self.core.ctx.config.proxy.max_prepared_statement_memory;
+                        let (code, message) =
+                            statement_memory_refusal(self.statements.kept(), limit);
+                        out = Some(error_response(Severity::Error, code, &message));
+                    }
+                }
                 let skipped = self.parses.skip_batch(batch);
                 self.closes.skip_batch(batch);
                 for name in skipped {

@@ -2,11 +2,13 @@
 //! on other shards (or be split) each time it is executed, so the proxy holds the text
 //! and the parameters and sends each shard its own Parse and Bind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use pgshard_router::sharding::ParamFormat;
 
+use crate::frontend::statements::KeptBytes;
 use crate::net::messages::tag;
 use crate::net::{Frame, WireError};
 
@@ -16,6 +18,63 @@ pub struct Prepared {
     pub sql: Arc<str>,
     /// Parameter type OIDs the client declared (0 = let the server infer).
     pub types: Vec<u32>,
+}
+
+impl Prepared {
+    /// Bytes the proxy keeps for it under `name`.
+    fn kept_len(&self, name: &str) -> usize {
+        name.len() + self.sql.len() + 4 * self.types.len()
+    }
+}
+
+/// The statements one client prepared on a sharded database, by name (`""` is the
+/// unnamed one), with the bytes the named ones keep, held within
+/// `max_prepared_statement_memory`.
+#[derive(Debug, Default)]
+pub struct PreparedStatements {
+    by_name: HashMap<String, Prepared>,
+    kept: KeptBytes,
+}
+
+impl PreparedStatements {
+    pub fn get(&self, name: &str) -> Option<&Prepared> {
+        self.by_name.get(name)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Whether `prepared`, named `name`, fits within `limit` bytes kept; the unnamed
+    /// statement always does.
+    pub fn has_room(&self, name: &str, prepared: &Prepared, limit: u64) -> bool {
+        name.is_empty() || self.kept.has_room(prepared.kept_len(name), 0, limit)
+    }
+
+    pub fn kept(&self) -> KeptBytes {
+        self.kept
+    }
+
+    pub fn insert(&mut self, name: String, prepared: Prepared) {
+        self.remove(&name);
+        if !name.is_empty() {
+            self.kept.add(prepared.kept_len(&name));
+        }
+        self.by_name.insert(name, prepared);
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Prepared> {
+        let old = self.by_name.remove_entry(name)?;
+        if !old.0.is_empty() {
+            self.kept.remove(old.1.kept_len(&old.0));
+        }
+        Some(old.1)
+    }
+
+    pub fn clear(&mut self) {
+        self.by_name.clear();
+        self.kept.clear();
+    }
 }
 
 /// A bound portal: a statement with parameter values, ready to execute.

@@ -10,6 +10,7 @@ use super::row_limit::{portal_suspended, RowLimit};
 use super::row_stream::{Pumped, RowStream};
 use super::transaction::ImplicitBlock;
 use super::{Flow, ShardedSession};
+use crate::frontend::statements::statement_memory_refusal;
 use crate::net::messages::{command_complete, tag};
 use crate::net::{Frame, WireError};
 
@@ -67,6 +68,11 @@ impl ShardedSession {
                 let (code, message) = Self::plan_error(&e);
                 return self.error_reply(code, &message, false).await;
             }
+        }
+        let limit = self.core.ctx.config.proxy.max_prepared_statement_memory;
+        if !self.statements.has_room(&name, &prepared, limit) {
+            let (code, message) = statement_memory_refusal(self.statements.kept(), limit);
+            return self.error_reply(code, &message, false).await;
         }
         self.statements.insert(name, prepared);
         self.buffer(&Frame::new(tag::PARSE_COMPLETE, &[])).await

@@ -34,7 +34,7 @@ mod simple;
 mod transaction;
 mod write_counts;
 
-use bind::{Portal, Prepared};
+use bind::{Portal, PreparedStatements};
 use link::ShardLink;
 use replies::Lost;
 use transaction::{ImplicitBlock, TxnState};
@@ -57,7 +57,7 @@ pub struct ShardedSession {
     read_ahead: Option<Result<Frame, WireError>>,
     /// Settings statements confirmed inside the open transaction, applied at COMMIT.
     staged: Vec<pgshard_router::SessionEffect>,
-    statements: HashMap<String, Prepared>,
+    statements: PreparedStatements,
     portals: HashMap<String, Portal>,
     /// Portals the client asked to describe; answered with their execution.
     described: std::collections::HashSet<String>,
@@ -107,7 +107,7 @@ impl ShardedSession {
             block: ImplicitBlock::Off,
             read_ahead: None,
             staged: Vec::new(),
-            statements: HashMap::new(),
+            statements: PreparedStatements::default(),
             portals: HashMap::new(),
             described: Default::default(),
             row_limit: None,
