@@ -166,10 +166,9 @@ pub async fn checkout_from(
     addr: &str,
     failures: &ConnectFailures,
 ) -> Result<PooledServer, CheckoutError> {
-    let state = pool.state();
     // An idle connection is handed over at the first poll, without timers. (Only then:
     // a checkout given up while the pool opens a connection for it would open another.)
-    if state.idle_connections > 0 {
+    if pool.state().idle_connections > 0 {
         if let Some(result) = futures::FutureExt::now_or_never(pool.get_owned()) {
             match result {
                 Ok(conn) => return Ok(conn),
@@ -178,6 +177,19 @@ pub async fn checkout_from(
             }
         }
     }
+    // Waiting is the rare case: its future lives on the heap only while it waits, so
+    // that every session's own future stays small.
+    Box::pin(wait_for_server(pool, settings, addr, failures)).await
+}
+
+/// A checkout that waits for a connection to be returned or opened.
+async fn wait_for_server(
+    pool: &Pool<ServerConnector>,
+    settings: &PoolSettings,
+    addr: &str,
+    failures: &ConnectFailures,
+) -> Result<PooledServer, CheckoutError> {
+    let state = pool.state();
     // With room in the pool and nothing idle, this checkout waits for a new connection:
     // bound it by connect_timeout, since bb8 lets a failed connect wait out the whole
     // checkout timeout (a dead server would hold clients for checkout_timeout).

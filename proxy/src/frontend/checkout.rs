@@ -123,7 +123,9 @@ impl Checkout<'_> {
             .applied_settings
             .unwrap_or_else(ClientSettings::server_default_fingerprint);
         if current != wanted {
-            match server.run_quietly(&self.settings.replay_sql()).await {
+            // A round trip to the server: its future is boxed rather than carried in
+            // every session's.
+            match Box::pin(server.run_quietly(&self.settings.replay_sql())).await {
                 Ok(None) => server.applied_settings = Some(wanted),
                 Ok(Some(error)) => {
                     // The server is fine and idle; its settings are not the client's.

@@ -26,7 +26,7 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
         Destination::Database(database) => database,
         Destination::Admin => {
             tracing::info!(user = %logged_in.user.config.name, "admin console session");
-            crate::admin::serve_admin(&ctx, logged_in.conn).await;
+            Box::pin(crate::admin::serve_admin(&ctx, logged_in.conn)).await;
             return;
         }
     };
@@ -50,8 +50,16 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
     match planner {
         // Each boxed at its own size: a plain session's future is much smaller than a
         // sharded one's, and a task would otherwise hold the larger for every client.
-        Some(planner) => Box::pin(serve(ShardedSession::new(core, planner), pid, key)).await,
-        None => Box::pin(serve(Session::new(core), pid, key)).await,
+        // The executor is boxed apart from the future that drives it, which borrows it:
+        // a future owning its executor would hold it twice (the argument and the local).
+        Some(planner) => {
+            let mut session = Box::new(ShardedSession::new(core, planner));
+            Box::pin(serve(&mut *session, pid, key)).await
+        }
+        None => {
+            let mut session = Box::new(Session::new(core));
+            Box::pin(serve(&mut *session, pid, key)).await
+        }
     }
     ctx.cancels.unregister(pid, key);
 }

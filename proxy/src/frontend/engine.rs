@@ -145,7 +145,7 @@ pub(crate) trait Executor {
 
 /// Serves one logged-in client with `executor` until it leaves, the proxy shuts down or a
 /// connection fails.
-pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
+pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
     let params = match Box::pin(executor.open()).await {
         Ok(params) => params,
         Err(failure) => {
@@ -156,16 +156,17 @@ pub(crate) async fn serve<X: Executor>(mut executor: X, pid: i32, key: i32) {
     if !Box::pin(greet_client(&mut executor.core().client, &params, pid, key)).await {
         return;
     }
+    drop(params);
     executor.opened();
     let shutdown = executor.core().ctx.shutdown.for_session();
     loop {
         let flow = tokio::select! {
             biased;
             _ = shutdown.terminating() => {
-                terminate(&mut executor).await;
+                terminate(executor).await;
                 return;
             }
-            flow = step(&mut executor, &shutdown) => flow,
+            flow = step(executor, &shutdown) => flow,
         };
         if let Flow::Stop = flow {
             break;
