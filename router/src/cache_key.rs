@@ -25,8 +25,7 @@ pub fn cache_key(sql: &str) -> String {
             last = b' ';
             continue;
         }
-        let continues_word = last.is_ascii_alphanumeric() || last == b'_' || last == b'$';
-        if b.is_ascii_digit() && !continues_word {
+        if b.is_ascii_digit() && !(last.is_ascii_alphanumeric() || last == b'_' || last == b'$') {
             // Cut at an ASCII byte, so always at a character boundary.
             out.push_str(&sql[copied..i]);
             while i < bytes.len() && bytes[i].is_ascii_digit() {

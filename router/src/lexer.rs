@@ -13,12 +13,12 @@ pub fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else {
         return true;
     };
-    haystack.iter().enumerate().any(|(i, &b)| {
-        b | 0x20 == first
-            && haystack
-                .get(i..i + needle.len())
-                .is_some_and(|w| w.eq_ignore_ascii_case(needle))
-    })
+    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, &haystack[..=last_start])
+        .any(|i| haystack[i..i + needle.len()].eq_ignore_ascii_case(needle))
 }
 
 /// Whether the first word of `body` (letters, digits, `_`) is `word` (lower case), in

@@ -54,11 +54,24 @@ pub fn session_effects(sql: &str) -> Vec<SessionEffect> {
         .collect()
 }
 
+/// First words of the statements whose effect depends on the words after them.
+const WORDY_STATEMENTS: [&str; 6] = ["set", "reset", "discard", "deallocate", "declare", "create"];
+
 /// The effect of one statement.
 pub fn session_effect(stmt: &str) -> SessionEffect {
     let body = strip_leading_comments(stmt);
+    // Most statements are decided by their first word alone: the rest is read only for
+    // the few whose effect depends on it.
+    let first = Words::first(body).word(0);
+    if !WORDY_STATEMENTS.contains(&first.as_str()) {
+        return match first.as_str() {
+            "listen" => SessionEffect::Pin("LISTEN"),
+            "prepare" => SessionEffect::Pin("PREPARE"),
+            "load" => SessionEffect::Pin("LOAD"),
+            _ => function_effect(body),
+        };
+    }
     let words = Words::new(body);
-    let first = words.word(0);
     match first.as_str() {
         "set" => set_effect(body, &words),
         "reset" => match words.word(1).as_str() {
@@ -81,9 +94,6 @@ pub fn session_effect(stmt: &str) -> SessionEffect {
         {
             SessionEffect::DiscardAll
         }
-        "listen" => SessionEffect::Pin("LISTEN"),
-        "prepare" => SessionEffect::Pin("PREPARE"),
-        "load" => SessionEffect::Pin("LOAD"),
         "declare" if contains_words(body, &["with", "hold"]) => {
             SessionEffect::Pin("DECLARE … WITH HOLD")
         }
@@ -236,22 +246,24 @@ fn function_effect(body: &str) -> SessionEffect {
             .is_some_and(|w| w.eq_ignore_ascii_case(prefix))
     };
     let (mut set_config, mut dblink) = (false, false);
-    for (i, &byte) in b.iter().enumerate() {
-        // `| 0x20` folds an ASCII capital to its small letter and no other byte to a letter.
-        match byte | 0x20 {
-            b'a' if starts_with(i, b"advisory_") => {
-                let after = i + "advisory_".len();
-                if (ends_with(i, b"pg_") || ends_with(i, b"pg_try_"))
-                    && !starts_with(after, b"xact")
-                    && !starts_with(after, b"unlock")
-                {
-                    return SessionEffect::Pin("a session advisory lock");
-                }
+    // Each name has an underscore at a known place: only underscores are looked around.
+    for j in memchr::memchr_iter(b'_', b) {
+        if let Some(i) = j.checked_sub("advisory".len()) {
+            let after = j + 1;
+            if starts_with(i, b"advisory_")
+                && (ends_with(i, b"pg_") || ends_with(i, b"pg_try_"))
+                && !starts_with(after, b"xact")
+                && !starts_with(after, b"unlock")
+            {
+                return SessionEffect::Pin("a session advisory lock");
             }
-            b's' if starts_with(i, b"set_config") => set_config = true,
-            b'd' if starts_with(i, b"dblink_connect") => dblink = true,
-            _ => {}
         }
+        set_config |= j
+            .checked_sub("set".len())
+            .is_some_and(|i| starts_with(i, b"set_config"));
+        dblink |= j
+            .checked_sub("dblink".len())
+            .is_some_and(|i| starts_with(i, b"dblink_connect"));
     }
     if set_config {
         return literal_set_config(body).unwrap_or(SessionEffect::Pin("set_config()"));
@@ -420,12 +432,23 @@ impl PartialEq<&str> for Lower {
 }
 
 impl<'a> Words<'a> {
+    /// The first [`WORDS`] words of `body`.
     fn new(body: &'a str) -> Self {
+        Words::reading(body, WORDS)
+    }
+
+    /// Only the first word of `body`.
+    fn first(body: &'a str) -> Self {
+        Words::reading(body, 1)
+    }
+
+    fn reading(body: &'a str, limit: usize) -> Self {
+        let limit = limit.min(WORDS);
         let mut spans = [(0, 0); WORDS];
         let mut len = 0;
         let b = body.as_bytes();
         let mut i = 0;
-        while i < b.len() && len < WORDS {
+        while i < b.len() && len < limit {
             if b[i].is_ascii_whitespace() {
                 i += 1;
                 continue;

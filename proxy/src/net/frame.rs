@@ -165,6 +165,15 @@ impl<'a> BodyReader<'a> {
     }
 }
 
+/// `bytes` as text, with U+FFFD for invalid UTF-8; valid text (nearly all) is checked
+/// by the standard library's faster validation and borrowed.
+pub fn lossy_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

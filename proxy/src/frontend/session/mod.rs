@@ -22,6 +22,7 @@ use super::statements::{
     statement_memory_refusal, target_of, ClientStatements,
 };
 use crate::backend::PooledServer;
+use crate::net::frame::lossy_text;
 use crate::net::messages::{self, error_fields, error_response, tag};
 use crate::net::{Frame, Severity, WireError};
 use crate::routing::{NodeId, NodeLease, ReadNeeds, ShardNodes};
@@ -274,7 +275,7 @@ impl Session {
         // A Parse's statement is read for its effect once, for both uses below.
         let parse_effect = if frame.tag() == tag::PARSE {
             read_parse(&frame).ok().map(|parsed| {
-                let sql = String::from_utf8_lossy(parsed.query);
+                let sql = lossy_text(parsed.query);
                 let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
                 (session_effect(&sql), utf8)
             })
@@ -293,7 +294,7 @@ impl Session {
                 self.sent_batches += 1;
                 // A simple Query drops the unnamed statement.
                 self.statements.close(b"");
-                let sql = String::from_utf8_lossy(frame.reader().cstr().unwrap_or(b""));
+                let sql = lossy_text(frame.reader().cstr().unwrap_or(b""));
                 let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
                 for stmt in split_statements(&sql) {
                     let effect = tracked(session_effect(stmt), utf8);
