@@ -24,12 +24,29 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 i += 1;
                 start = i;
             }
-            _ => i += 1,
+            _ => {
+                i += 1;
+                while i < bytes.len() && !SPECIAL[bytes[i] as usize] {
+                    i += 1;
+                }
+            }
         }
     }
     push(&mut out, &sql[start..]);
     out
 }
+
+/// The bytes [`split_statements`] stops at: the rest of a statement is skipped in a
+/// tight loop, a byte per table lookup.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 6 {
+        table[b"'\"-/$;"[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// How many commands PostgreSQL's parser finds in `sql`: its statements, leaving out those
 /// that are only comments (`SELECT 1; -- done` is one command).

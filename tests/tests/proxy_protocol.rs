@@ -386,10 +386,26 @@ async fn cancel_stops_only_the_query_of_the_client_it_names() -> Result<()> {
     let bystander = proxy.client(&User::app()).await?;
     let token = sleeper.cancel_token();
 
-    // With nothing running, a cancel is a no-op.
-    token.cancel_query(NoTls).await?;
-    let one: i32 = sleeper.query_one("SELECT 1", &[]).await?.get(0);
-    assert_eq!(one, 1);
+    // With nothing running, a cancel is a no-op: it reaches no server, not even the one
+    // the client's greeting came from. (Sent by hand, to wait until the proxy closes the
+    // cancel connection, which it does once it has handled the request; a client that
+    // does not wait races its own next query, with PostgreSQL too.)
+    let (mut idle, greeting) = wire::RawConnection::login(proxy.addr(), &User::app()).await?;
+    let keys = greeting
+        .iter()
+        .find(|m| m.tag == b'K')
+        .context("no BackendKeyData")?;
+    let pid = i32::from_be_bytes(keys.body[0..4].try_into()?);
+    let key = i32::from_be_bytes(keys.body[4..8].try_into()?);
+    let mut cancel = wire::RawConnection::connect(proxy.addr()).await?;
+    cancel.send_bytes(&wire::cancel_request(pid, key)).await?;
+    cancel.read_until_closed().await?;
+    idle.send_bytes(&wire::query("SELECT 1")).await?;
+    let replies = idle.read_until_ready().await?;
+    assert!(
+        replies.iter().all(|m| m.tag != b'E'),
+        "a cancel with nothing running cancelled the next query: {replies:?}"
+    );
 
     let monitor = primary(&cluster).client(&User::app()).await?;
     let long = tokio::spawn(async move {

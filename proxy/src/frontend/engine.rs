@@ -125,6 +125,10 @@ pub(crate) trait Executor {
     /// The next thing that happens: a client message, or one of the executor's servers.
     async fn next_event(&mut self) -> Event;
 
+    /// Whether the next event is a client message already read in whole, which the
+    /// engine then takes in the same turn (a driver's batch arrives in one read).
+    fn client_message_ready(&self) -> bool;
+
     /// A client message of a type a client may send (not Terminate).
     async fn on_client(&mut self, frame: Frame) -> Flow;
 
@@ -188,12 +192,21 @@ async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow
     };
     let flow = match event {
         None => shutdown_notice(&mut executor.core().client).await,
-        Some(Event::Client(frame)) => {
-            match client_frame(&mut executor.core().client, frame).await {
+        Some(Event::Client(mut frame)) => loop {
+            let flow = match client_frame(&mut executor.core().client, frame).await {
                 Ok(frame) => on_client_message(executor, frame).await,
                 Err(flow) => flow,
+            };
+            if matches!(flow, Flow::Stop) || !executor.client_message_ready() {
+                break flow;
             }
-        }
+            // The messages a client sent together are handled together, each after the
+            // work the one before it left behind.
+            if let Flow::Stop = executor.after_step().await {
+                return Flow::Stop;
+            }
+            frame = executor.core().client.read_frame().await;
+        },
         Some(Event::Server(frame)) => executor.on_server(frame).await,
         Some(Event::PrimaryChanged) => executor.on_primary_change().await,
     };

@@ -118,11 +118,8 @@ impl<'a> BodyReader<'a> {
 
     /// A NUL-terminated string, without the NUL.
     pub fn cstr(&mut self) -> Result<&'a [u8], WireError> {
-        let end = self
-            .buf
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(WireError::Malformed("missing string terminator"))?;
+        let end =
+            memchr::memchr(0, self.buf).ok_or(WireError::Malformed("missing string terminator"))?;
         let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)

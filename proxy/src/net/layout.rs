@@ -86,11 +86,7 @@ impl Fields<'_> {
     }
 
     fn string(&mut self) -> Result<(), LayoutError> {
-        let end = self
-            .0
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(LayoutError::Unterminated)?;
+        let end = memchr::memchr(0, self.0).ok_or(LayoutError::Unterminated)?;
         self.skip(end + 1)
     }
 

@@ -2,7 +2,7 @@
 //! statement, in the session, never on a server.
 
 use pgshard_router::{
-    deallocated_statement, mentions_proxy_settings, proxy_setting, split_statements,
+    contains_ignoring_case, deallocated_statement, proxy_setting, split_statements,
 };
 
 use super::{Flow, Session};
@@ -12,10 +12,13 @@ use crate::net::{Frame, Severity};
 impl Session {
     /// `Some` when the simple query is about a `pgshard.*` setting and has been answered.
     pub(super) async fn proxy_setting(&mut self, query: &Frame) -> Option<Flow> {
-        let sql = query.reader().cstr_utf8().ok()?;
-        if !mentions_proxy_settings(sql) {
+        // Looked for in the bytes first: nearly no query mentions one, and the text need
+        // not be checked for UTF-8 then.
+        let bytes = query.reader().cstr().ok()?;
+        if !contains_ignoring_case(bytes, b"pgshard") {
             return None;
         }
+        let sql = std::str::from_utf8(bytes).ok()?;
         let statements = split_statements(sql);
         let mut settings = statements.iter().filter_map(|s| proxy_setting(s));
         let setting = settings.next()?;
@@ -57,8 +60,11 @@ impl Session {
         if self.core.mode != pgshard_config::PoolMode::Transaction {
             return None;
         }
-        let sql = query.reader().cstr_utf8().ok()?;
-        let name = deallocated_statement(sql)?;
+        let bytes = query.reader().cstr().ok()?;
+        if !contains_ignoring_case(bytes, b"deallocate") {
+            return None;
+        }
+        let name = deallocated_statement(std::str::from_utf8(bytes).ok()?)?;
         if !self.statements.contains(name.as_bytes()) {
             return None;
         }

@@ -421,7 +421,21 @@ impl Session {
         }
     }
 
+    /// A server message, and every complete one read with it: they are handled in one
+    /// turn of the session rather than one turn each.
     async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow {
+        let mut flow = self.on_server_frame(frame).await;
+        while let Flow::Continue = flow {
+            let Some(server) = self.server.as_mut().filter(|s| s.conn.has_buffered_frame()) else {
+                break;
+            };
+            let frame = server.read().await;
+            flow = self.on_server_frame(frame).await;
+        }
+        flow
+    }
+
+    async fn on_server_frame(&mut self, frame: Result<Frame, WireError>) -> Flow {
         let frame = match frame {
             Ok(f) => f,
             Err(e) => {
@@ -811,6 +825,10 @@ impl Executor for Session {
 
     async fn next_event(&mut self) -> Event {
         Session::next_event(self).await
+    }
+
+    fn client_message_ready(&self) -> bool {
+        self.core.client.has_buffered_frame()
     }
 
     async fn on_client(&mut self, frame: Frame) -> Flow {

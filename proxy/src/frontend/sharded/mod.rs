@@ -343,6 +343,11 @@ impl Executor for ShardedSession {
             && !self.in_batch
     }
 
+    fn client_message_ready(&self) -> bool {
+        // A message read ahead comes first, from next_event.
+        self.read_ahead.is_none() && self.core.client.has_buffered_frame()
+    }
+
     async fn next_event(&mut self) -> Event {
         ShardedSession::next_event(self).await
     }
