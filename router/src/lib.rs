@@ -36,8 +36,8 @@ pub use param::{ProxyKey, ProxyValue, RoleHint};
 pub use proxy_setting::{mentions_proxy_settings, proxy_setting, ProxySetting};
 pub use savepoint::{savepoint_command, SavepointCommand};
 pub use session_effect::{
-    deallocated_statement, names_internal_statement, session_effect, session_effects,
-    SessionEffect, INTERNAL_STATEMENT_PREFIX,
+    deallocated_statement, names_internal_statement, pooled_session_effect, session_effect,
+    session_effects, SessionEffect, INTERNAL_NAME_REFUSAL, INTERNAL_STATEMENT_PREFIX,
 };
 pub use statement::and_chain;
 pub use statements::{command_count, split_statements};

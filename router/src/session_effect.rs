@@ -57,6 +57,27 @@ pub fn session_effects(sql: &str) -> Vec<SessionEffect> {
 /// First words of the statements whose effect depends on the words after them.
 const WORDY_STATEMENTS: [&str; 6] = ["set", "reset", "discard", "deallocate", "declare", "create"];
 
+/// The statement the proxy sends in place of SQL that names one of its own prepared
+/// statements: it fails with 42939 where the original would have run.
+pub const INTERNAL_NAME_REFUSAL: &str = "DO $pgshard$BEGIN RAISE EXCEPTION USING ERRCODE = \
+     '42939', MESSAGE = 'pgshard: prepared statement names starting with \"pgshard_\" are \
+     reserved by the proxy; choose another name'; END$pgshard$";
+
+/// The effect of one statement on a server connection it shares with other clients:
+/// as [`session_effect`], and a `DO` block pins too, since its code may run `SET` (or
+/// anything else that outlives the transaction) out of the proxy's sight. (On a sharded
+/// database, where a pin is refused, `DO` keeps its plain effect.)
+pub fn pooled_session_effect(stmt: &str) -> SessionEffect {
+    let effect = session_effect(stmt);
+    if effect == SessionEffect::None
+        && stmt != INTERNAL_NAME_REFUSAL
+        && Words::first(strip_leading_comments(stmt)).word(0) == "do"
+    {
+        return SessionEffect::Pin("a DO block (its code may change session state)");
+    }
+    effect
+}
+
 /// The effect of one statement.
 pub fn session_effect(stmt: &str) -> SessionEffect {
     let body = strip_leading_comments(stmt);
@@ -510,6 +531,19 @@ mod tests {
             name: name.into(),
             value: value.into(),
         }
+    }
+
+    #[test]
+    fn a_do_block_pins_a_shared_connection() {
+        let body = "DO $$BEGIN SET enable_seqscan = 0; END$$";
+        assert_eq!(session_effect(body), None);
+        assert!(matches!(pooled_session_effect(body), Pin(_)));
+        assert!(matches!(
+            pooled_session_effect("/* c */ do 'BEGIN END'"),
+            Pin(_)
+        ));
+        assert_eq!(pooled_session_effect("SELECT 'do'"), None);
+        assert_eq!(pooled_session_effect("DOMAIN"), None);
     }
 
     #[test]

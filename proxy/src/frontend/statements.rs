@@ -263,9 +263,7 @@ pub fn refuse_internal_names(frame: Frame) -> Frame {
     {
         return frame;
     }
-    let refusal = "DO $pgshard$BEGIN RAISE EXCEPTION USING ERRCODE = '42939', MESSAGE = \
-                   'pgshard: prepared statement names starting with \"pgshard_\" are reserved \
-                   by the proxy; choose another name'; END$pgshard$";
+    let refusal = pgshard_router::INTERNAL_NAME_REFUSAL;
     match frame.tag() {
         tag::PARSE => match read_parse(&frame) {
             Ok(p) => parse_named(p.name, refusal.as_bytes(), p.types),

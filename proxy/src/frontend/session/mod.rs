@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pgshard_config::PoolMode;
-use pgshard_router::{session_effect, split_statements, SessionEffect};
+use pgshard_router::{pooled_session_effect, split_statements, SessionEffect};
 
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::CancelTarget;
@@ -272,12 +272,22 @@ impl Session {
             tag::SYNC => self.in_batch = false,
             _ => {}
         }
+        if rewrite && frame.tag() == tag::PARSE {
+            let limit = self.core.ctx.config.proxy.max_prepared_statement_memory;
+            let parsed = read_parse(&frame)?;
+            if !parsed.name.is_empty() && !self.statements.has_room(&parsed, limit) {
+                // Refused before anything about it is remembered.
+                self.parses.push(batch, ReplyAction::Refused, None);
+                let refused = messages::parse(NO_STATEMENT, REFUSED_PARSE.as_bytes(), &[0, 0]);
+                return server.write(&refused).await;
+            }
+        }
         // A Parse's statement is read for its effect once, for both uses below.
         let parse_effect = if frame.tag() == tag::PARSE {
             read_parse(&frame).ok().map(|parsed| {
                 let sql = lossy_text(parsed.query);
                 let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
-                (session_effect(&sql), utf8)
+                (pooled_session_effect(&sql), utf8)
             })
         } else {
             None
@@ -297,7 +307,7 @@ impl Session {
                 let sql = lossy_text(frame.reader().cstr().unwrap_or(b""));
                 let utf8 = matches!(sql, std::borrow::Cow::Borrowed(_));
                 for stmt in split_statements(&sql) {
-                    let effect = tracked(session_effect(stmt), utf8);
+                    let effect = tracked(pooled_session_effect(stmt), utf8);
                     if let SessionEffect::Pin(why) = effect {
                         if self.pinned.is_none() && rewrite {
                             tracing::debug!("client pinned to its server connection: {why}");
@@ -310,12 +320,6 @@ impl Session {
             }
             tag::PARSE if rewrite => {
                 let parsed = read_parse(&frame)?;
-                let limit = self.core.ctx.config.proxy.max_prepared_statement_memory;
-                if !parsed.name.is_empty() && !self.statements.has_room(&parsed, limit) {
-                    self.parses.push(batch, ReplyAction::Refused, None);
-                    let refused = messages::parse(NO_STATEMENT, REFUSED_PARSE.as_bytes(), &[0, 0]);
-                    return server.write(&refused).await;
-                }
                 if let Some((effect, utf8)) = parse_effect {
                     if let SessionEffect::Pin(why) = tracked(effect, utf8) {
                         self.pinned.get_or_insert(why);
