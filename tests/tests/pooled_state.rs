@@ -692,11 +692,14 @@ async fn a_refused_settings_replay_gives_the_servers_error() -> Result<()> {
     let cluster = Cluster::start(1, 1).await?;
     cluster.wait_streaming(Duration::from_secs(60)).await?;
     let proxy = proxy(&cluster, PoolMode::Transaction, 2, "").await?;
-    // Server connection X loads plpgsql inside a transaction held open; the client's
+    // Server connection X loads plpgsql (its validator) inside a transaction held open; the client's
     // placeholder setting is accepted on the other one, Y, where plpgsql is not loaded.
     let holder_x = connect(&proxy, "app", &[]).await?;
     holder_x
-        .batch_execute("BEGIN; DO $$BEGIN PERFORM 1; END$$")
+        .batch_execute(
+            "BEGIN; CREATE OR REPLACE FUNCTION loads_plpgsql() RETURNS int LANGUAGE plpgsql \
+             AS $$BEGIN RETURN 1; END$$",
+        )
         .await?;
     let client = connect(&proxy, "app", &[]).await?;
     client.batch_execute("SET plpgsql.pgshard_test = 1").await?;
