@@ -22,6 +22,7 @@ mod savepoint;
 pub mod session_effect;
 pub mod sharding;
 mod statement;
+pub mod statement_stream;
 pub mod statements;
 mod write_functions;
 
@@ -37,7 +38,8 @@ pub use proxy_setting::{mentions_proxy_settings, proxy_setting, ProxySetting};
 pub use savepoint::{savepoint_command, SavepointCommand};
 pub use session_effect::{
     deallocated_statement, names_internal_statement, pooled_session_effect, session_effect,
-    session_effects, SessionEffect, INTERNAL_NAME_REFUSAL, INTERNAL_STATEMENT_PREFIX,
+    session_effects, streamed_session_effect, SessionEffect, INTERNAL_NAME_MESSAGE,
+    INTERNAL_NAME_REFUSAL, INTERNAL_STATEMENT_PREFIX,
 };
 pub use statement::and_chain;
 pub use statements::{command_count, split_statements};

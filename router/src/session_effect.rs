@@ -4,6 +4,7 @@
 //! leaves state behind on the server: settings are replayed on whichever server serves
 //! the client next; state that cannot be replayed pins the client to its server.
 
+use crate::statement_stream::StreamedStatement;
 use crate::statements::split_statements;
 
 /// The session-level effect of one statement.
@@ -57,11 +58,24 @@ pub fn session_effects(sql: &str) -> Vec<SessionEffect> {
 /// First words of the statements whose effect depends on the words after them.
 const WORDY_STATEMENTS: [&str; 6] = ["set", "reset", "discard", "deallocate", "declare", "create"];
 
+/// The refusal of SQL that names one of the proxy's own prepared statements.
+macro_rules! internal_name_message {
+    () => {
+        "pgshard: prepared statement names starting with \"pgshard_\" are reserved by the \
+         proxy; choose another name"
+    };
+}
+
+/// Why SQL naming one of the proxy's own prepared statements is refused (SQLSTATE 42939).
+pub const INTERNAL_NAME_MESSAGE: &str = internal_name_message!();
+
 /// The statement the proxy sends in place of SQL that names one of its own prepared
 /// statements: it fails with 42939 where the original would have run.
-pub const INTERNAL_NAME_REFUSAL: &str = "DO $pgshard$BEGIN RAISE EXCEPTION USING ERRCODE = \
-     '42939', MESSAGE = 'pgshard: prepared statement names starting with \"pgshard_\" are \
-     reserved by the proxy; choose another name'; END$pgshard$";
+pub const INTERNAL_NAME_REFUSAL: &str = concat!(
+    "DO $pgshard$BEGIN RAISE EXCEPTION USING ERRCODE = '42939', MESSAGE = '",
+    internal_name_message!(),
+    "'; END$pgshard$"
+);
 
 /// The effect of one statement on a server connection it shares with other clients:
 /// as [`session_effect`], and a `DO` block pins too, since its code may run `SET` (or
@@ -76,6 +90,38 @@ pub fn pooled_session_effect(stmt: &str) -> SessionEffect {
         return SessionEffect::Pin("a DO block (its code may change session state)");
     }
     effect
+}
+
+/// The effect of one statement of a query read as it streamed past
+/// ([`StatementStream`](crate::statement_stream::StatementStream)), on a shared server
+/// connection: as [`pooled_session_effect`] for a statement kept whole. Of a longer one
+/// only the first bytes are known, so it pins when its first words or a function it
+/// names could leave state behind; it leaves none when it is an ordinary statement
+/// that names no such function, as the whole text would show.
+pub fn streamed_session_effect(stmt: &StreamedStatement) -> SessionEffect {
+    const UNREAD: SessionEffect =
+        SessionEffect::Pin("a statement too large to read whole that may change session state");
+    if stmt.opaque {
+        return UNREAD;
+    }
+    if stmt.whole {
+        return pooled_session_effect(&stmt.text);
+    }
+    let body = strip_leading_comments(&stmt.text);
+    let words = Words::new(body);
+    match words.word(0).as_str() {
+        "listen" => SessionEffect::Pin("LISTEN"),
+        "prepare" => SessionEffect::Pin("PREPARE"),
+        "load" => SessionEffect::Pin("LOAD"),
+        "create" if is_temp_create(&words) => SessionEffect::Pin("a temporary table"),
+        // A long CREATE reads as any statement: only a temporary one outlives nothing else.
+        "create" if !stmt.mentions_session_functions => SessionEffect::None,
+        word if word == "do" || WORDY_STATEMENTS.contains(&word) => UNREAD,
+        // Before its first word is complete (comments longer than the head).
+        "" => UNREAD,
+        _ if stmt.mentions_session_functions => UNREAD,
+        _ => SessionEffect::None,
+    }
 }
 
 /// The effect of one statement.

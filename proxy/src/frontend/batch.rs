@@ -49,6 +49,17 @@ impl HeldBatch {
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
+
+    /// Whether a message of type `tag` is held.
+    pub fn holds(&self, tag: u8) -> bool {
+        self.frames.iter().any(|f| f.tag() == tag)
+    }
+
+    /// The messages held, to be sent before one that cannot wait for the batch's end.
+    pub fn take(&mut self) -> Vec<Frame> {
+        self.bytes = 0;
+        std::mem::take(&mut self.frames)
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
 use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
-use crate::net::{ClientStream, Connection, Frame, WireError};
+use crate::net::{ClientStream, Connection, Frame, StreamedHead, WireError};
 use crate::routing::DatabaseRoute;
 use crate::shutdown::SessionShutdown;
 
@@ -103,6 +103,8 @@ impl SessionCore {
 pub enum Event {
     /// A message from the client (or why none could be read).
     Client(Result<Frame, WireError>),
+    /// The start of a large client message the executor takes as a stream.
+    ClientStream(StreamedHead),
     /// A message from the server connection the executor is waiting on.
     Server(Result<Frame, WireError>),
     /// Another node became the primary while the executor holds the old one.
@@ -129,8 +131,25 @@ pub(crate) trait Executor {
     /// engine then takes in the same turn (a driver's batch arrives in one read).
     fn client_message_ready(&self) -> bool;
 
+    /// The next client message, once it is known to be there.
+    async fn read_client(&mut self) -> Event {
+        Event::Client(self.core().client.read_frame().await)
+    }
+
     /// A client message of a type a client may send (not Terminate).
     async fn on_client(&mut self, frame: Frame) -> Flow;
+
+    /// The start of a large message that the executor's reads took as a stream; it
+    /// passes the message on and reads all of it. An executor that never takes a
+    /// stream keeps this: the message is dropped and the client told.
+    async fn on_client_stream(&mut self, _head: StreamedHead) -> Flow {
+        super::flow::fatal(
+            &mut self.core().client,
+            "08P01",
+            "pgshard: a large message arrived where none was expected",
+        )
+        .await
+    }
 
     async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow;
 
@@ -192,10 +211,19 @@ async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow
     };
     let flow = match event {
         None => shutdown_notice(&mut executor.core().client).await,
-        Some(Event::Client(mut frame)) => loop {
-            let flow = match client_frame(&mut executor.core().client, frame).await {
-                Ok(frame) => on_client_message(executor, frame).await,
-                Err(flow) => flow,
+        Some(Event::Server(frame)) => executor.on_server(frame).await,
+        Some(Event::PrimaryChanged) => executor.on_primary_change().await,
+        Some(mut event) => loop {
+            let flow = match event {
+                Event::Client(frame) => {
+                    match client_frame(&mut executor.core().client, frame).await {
+                        Ok(frame) => on_client_message(executor, frame).await,
+                        Err(flow) => flow,
+                    }
+                }
+                Event::ClientStream(head) => executor.on_client_stream(head).await,
+                Event::Server(frame) => executor.on_server(frame).await,
+                Event::PrimaryChanged => executor.on_primary_change().await,
             };
             if matches!(flow, Flow::Stop) || !executor.client_message_ready() {
                 break flow;
@@ -205,10 +233,8 @@ async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow
             if let Flow::Stop = executor.after_step().await {
                 return Flow::Stop;
             }
-            frame = executor.core().client.read_frame().await;
+            event = executor.read_client().await;
         },
-        Some(Event::Server(frame)) => executor.on_server(frame).await,
-        Some(Event::PrimaryChanged) => executor.on_primary_change().await,
     };
     if let Flow::Stop = flow {
         return Flow::Stop;

@@ -10,6 +10,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::budget::{Lease, MessageBudget, LARGE_MESSAGE};
 use super::error::WireError;
 use super::frame::{Frame, HEADER_LEN};
+use super::streamed::{StreamedHead, STREAMED_HEAD, STREAM_FROM};
+
+/// A client message as the session asked for it: whole, or the start of a large one
+/// that is passed on as it arrives.
+#[derive(Debug)]
+pub enum ClientMessage {
+    Whole(Frame),
+    Streamed(StreamedHead),
+}
 
 /// Reads whole messages from a byte stream and buffers writes until `flush`.
 ///
@@ -30,6 +39,8 @@ pub struct Connection<S> {
     /// Keep the buffers small between messages (client connections, which may idle by
     /// the thousand): reads start at [`SMALL_READ`] and an empty write buffer is freed.
     small_when_idle: bool,
+    /// Bytes of a streamed message not read yet.
+    rest: usize,
 }
 
 /// Flush the write buffer once it holds this much, so a large result streams.
@@ -67,6 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             budget: None,
             lease: None,
             small_when_idle: false,
+            rest: 0,
         }
     }
 
@@ -90,24 +102,75 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Asking for it gives back the room the previous large message held: by then the
     /// session has forwarded or dropped it.
     pub async fn read_frame(&mut self) -> Result<Frame, WireError> {
+        match self.read_message(|_| false).await? {
+            ClientMessage::Whole(frame) => Ok(frame),
+            // Never asked for.
+            ClientMessage::Streamed(_) => Err(WireError::Malformed("unexpected streamed message")),
+        }
+    }
+
+    /// The next message, or the start of it when it is large and `stream` takes its
+    /// tag: the rest of its body then comes from [`read_rest`](Self::read_rest), and is
+    /// never held whole nor counted in the budget. Cancel-safe like `read_frame`.
+    pub async fn read_message(
+        &mut self,
+        stream: impl Fn(u8) -> bool,
+    ) -> Result<ClientMessage, WireError> {
+        // What a session left of a streamed message is dropped: framing stays in step.
+        if self.rest > 0 {
+            while self.read_rest().await?.is_some() {}
+        }
         if self.lease.take().is_some() || (self.small_when_idle && self.rbuf.is_empty()) {
             self.shrink_read_buffer();
         }
         loop {
+            if let Some(len) = Frame::declared_len(&self.rbuf) {
+                if len >= STREAM_FROM && len - 1 <= self.max_len && stream(self.rbuf[0]) {
+                    let head = len.min(STREAMED_HEAD);
+                    if self.rbuf.len() >= head {
+                        self.rest = len - head;
+                        let head = self.rbuf.split_to(head).freeze();
+                        return Ok(ClientMessage::Streamed(StreamedHead::new(len, head)));
+                    }
+                    self.read_more().await?;
+                    continue;
+                }
+            }
             match Frame::parse(&mut self.rbuf, self.max_len) {
                 Err(WireError::Incomplete) => {}
-                other => return other,
+                other => return other.map(ClientMessage::Whole),
             }
             self.reserve_large().await?;
-            self.make_room();
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return if self.rbuf.is_empty() {
-                    Err(WireError::Closed)
-                } else {
-                    Err(WireError::Malformed("connection closed inside a message"))
-                };
-            }
+            self.read_more().await?;
         }
+    }
+
+    /// The next bytes of the streamed message being read, as they arrive; `None` once it
+    /// is all read.
+    pub async fn read_rest(&mut self) -> Result<Option<Bytes>, WireError> {
+        if self.rest == 0 {
+            return Ok(None);
+        }
+        if self.rbuf.is_empty() {
+            self.read_more().await?;
+        }
+        let n = self.rest.min(self.rbuf.len());
+        self.rest -= n;
+        Ok(Some(self.rbuf.split_to(n).freeze()))
+    }
+
+    /// Reads what the stream has into the read buffer; an end of stream is `Closed`
+    /// between messages and an error inside one.
+    async fn read_more(&mut self) -> Result<(), WireError> {
+        self.make_room();
+        if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+            return if self.rbuf.is_empty() && self.rest == 0 {
+                Err(WireError::Closed)
+            } else {
+                Err(WireError::Malformed("connection closed inside a message"))
+            };
+        }
+        Ok(())
     }
 
     /// Room in the budget for a large message, before its body is read.
@@ -143,8 +206,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Room for the next read: what the message being read still lacks, between
     /// [`MIN_READ`] and [`MAX_READ`]. The buffer thus grows with the bytes that arrive.
     fn make_room(&mut self) {
-        let missing = Frame::declared_len(&self.rbuf)
-            .map_or(HEADER_LEN, |len| len.saturating_sub(self.rbuf.len()));
+        let missing = match self.rest {
+            0 => Frame::declared_len(&self.rbuf)
+                .map_or(HEADER_LEN, |len| len.saturating_sub(self.rbuf.len())),
+            rest => rest,
+        };
         let want = missing.clamp(self.min_read(), MAX_READ);
         if self.rbuf.capacity() - self.rbuf.len() < want {
             self.rbuf.reserve(want);
@@ -161,7 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Whether a whole message is already buffered (so reading it will not wait).
     pub fn has_buffered_frame(&self) -> bool {
-        Frame::declared_len(&self.rbuf).is_some_and(|len| self.rbuf.len() >= len)
+        self.rest == 0 && Frame::declared_len(&self.rbuf).is_some_and(|len| self.rbuf.len() >= len)
     }
 
     /// Queues a message; flushes by itself when the buffer is large. A large message
@@ -308,6 +374,51 @@ mod tests {
         let got = conn.read_frame().await.unwrap();
         assert_eq!(got, frame);
         assert!(conn.rbuf.capacity() <= 2 * frame.len() + 2 * MAX_READ);
+        drop(writer.await.unwrap());
+    }
+
+    /// A large message the reader takes as a stream comes as its head and then pieces
+    /// no larger than a read, never whole; a streamed message left unread is skipped, so
+    /// the next message is read from its own start.
+    #[tokio::test]
+    async fn a_large_message_taken_as_a_stream_comes_in_pieces() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours, 64 << 20);
+        let body: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let large = Frame::new(b'Q', &body);
+        let small = Frame::new(b'S', b"");
+        let sent = [
+            large.as_bytes(),
+            small.as_bytes(),
+            large.as_bytes(),
+            small.as_bytes(),
+        ]
+        .concat();
+        let writer = tokio::spawn(async move {
+            for piece in sent.chunks(10_000) {
+                peer.write_all(piece).await.unwrap();
+            }
+            peer
+        });
+        let ClientMessage::Streamed(head) = conn.read_message(|t| t == b'Q').await.unwrap() else {
+            panic!("not streamed");
+        };
+        assert_eq!(head.message_len(), large.len());
+        let mut got = head.bytes().to_vec();
+        while let Some(piece) = conn.read_rest().await.unwrap() {
+            assert!(piece.len() <= 2 * MAX_READ);
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, large.as_bytes());
+        assert!(conn.rbuf.capacity() <= 4 * MAX_READ);
+        let next = conn.read_message(|t| t == b'Q').await.unwrap();
+        assert!(matches!(next, ClientMessage::Whole(f) if f == small));
+        // Streamed again, then left unread: the following read skips its rest.
+        assert!(matches!(
+            conn.read_message(|t| t == b'Q').await.unwrap(),
+            ClientMessage::Streamed(_)
+        ));
+        assert_eq!(conn.read_frame().await.unwrap(), small);
         drop(writer.await.unwrap());
     }
 }

@@ -9,11 +9,13 @@ pub mod layout;
 pub mod messages;
 pub mod startup;
 pub mod stream;
+pub mod streamed;
 pub mod tls;
 
 pub use budget::MessageBudget;
-pub use connection::{Connection, Unasked};
+pub use connection::{ClientMessage, Connection, Unasked};
 pub use error::WireError;
 pub use frame::{BodyReader, Frame};
 pub use messages::Severity;
 pub use stream::{ClientStream, MaybeTls, ServerStream};
+pub use streamed::StreamedHead;

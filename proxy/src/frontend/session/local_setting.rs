@@ -86,7 +86,7 @@ impl Session {
     }
 
     /// Forwards server replies until every batch sent has been answered.
-    async fn drain_pending(&mut self) -> Result<(), Flow> {
+    pub(super) async fn drain_pending(&mut self) -> Result<(), Flow> {
         while self.pending() > 0 {
             let Some(server) = self.server.as_mut() else {
                 return Ok(());

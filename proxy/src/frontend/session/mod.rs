@@ -24,11 +24,12 @@ use super::statements::{
 use crate::backend::PooledServer;
 use crate::net::frame::lossy_text;
 use crate::net::messages::{self, error_fields, error_response, tag};
-use crate::net::{Frame, Severity, WireError};
+use crate::net::{ClientMessage, Frame, Severity, StreamedHead, WireError};
 use crate::routing::{NodeId, NodeLease, ReadNeeds, ShardNodes};
 
 mod dispatch;
 mod local_setting;
+mod streamed;
 
 /// A statement name that never exists: closing it is a harmless no-op whose
 /// CloseComplete stands in for the reply to a message the proxy did not send.
@@ -56,6 +57,8 @@ pub struct Session {
     /// An extended-protocol batch is open on the server (no Sync sent yet), so the server
     /// must not be given back even though nothing awaits a ReadyForQuery.
     in_batch: bool,
+    /// An Execute was sent in the open batch: its result may be on its way.
+    executed_in_batch: bool,
     /// Why the client keeps its server connection until it leaves (transaction mode).
     pinned: Option<&'static str>,
     /// Queries, Syncs and FunctionCalls sent to the server / ReadyForQuery received.
@@ -92,6 +95,7 @@ impl Session {
             retry: None,
             wrote: false,
             in_batch: false,
+            executed_in_batch: false,
             pinned: None,
             sent_batches: 0,
             done_batches: 0,
@@ -154,15 +158,21 @@ impl Session {
     }
 
     async fn next_event(&mut self) -> Event {
+        let streamed = self.streamed_tags();
         match self.server.as_mut() {
-            None => Event::Client(self.core.client.read_frame().await),
+            None => client_event(self.core.client.read_message(|t| streamed.takes(t)).await),
             Some(server) => tokio::select! {
                 biased;
                 frame = server.read() => Event::Server(frame),
-                frame = self.core.client.read_frame() => Event::Client(frame),
+                message = self.core.client.read_message(|t| streamed.takes(t)) => client_event(message),
                 _ = primary_changed(&mut self.primary_watch) => Event::PrimaryChanged,
             },
         }
+    }
+
+    async fn read_client(&mut self) -> Event {
+        let streamed = self.streamed_tags();
+        client_event(self.core.client.read_message(|t| streamed.takes(t)).await)
     }
 
     async fn after_step(&mut self) -> Flow {
@@ -266,10 +276,15 @@ impl Session {
             return Ok(());
         };
         match frame.tag() {
-            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE => {
-                self.in_batch = true
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE => self.in_batch = true,
+            tag::EXECUTE => {
+                self.in_batch = true;
+                self.executed_in_batch = true;
             }
-            tag::SYNC => self.in_batch = false,
+            tag::SYNC => {
+                self.in_batch = false;
+                self.executed_in_batch = false;
+            }
             _ => {}
         }
         if rewrite && frame.tag() == tag::PARSE {
@@ -355,51 +370,17 @@ impl Session {
                         _ => b"",
                     }
                 };
-                if name.is_empty() {
-                    // The client's unnamed statement, made again here when this server
-                    // holds another client's (or none); a client without one gets the
-                    // server's own error for it, never another client's statement.
-                    match self.statements.unnamed() {
-                        Some(parse) if server.unnamed.as_ref() == Some(parse) => {}
-                        Some(parse) => {
-                            self.parses.push(batch, ReplyAction::Swallow, None);
-                            server.write(&parse.clone()).await?;
-                        }
-                        None => {
-                            self.closes.push(batch, ReplyAction::Swallow, None);
-                            server.write(&messages::close(b'S', "")).await?;
-                        }
-                    }
-                    return server.write(&frame).await;
-                }
-                let Some(stmt) = self.statements.get(name).cloned() else {
-                    if is_internal_name(name) {
-                        // Another client's statement on this server: not the client's to use.
-                        let renamed = if frame.tag() == tag::BIND {
-                            rename_bind(&frame, NO_STATEMENT)?
-                        } else {
-                            retarget(&frame, NO_STATEMENT)
-                        };
-                        return server.write(&renamed).await;
-                    }
-                    return server.write(&frame).await;
+                let target = self.statement_for(name, batch).await?;
+                let Some(server) = self.server.as_mut() else {
+                    return Ok(());
                 };
-                if !server.statements.touch(&stmt.global) {
-                    // Prepared on another server connection: prepare it here first.
-                    if let Some(evicted) = server.statements.insert(&stmt.global) {
-                        self.closes.push(batch, ReplyAction::Swallow, None);
-                        server.write(&messages::close(b'S', &evicted)).await?;
+                match target {
+                    None => server.write(&frame).await,
+                    Some(global) if frame.tag() == tag::BIND => {
+                        server.write(&rename_bind(&frame, &global)?).await
                     }
-                    self.parses
-                        .push(batch, ReplyAction::Swallow, Some(stmt.global.clone()));
-                    server.write(&stmt.parse).await?;
+                    Some(global) => server.write(&retarget(&frame, &global)).await,
                 }
-                let renamed = if frame.tag() == tag::BIND {
-                    rename_bind(&frame, &stmt.global)?
-                } else {
-                    retarget(&frame, &stmt.global)
-                };
-                server.write(&renamed).await
             }
             tag::CLOSE if rewrite => {
                 self.closes.push(batch, ReplyAction::Forward, None);
@@ -423,6 +404,51 @@ impl Session {
             }
             _ => server.write(&frame).await,
         }
+    }
+
+    /// Readies the server for a Bind or Describe of the client's statement `name` (empty
+    /// for the unnamed one): made again there when this server holds another client's
+    /// or lacks it. The name the message must carry on the server, when not the client's.
+    async fn statement_for(
+        &mut self,
+        name: &[u8],
+        batch: u64,
+    ) -> Result<Option<Arc<str>>, WireError> {
+        let Some(server) = self.server.as_mut() else {
+            return Ok(None);
+        };
+        if name.is_empty() {
+            // The client's unnamed statement, made again here when this server holds
+            // another client's (or none); a client without one gets the server's own
+            // error for it, never another client's statement.
+            match self.statements.unnamed() {
+                Some(parse) if server.unnamed.as_ref() == Some(parse) => {}
+                Some(parse) => {
+                    self.parses.push(batch, ReplyAction::Swallow, None);
+                    server.write(&parse.clone()).await?;
+                }
+                None => {
+                    self.closes.push(batch, ReplyAction::Swallow, None);
+                    server.write(&messages::close(b'S', "")).await?;
+                }
+            }
+            return Ok(None);
+        }
+        let Some(stmt) = self.statements.get(name).cloned() else {
+            // Another client's statement on this server is not the client's to use.
+            return Ok(is_internal_name(name).then(|| Arc::from(NO_STATEMENT)));
+        };
+        if !server.statements.touch(&stmt.global) {
+            // Prepared on another server connection: prepare it here first.
+            if let Some(evicted) = server.statements.insert(&stmt.global) {
+                self.closes.push(batch, ReplyAction::Swallow, None);
+                server.write(&messages::close(b'S', &evicted)).await?;
+            }
+            self.parses
+                .push(batch, ReplyAction::Swallow, Some(stmt.global.clone()));
+            server.write(&stmt.parse).await?;
+        }
+        Ok(Some(stmt.global))
     }
 
     /// A server message, and every complete one read with it: they are handled in one
@@ -652,6 +678,7 @@ impl Session {
         self.sent_batches = 0;
         self.done_batches = 0;
         self.in_batch = false;
+        self.executed_in_batch = false;
         self.server = Some(server);
         self.lease = Some(self.shard().lease(node));
         self.primary_watch = (self.shard().primary() == Some(node)).then(|| {
@@ -798,6 +825,15 @@ fn tracked(effect: SessionEffect, utf8: bool) -> SessionEffect {
     }
 }
 
+/// A client message read as the session asked for it, as an event.
+fn client_event(message: Result<ClientMessage, WireError>) -> Event {
+    match message {
+        Ok(ClientMessage::Whole(frame)) => Event::Client(Ok(frame)),
+        Ok(ClientMessage::Streamed(head)) => Event::ClientStream(head),
+        Err(e) => Event::Client(Err(e)),
+    }
+}
+
 /// Resolves when the watched primary changes; never without a watch.
 async fn primary_changed(watch: &mut Option<tokio::sync::watch::Receiver<Option<usize>>>) {
     match watch {
@@ -837,6 +873,14 @@ impl Executor for Session {
 
     async fn on_client(&mut self, frame: Frame) -> Flow {
         Session::on_client(self, frame).await
+    }
+
+    async fn read_client(&mut self) -> Event {
+        Session::read_client(self).await
+    }
+
+    async fn on_client_stream(&mut self, head: StreamedHead) -> Flow {
+        self.on_stream(head).await
     }
 
     async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow {
