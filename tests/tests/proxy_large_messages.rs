@@ -38,9 +38,9 @@ fn payload(seed: usize, len: usize) -> String {
         .collect()
 }
 
-/// Four clients at once each send a large query, a Bind with a large parameter and a
-/// large COPY row (4 × 3 × 6 MB against an 8 MB budget); every row then holds exactly what
-/// its client sent.
+/// Four clients at once each send a large query, a large unnamed Parse, a Bind with a
+/// large parameter and a large COPY row (4 × 4 × 6 MB against an 8 MB budget); every row
+/// then holds exactly what its client sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_beyond_the_budget_are_all_streamed_at_once() -> Result<()> {
     let (cluster, proxy) = start(4).await?;
@@ -53,13 +53,23 @@ async fn large_messages_beyond_the_budget_are_all_streamed_at_once() -> Result<(
         let addr = proxy.addr();
         tasks.push(tokio::spawn(async move {
             let conn = pgshard_tests::connect(addr, &User::app()).await?;
-            let id = (client * 3) as i32;
+            let id = (client * 4) as i32;
             let text = payload(client, LARGE);
             conn.simple_query(&format!(
                 "INSERT INTO big (id, kind, body) VALUES ({id}, 'query', '{text}')"
             ))
             .await
             .with_context(|| format!("client {client}: the large query"))?;
+            let text = payload(client + 300, LARGE);
+            conn.query_typed(
+                &format!(
+                    "INSERT INTO big (id, kind, body) VALUES ({}, 'parse', '{text}')",
+                    id + 3
+                ),
+                &[],
+            )
+            .await
+            .with_context(|| format!("client {client}: the large unnamed Parse"))?;
             let data = payload(client + 100, LARGE).into_bytes();
             conn.execute(
                 "INSERT INTO big (id, kind, data) VALUES ($1, 'bind', $2)",
@@ -86,9 +96,9 @@ async fn large_messages_beyond_the_budget_are_all_streamed_at_once() -> Result<(
         .query_one("SELECT count(*) FROM big", &[])
         .await?
         .get(0);
-    ensure!(rows == 12, "{rows} rows instead of 12");
+    ensure!(rows == 16, "{rows} rows instead of 16");
     for client in 0..4usize {
-        let id = (client * 3) as i32;
+        let id = (client * 4) as i32;
         let checks = [
             (id, "body", payload(client, LARGE)),
             (
@@ -97,6 +107,7 @@ async fn large_messages_beyond_the_budget_are_all_streamed_at_once() -> Result<(
                 payload(client + 100, LARGE),
             ),
             (id + 2, "body", payload(client + 200, LARGE)),
+            (id + 3, "body", payload(client + 300, LARGE)),
         ];
         for (row, column, expected) in checks {
             let same: bool = direct

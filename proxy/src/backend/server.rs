@@ -53,6 +53,9 @@ pub struct ServerConnection {
     /// knows (`None`: none, or not known), so a client's unnamed statement is made again
     /// only where another one is in its place.
     pub unnamed: Option<Frame>,
+    /// The unnamed statement this server holds was made by a Parse streamed past the
+    /// proxy (never kept), with this number.
+    pub streamed_unnamed: Option<u64>,
 }
 
 impl ServerConnection {
@@ -122,6 +125,7 @@ impl ServerConnection {
             broken: false,
             status: b'I',
             unnamed: None,
+            streamed_unnamed: None,
         };
         loop {
             let frame = server.conn.read_frame().await.map_err(wire)?;
@@ -158,7 +162,10 @@ impl ServerConnection {
             Ok(frame) if frame.tag() == tag::PARAMETER_STATUS => self.note_parameter(frame),
             // A failed Parse leaves no unnamed statement; without knowing which message
             // failed, assume none.
-            Ok(frame) if frame.tag() == tag::ERROR_RESPONSE => self.unnamed = None,
+            Ok(frame) if frame.tag() == tag::ERROR_RESPONSE => {
+                self.unnamed = None;
+                self.streamed_unnamed = None;
+            }
             Ok(_) => {}
             Err(_) => self.broken = true,
         }
@@ -169,12 +176,31 @@ impl ServerConnection {
     pub async fn write(&mut self, frame: &Frame) -> Result<(), WireError> {
         match frame.tag() {
             // PostgreSQL drops the unnamed statement at a simple Query and at its Close.
-            tag::QUERY => self.unnamed = None,
-            tag::PARSE if frame.body().first() == Some(&0) => self.unnamed = Some(frame.clone()),
-            tag::CLOSE if frame.body().get(..2) == Some(b"S\0") => self.unnamed = None,
+            tag::QUERY => self.forget_unnamed(),
+            tag::PARSE if frame.body().first() == Some(&0) => {
+                self.unnamed = Some(frame.clone());
+                self.streamed_unnamed = None;
+            }
+            tag::CLOSE if frame.body().get(..2) == Some(b"S\0") => self.forget_unnamed(),
             _ => {}
         }
         let result = self.conn.write_frame(frame).await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// The server holds no unnamed statement the proxy knows of.
+    pub fn forget_unnamed(&mut self) {
+        self.unnamed = None;
+        self.streamed_unnamed = None;
+    }
+
+    /// Writes raw bytes of a message streamed past the proxy (buffered); failure marks
+    /// the connection broken.
+    pub async fn write_streamed(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        let result = self.conn.write_bytes(bytes).await;
         if result.is_err() {
             self.broken = true;
         }

@@ -111,6 +111,14 @@ pub enum Event {
     PrimaryChanged,
 }
 
+/// What became of a streamed client message.
+pub enum StreamOutcome {
+    /// It was passed on (or refused) as it arrived.
+    Passed(Flow),
+    /// It was read whole after all (or why it could not be).
+    Whole(Result<Frame, WireError>),
+}
+
 /// How a database kind runs a client's statements, under the engine.
 pub(crate) trait Executor {
     fn core(&mut self) -> &mut SessionCore;
@@ -139,16 +147,11 @@ pub(crate) trait Executor {
     /// A client message of a type a client may send (not Terminate).
     async fn on_client(&mut self, frame: Frame) -> Flow;
 
-    /// The start of a large message that the executor's reads took as a stream; it
-    /// passes the message on and reads all of it. An executor that never takes a
-    /// stream keeps this: the message is dropped and the client told.
-    async fn on_client_stream(&mut self, _head: StreamedHead) -> Flow {
-        super::flow::fatal(
-            &mut self.core().client,
-            "08P01",
-            "pgshard: a large message arrived where none was expected",
-        )
-        .await
+    /// The start of a large message that the executor's reads took as a stream: it
+    /// passes the message on as the rest arrives, or reads it whole after all (within
+    /// the message budget) for the engine to handle as any other message.
+    async fn on_client_stream(&mut self, head: StreamedHead) -> StreamOutcome {
+        StreamOutcome::Whole(self.core().client.read_whole(head).await)
     }
 
     async fn on_server(&mut self, frame: Result<Frame, WireError>) -> Flow;
@@ -221,7 +224,15 @@ async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow
                         Err(flow) => flow,
                     }
                 }
-                Event::ClientStream(head) => executor.on_client_stream(head).await,
+                Event::ClientStream(head) => match executor.on_client_stream(head).await {
+                    StreamOutcome::Passed(flow) => flow,
+                    StreamOutcome::Whole(frame) => {
+                        match client_frame(&mut executor.core().client, frame).await {
+                            Ok(frame) => on_client_message(executor, frame).await,
+                            Err(flow) => flow,
+                        }
+                    }
+                },
                 Event::Server(frame) => executor.on_server(frame).await,
                 Event::PrimaryChanged => executor.on_primary_change().await,
             };

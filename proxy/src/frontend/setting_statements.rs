@@ -48,10 +48,7 @@ impl SettingStatements {
                 };
                 let query = std::str::from_utf8(parsed.query).unwrap_or("");
                 let effect = parse_effect.unwrap_or_else(|| session_effect(query));
-                match setting_effect(query, effect) {
-                    Some(effect) => self.statements.insert(parsed.name.to_vec(), effect),
-                    None => self.statements.remove(parsed.name),
-                };
+                self.parsed(parsed.name, query, effect);
             }
             tag::BIND => {
                 let (Some(portal), Ok(statement)) = (first_cstr(frame), bind_statement(frame))
@@ -70,6 +67,15 @@ impl SettingStatements {
             }
             _ => {}
         }
+    }
+
+    /// Notes statement `name` prepared from `query`, whose effect is `effect`: its
+    /// Executes are then awaited when it is a settings statement.
+    pub fn parsed(&mut self, name: &[u8], query: &str, effect: SessionEffect) {
+        match setting_effect(query, effect) {
+            Some(effect) => self.statements.insert(name.to_vec(), effect),
+            None => self.statements.remove(name),
+        };
     }
 
     /// The statement a SET, RESET, DISCARD ALL or DEALLOCATE ALL CommandComplete confirms.

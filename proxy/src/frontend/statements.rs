@@ -82,6 +82,9 @@ pub struct ClientStatement {
 pub struct ClientStatements {
     by_name: HashMap<Vec<u8>, ClientStatement>,
     unnamed: Option<Frame>,
+    /// The client's unnamed statement came from a Parse streamed past the proxy, never
+    /// kept: it exists only on the server connection it went to, with this number.
+    streamed_unnamed: Option<u64>,
     /// Bytes the named statements keep, held within `max_prepared_statement_memory`.
     kept: KeptBytes,
 }
@@ -201,6 +204,7 @@ impl ClientStatements {
     pub fn close(&mut self, name: &[u8]) {
         if name.is_empty() {
             self.unnamed = None;
+            self.streamed_unnamed = None;
         } else if let Some(old) = self.by_name.remove(name) {
             self.kept.remove(kept_len(name, &old));
         }
@@ -209,12 +213,25 @@ impl ClientStatements {
     pub fn clear(&mut self) {
         self.by_name.clear();
         self.unnamed = None;
+        self.streamed_unnamed = None;
         self.kept.clear();
     }
 
     /// Records the client's unnamed Parse, which replaces its previous unnamed statement.
     pub fn set_unnamed(&mut self, parse: Frame) {
         self.unnamed = Some(parse);
+        self.streamed_unnamed = None;
+    }
+
+    /// Records that the client's unnamed statement came from streamed Parse `id`.
+    pub fn set_streamed_unnamed(&mut self, id: u64) {
+        self.unnamed = None;
+        self.streamed_unnamed = Some(id);
+    }
+
+    /// The streamed Parse the client's unnamed statement came from, if it did.
+    pub fn streamed_unnamed(&self) -> Option<u64> {
+        self.streamed_unnamed
     }
 
     /// The Parse of the client's unnamed statement, if it has one.

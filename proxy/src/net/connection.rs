@@ -159,6 +159,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(Some(self.rbuf.split_to(n).freeze()))
     }
 
+    /// The rest of the streamed message `head` began, read after all into one whole
+    /// message, counted in the budget as a large message read whole is.
+    pub async fn read_whole(&mut self, head: StreamedHead) -> Result<Frame, WireError> {
+        if let (Some(budget), None) = (&self.budget, &self.lease) {
+            self.lease = Some(budget.reserve(head.message_len()).await?);
+        }
+        let mut whole = BytesMut::with_capacity(head.message_len());
+        whole.extend_from_slice(head.bytes());
+        while let Some(piece) = self.read_rest().await? {
+            whole.extend_from_slice(&piece);
+        }
+        Ok(Frame::from_bytes(whole.freeze()))
+    }
+
     /// Reads what the stream has into the read buffer; an end of stream is `Closed`
     /// between messages and an error inside one.
     async fn read_more(&mut self) -> Result<(), WireError> {

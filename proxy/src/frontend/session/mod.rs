@@ -11,7 +11,7 @@ use pgshard_router::{pooled_session_effect, split_statements, SessionEffect};
 use super::batch::{BatchEnd, HeldBatch};
 use super::cancel::CancelTarget;
 use super::checkout::CheckoutFailure;
-use super::engine::{Event, Executor, SessionCore};
+use super::engine::{Event, Executor, SessionCore, StreamOutcome};
 use super::expect::{answers_refused_parse, ExpectedReplies, ReplyAction, REFUSED_PARSE};
 use super::flow::{clean_for_next_client, fatal, reply_local, Flow};
 use super::proxy_settings::SessionRole;
@@ -417,6 +417,15 @@ impl Session {
         let Some(server) = self.server.as_mut() else {
             return Ok(None);
         };
+        if let (true, Some(id)) = (name.is_empty(), self.statements.streamed_unnamed()) {
+            // Never kept, so it cannot be made again: the session keeps the server that
+            // holds it. On any other server the client gets the server's own error.
+            if server.streamed_unnamed != Some(id) {
+                self.closes.push(batch, ReplyAction::Swallow, None);
+                server.write(&messages::close(b'S', "")).await?;
+            }
+            return Ok(None);
+        }
         if name.is_empty() {
             // The client's unnamed statement, made again here when this server holds
             // another client's (or none); a client without one gets the server's own
@@ -647,6 +656,7 @@ impl Session {
             && self.pending() == 0
             && !self.in_batch
             && !server.in_transaction()
+            && self.statements.streamed_unnamed().is_none()
         {
             self.server = None;
             self.lease = None;
@@ -879,7 +889,7 @@ impl Executor for Session {
         Session::read_client(self).await
     }
 
-    async fn on_client_stream(&mut self, head: StreamedHead) -> Flow {
+    async fn on_client_stream(&mut self, head: StreamedHead) -> StreamOutcome {
         self.on_stream(head).await
     }
 

@@ -1,7 +1,9 @@
-//! Large client messages passed on as they arrive, never held whole: a query with large
-//! literals, a Bind with large parameters, a large CopyData. The proxy reads a streamed
-//! query's statements as they go by, for their effect on the session; it cannot route
-//! a query it has not read whole to a replica, so such a query runs on the primary.
+//! Large client messages passed on as they arrive, never held whole: a query or an
+//! unnamed Parse with large literals, a Bind with large parameters, a large CopyData. The
+//! proxy reads a streamed statement's text as it goes by, for its effect on the session;
+//! it cannot route what it has not read whole to a replica, so it runs on the primary.
+//! A streamed unnamed statement is not kept for preparing again elsewhere: the client
+//! keeps its server connection until it replaces that statement.
 
 use std::borrow::Cow;
 
@@ -11,8 +13,13 @@ use pgshard_router::{
     INTERNAL_NAME_MESSAGE,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::{tracked, Flow, Session};
 use crate::frontend::cancel::CANCELED_MESSAGE;
+use crate::frontend::engine::StreamOutcome;
+use crate::frontend::expect::ReplyAction;
 use crate::net::frame::HEADER_LEN;
 use crate::net::messages::tag;
 use crate::net::{BodyReader, Frame, StreamedHead, WireError};
@@ -21,7 +28,7 @@ use crate::net::{BodyReader, Frame, StreamedHead, WireError};
 #[derive(Debug, Clone, Copy)]
 pub(super) struct StreamedTags {
     query: bool,
-    bind: bool,
+    extended: bool,
     copy_data: bool,
 }
 
@@ -29,11 +36,20 @@ impl StreamedTags {
     pub(super) fn takes(self, t: u8) -> bool {
         match t {
             tag::QUERY => self.query,
-            tag::BIND => self.bind,
+            tag::PARSE | tag::BIND => self.extended,
             tag::COPY_DATA => self.copy_data,
             _ => false,
         }
     }
+}
+
+/// The portal and statement names at the start of a streamed Bind (with their
+/// terminators), and the statement's name; `None` when they do not fit in its head.
+fn bind_names(head: &StreamedHead) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut reader = BodyReader::new(head.body());
+    let portal = reader.cstr().ok()?;
+    let name = reader.cstr().ok()?;
+    Some(([portal, b"\0", name, b"\0"].concat(), name.to_vec()))
 }
 
 /// Why a statement of a streamed query is not run: the SQLSTATE and message the client
@@ -54,19 +70,71 @@ fn refusal(statements: &[StreamedStatement]) -> Option<(&'static str, &'static s
     })
 }
 
-/// The statement text of a streamed query, piece by piece: every byte of the body but
-/// its last, the string's terminator.
-struct QueryText {
+/// Where the SQL text of a streamed message is, piece by piece: all of a Query's body
+/// but its last byte, the string's terminator; a Parse's text runs from after its name
+/// (empty: one byte) to the first NUL.
+struct SqlText {
+    /// Bytes before the text still to come.
+    skip: usize,
+    /// Bytes of a Query's body still to come; unused for a Parse.
     left: usize,
+    parse: bool,
+    ended: bool,
 }
 
-impl QueryText {
+impl SqlText {
+    fn query(body_len: usize) -> SqlText {
+        SqlText {
+            skip: 0,
+            left: body_len,
+            parse: false,
+            ended: false,
+        }
+    }
+
+    fn unnamed_parse() -> SqlText {
+        SqlText {
+            skip: 1,
+            left: 0,
+            parse: true,
+            ended: false,
+        }
+    }
+
     fn sql<'a>(&mut self, piece: &'a [u8]) -> &'a [u8] {
-        let sql = &piece[..piece.len().min(self.left.saturating_sub(1))];
-        self.left = self.left.saturating_sub(piece.len());
-        sql
+        if self.ended {
+            return &[];
+        }
+        if !self.parse {
+            let sql = &piece[..piece.len().min(self.left.saturating_sub(1))];
+            self.left = self.left.saturating_sub(piece.len());
+            return sql;
+        }
+        let skip = self.skip.min(piece.len());
+        self.skip -= skip;
+        let piece = &piece[skip..];
+        match memchr::memchr(0, piece) {
+            Some(end) => {
+                self.ended = true;
+                &piece[..end]
+            }
+            None => piece,
+        }
     }
 }
+
+/// What a streamed message's statements are, for their bookkeeping.
+#[derive(Clone, Copy)]
+enum SqlKind {
+    /// A simple Query, in batch `batch`.
+    Query { batch: u64 },
+    /// The unnamed statement of a Parse.
+    UnnamedParse,
+}
+
+/// Numbers streamed unnamed Parses, so a server's unnamed statement is known to be the
+/// client's (see [`ClientStatements::streamed_unnamed`](crate::frontend::statements::ClientStatements::streamed_unnamed)).
+static STREAMED_PARSES: AtomicU64 = AtomicU64::new(1);
 
 /// How passing a streamed message on ended, when not as it should.
 enum StreamFailure {
@@ -81,35 +149,42 @@ enum StreamFailure {
 
 impl Session {
     /// Which large messages can be streamed now. A query, unless a batch is held (it
-    /// would go before it); a Bind, unless an Execute was sent in its batch (the server
-    /// may be busy sending that result, and not read until the client reads it); a
-    /// CopyData, during a COPY.
+    /// would go before it); a Parse or Bind, unless an Execute was sent in its batch (the
+    /// server may be busy sending that result, and not read until the client reads it);
+    /// a CopyData, during a COPY.
     pub(super) fn streamed_tags(&self) -> StreamedTags {
         StreamedTags {
             query: self.held.is_empty(),
-            bind: !self.executed_in_batch && !self.held.holds(tag::EXECUTE),
+            extended: !self.executed_in_batch && !self.held.holds(tag::EXECUTE),
             copy_data: self.server.is_some(),
         }
     }
 
-    /// The start of a large message taken as a stream: passed on with the rest of it.
-    pub(super) async fn on_stream(&mut self, head: StreamedHead) -> Flow {
+    /// The start of a large message taken as a stream: passed on with the rest of it,
+    /// or read whole after all when it must be kept (a named Parse, whose statement the
+    /// proxy prepares again on other server connections).
+    pub(super) async fn on_stream(&mut self, head: StreamedHead) -> StreamOutcome {
         if self.discard_until_sync {
             // Dropped until Sync after an error, as PostgreSQL drops it.
-            return self.skip_stream().await;
+            return StreamOutcome::Passed(self.skip_stream().await);
         }
-        match head.tag() {
+        let flow = match head.tag() {
             tag::QUERY => self.stream_query(head).await,
-            tag::BIND => self.stream_bind(head).await,
-            _ => {
-                // A CopyData, taken only during a COPY.
+            tag::PARSE if head.body().first() == Some(&0) => self.stream_parse(head).await,
+            tag::BIND => match bind_names(&head) {
+                Some((names, name)) => self.stream_bind(head, names, name).await,
+                None => return StreamOutcome::Whole(self.core.client.read_whole(head).await),
+            },
+            tag::COPY_DATA => {
                 self.replay = None;
                 match self.pass_on(Cow::Borrowed(head.bytes()), None).await {
                     Ok(()) => Flow::Continue,
                     Err(failure) => self.stream_failed(failure).await,
                 }
             }
-        }
+            _ => return StreamOutcome::Whole(self.core.client.read_whole(head).await),
+        };
+        StreamOutcome::Passed(flow)
     }
 
     async fn stream_query(&mut self, head: StreamedHead) -> Flow {
@@ -118,9 +193,7 @@ impl Session {
         if let Err(flow) = self.drain_pending().await {
             return flow;
         }
-        let mut text = QueryText {
-            left: head.message_len() - HEADER_LEN,
-        };
+        let mut text = SqlText::query(head.message_len() - HEADER_LEN);
         let mut scanner = StatementStream::default();
         let mut statements = Vec::new();
         scanner.feed(text.sql(head.body()), &mut statements);
@@ -136,40 +209,72 @@ impl Session {
         self.sent_batches += 1;
         // A simple Query drops the unnamed statement.
         self.statements.close(b"");
-        self.note_statements(batch, &mut statements);
-        let read = Some((&mut scanner, &mut text, batch));
+        let kind = SqlKind::Query { batch };
+        if let Some(server) = self.server.as_mut() {
+            server.forget_unnamed();
+        }
+        self.note_statements(kind, &mut statements);
+        let read = Some((&mut scanner, &mut text, kind));
         match self.pass_on(Cow::Borrowed(head.bytes()), read).await {
             Ok(()) => Flow::Continue,
             Err(failure) => self.stream_failed(failure).await,
         }
     }
 
-    async fn stream_bind(&mut self, head: StreamedHead) -> Flow {
-        let mut reader = BodyReader::new(head.body());
-        let (Ok(portal), Ok(name)) = (reader.cstr(), reader.cstr()) else {
-            let _ = self.skip_stream().await;
-            return self
-                .fatal(
-                    "08P01",
-                    "pgshard: a Bind message whose names do not fit in its first 64 kB",
-                )
-                .await;
-        };
-        let names = [portal, b"\0", name, b"\0"].concat();
-        let name = name.to_vec();
-        if self.server.is_none() {
-            // The batch so far goes first, to the primary: a batch with a large Bind is
-            // not held until its end to be routed.
-            let held = self.held.take();
-            if let Err(flow) = self.server_for_stream(&head).await {
-                return flow;
+    /// An unnamed Parse with a large statement: the batch held so far goes first.
+    async fn stream_parse(&mut self, head: StreamedHead) -> Flow {
+        let mut text = SqlText::unnamed_parse();
+        let mut scanner = StatementStream::default();
+        let mut statements = Vec::new();
+        scanner.feed(text.sql(head.body()), &mut statements);
+        if let Some((code, message)) = refusal(&statements) {
+            return self.refuse_stream(&head, code, message).await;
+        }
+        if let Err(flow) = self.send_held_first(&head).await {
+            return flow;
+        }
+        self.replay = None;
+        self.in_batch = true;
+        let batch = self.sent_batches;
+        let id = STREAMED_PARSES.fetch_add(1, Ordering::Relaxed);
+        if self.core.mode == pgshard_config::PoolMode::Transaction {
+            self.parses
+                .push(batch, ReplyAction::Forward, Some(Arc::from("")));
+            self.statements.set_streamed_unnamed(id);
+        }
+        if let Some(server) = self.server.as_mut() {
+            server.unnamed = None;
+            server.streamed_unnamed = Some(id);
+        }
+        let kind = SqlKind::UnnamedParse;
+        self.note_statements(kind, &mut statements);
+        let read = Some((&mut scanner, &mut text, kind));
+        match self.pass_on(Cow::Borrowed(head.bytes()), read).await {
+            Ok(()) => Flow::Continue,
+            Err(failure) => self.stream_failed(failure).await,
+        }
+    }
+
+    /// The batch held so far goes to the primary, before a large message of it that is
+    /// not held until the batch's end to be routed.
+    async fn send_held_first(&mut self, head: &StreamedHead) -> Result<(), Flow> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let held = self.held.take();
+        self.server_for_stream(head).await?;
+        self.wrote = true;
+        for frame in held {
+            if self.forward(frame).await.is_err() {
+                return Err(self.server_lost().await);
             }
-            self.wrote = true;
-            for frame in held {
-                if self.forward(frame).await.is_err() {
-                    return self.server_lost().await;
-                }
-            }
+        }
+        Ok(())
+    }
+
+    async fn stream_bind(&mut self, head: StreamedHead, names: Vec<u8>, name: Vec<u8>) -> Flow {
+        if let Err(flow) = self.send_held_first(&head).await {
+            return flow;
         }
         self.replay = None;
         let batch = self.sent_batches;
@@ -191,7 +296,12 @@ impl Session {
                 let renamed = [portal, global.as_bytes(), b"\0"].concat();
                 match head.with_body_start(names.len(), &renamed) {
                     Some(start) => Cow::Owned(start),
-                    None => return self.server_lost().await,
+                    None => {
+                        let _ = self.skip_rest().await;
+                        return self
+                            .fatal("08P01", "pgshard: a Bind message too long")
+                            .await;
+                    }
                 }
             }
         };
@@ -232,12 +342,12 @@ impl Session {
     async fn pass_on(
         &mut self,
         start: Cow<'_, [u8]>,
-        mut query: Option<(&mut StatementStream, &mut QueryText, u64)>,
+        mut query: Option<(&mut StatementStream, &mut SqlText, SqlKind)>,
     ) -> Result<(), StreamFailure> {
         let Some(server) = self.server.as_mut() else {
             return Err(StreamFailure::Server);
         };
-        let mut failed = server.conn.write_bytes(&start).await.is_err();
+        let mut failed = server.write_streamed(&start).await.is_err();
         let mut statements = Vec::new();
         loop {
             let piece = match self.core.client.read_rest().await {
@@ -252,23 +362,23 @@ impl Session {
                 // The rest is read all the same, so the client can be told.
                 continue;
             }
-            if let Some((_, _, batch)) = &query {
+            if let Some((_, _, kind)) = &query {
                 if let Some((code, message)) = refusal(&statements) {
                     return Err(StreamFailure::Refused(code, message));
                 }
-                self.note_statements(*batch, &mut statements);
+                self.note_statements(*kind, &mut statements);
             }
             let Some(server) = self.server.as_mut() else {
                 return Err(StreamFailure::Server);
             };
-            failed = server.conn.write_bytes(&piece).await.is_err();
+            failed = server.write_streamed(&piece).await.is_err();
         }
-        if let Some((scanner, _, batch)) = query {
+        if let Some((scanner, _, kind)) = query {
             scanner.finish(&mut statements);
             if let Some((code, message)) = refusal(&statements) {
                 return Err(StreamFailure::Refused(code, message));
             }
-            self.note_statements(batch, &mut statements);
+            self.note_statements(kind, &mut statements);
         }
         let Some(server) = self.server.as_mut() else {
             return Err(StreamFailure::Server);
@@ -279,9 +389,9 @@ impl Session {
         Ok(())
     }
 
-    /// Statements of a streamed query read so far: their effects, as for a query read
-    /// whole.
-    fn note_statements(&mut self, batch: u64, statements: &mut Vec<StreamedStatement>) {
+    /// Statements of a streamed query or Parse read so far: their effects, as for one
+    /// read whole.
+    fn note_statements(&mut self, kind: SqlKind, statements: &mut Vec<StreamedStatement>) {
         let rewrite = self.core.mode == pgshard_config::PoolMode::Transaction;
         for stmt in statements.drain(..) {
             let effect = tracked(streamed_session_effect(&stmt), stmt.utf8);
@@ -291,8 +401,12 @@ impl Session {
                 }
                 self.pinned.get_or_insert(why);
             }
-            self.setting_statements
-                .query_statement(batch, &stmt.text, effect);
+            match kind {
+                SqlKind::Query { batch } => self
+                    .setting_statements
+                    .query_statement(batch, &stmt.text, effect),
+                SqlKind::UnnamedParse => self.setting_statements.parsed(b"", &stmt.text, effect),
+            }
         }
     }
 
