@@ -2,6 +2,8 @@
 //! hold whole: the same boundaries as [`split_statements`](crate::split_statements), all
 //! of each short statement, and enough of a long one to know its effect on the session.
 
+use crate::statements::continues_identifier;
+
 /// A statement up to this many bytes (leading whitespace left out) is kept whole; of a
 /// longer one, this many first bytes are kept.
 pub const STATEMENT_HEAD: usize = 4096;
@@ -40,6 +42,12 @@ enum Lex {
     Quoted(u8),
     /// A quote inside `Quoted`: its end, unless the same quote follows (doubled).
     QuoteEnd(u8),
+    /// Inside an escape string (`E'…'`).
+    Escaped,
+    /// After a backslash in an escape string: the next byte is taken as it is.
+    Backslash,
+    /// A quote inside an escape string: its end, unless another follows.
+    EscapedEnd,
     LineComment,
     /// Inside nested block comments; `half` is a `/` or `*` that may pair with the next byte.
     Block {
@@ -70,6 +78,8 @@ struct Current {
 pub struct StatementStream {
     lex: Lex,
     prev: u8,
+    /// The byte before `prev`.
+    before_prev: u8,
     tag: Vec<u8>,
     current: Current,
 }
@@ -79,6 +89,7 @@ impl Default for StatementStream {
         StatementStream {
             lex: Lex::Normal,
             prev: 0,
+            before_prev: 0,
             tag: Vec::new(),
             current: Current::default(),
         }
@@ -128,6 +139,7 @@ impl StatementStream {
 
     fn byte(&mut self, b: u8, out: &mut Vec<StreamedStatement>) {
         let prev = std::mem::replace(&mut self.prev, b);
+        let before_prev = std::mem::replace(&mut self.before_prev, prev);
         let mut lex = self.lex;
         // A byte that turned out not to continue what the one before began is read again
         // as an ordinary byte.
@@ -147,6 +159,23 @@ impl StatementStream {
                     break;
                 }
                 Lex::QuoteEnd(_) => lex = Lex::Normal,
+                Lex::Escaped => {
+                    self.lex = match b {
+                        b'\\' => Lex::Backslash,
+                        b'\'' => Lex::EscapedEnd,
+                        _ => Lex::Escaped,
+                    };
+                    break;
+                }
+                Lex::Backslash => {
+                    self.lex = Lex::Escaped;
+                    break;
+                }
+                Lex::EscapedEnd if b == b'\'' => {
+                    self.lex = Lex::Escaped;
+                    break;
+                }
+                Lex::EscapedEnd => lex = Lex::Normal,
                 Lex::DollarOpen => {
                     if b == b'$' {
                         self.tag.push(b);
@@ -167,6 +196,12 @@ impl StatementStream {
                 }
                 Lex::Normal => {
                     self.lex = match b {
+                        b'\''
+                            if matches!(prev, b'e' | b'E')
+                                && !continues_identifier(before_prev) =>
+                        {
+                            Lex::Escaped
+                        }
                         b'\'' | b'"' => Lex::Quoted(b),
                         b'/' => Lex::Slash,
                         b'-' => Lex::Dash,
@@ -328,9 +363,12 @@ mod tests {
             "-",
             "E'\\'",
             "é",
+            "\\",
+            "e",
+            "E'",
         ];
         let mut rng = Lcg(7);
-        for case in 0..4000 {
+        for case in 0..20000 {
             let sql: String = (0..rng.next() % 24)
                 .map(|_| parts[rng.next() % parts.len()])
                 .collect();

@@ -10,6 +10,7 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
+            b'\'' if opens_escape_string(bytes, i) => i = skip_escape_string(bytes, i),
             b'\'' | b'"' => i = skip_quoted(bytes, i, bytes[i]),
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = bytes[i..]
@@ -80,6 +81,31 @@ fn push<'a>(out: &mut Vec<&'a str>, stmt: &'a str) {
     if !s.is_empty() {
         out.push(s);
     }
+}
+
+/// Whether a byte may continue an identifier, as PostgreSQL's lexer reads one.
+pub(crate) fn continues_identifier(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+/// Whether the quote at `i` opens an escape string (`E'…'`), in which a backslash
+/// escapes the next byte (`E'\''` is one quote): an `E` before it that does not end an
+/// identifier.
+fn opens_escape_string(b: &[u8], i: usize) -> bool {
+    i >= 1 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !continues_identifier(b[i - 2]))
+}
+
+fn skip_escape_string(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
 }
 
 fn skip_quoted(b: &[u8], start: usize, quote: u8) -> usize {
@@ -169,6 +195,23 @@ mod tests {
                 "SET x = 1",
                 "-- a; comment\nSELECT $$;$$, $a$ ; $a$, \"a;b\", $1 /* ; /* ; */ */"
             ]
+        );
+    }
+
+    #[test]
+    fn a_backslash_escapes_a_quote_in_an_escape_string_only() {
+        assert_eq!(
+            split_statements(r"SELECT E'\''; SET search_path = evil; --'"),
+            vec![r"SELECT E'\''", "SET search_path = evil", "--'"]
+        );
+        assert_eq!(
+            split_statements(r"SELECT e'a\\'; SELECT 'b\'; SELECT 1"),
+            vec![r"SELECT e'a\\'", r"SELECT 'b\'", "SELECT 1"]
+        );
+        // `abce'…'` is an identifier and then a standard string.
+        assert_eq!(
+            split_statements(r"SELECT abce'x\'; SELECT 1"),
+            vec![r"SELECT abce'x\'", "SELECT 1"]
         );
     }
 

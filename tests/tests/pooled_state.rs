@@ -517,6 +517,8 @@ async fn role_and_settings_never_reach_another_client() -> Result<()> {
                 "SET XML OPTION DOCUMENT",
                 "SET TIME ZONE 'Asia/Tokyo'",
                 "SET SESSION search_path TO s1",
+                // A backslash-escaped quote that does not end the string.
+                r"SELECT E'\''; SET search_path TO s1; --'",
             ] {
                 let changer = connect(&proxy, database, &[]).await?;
                 let result = changer.batch_execute(change).await;
