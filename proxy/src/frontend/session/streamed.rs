@@ -148,14 +148,15 @@ enum StreamFailure {
 }
 
 impl Session {
-    /// Which large messages can be streamed now. A query, unless a batch is held (it
-    /// would go before it); a Parse or Bind, unless an Execute was sent in its batch (the
-    /// server may be busy sending that result, and not read until the client reads it);
-    /// a CopyData, during a COPY.
+    /// Which large messages can be streamed now: none after an Execute of the open batch
+    /// (the server may be busy sending that result, and read nothing until the client
+    /// reads it); a query, unless a batch is held (it would go before it); a Parse or
+    /// Bind, unless an Execute is held; a CopyData, during a COPY.
     pub(super) fn streamed_tags(&self) -> StreamedTags {
+        let after_execute = self.executed_in_batch;
         StreamedTags {
-            query: self.held.is_empty(),
-            extended: !self.executed_in_batch && !self.held.holds(tag::EXECUTE),
+            query: !after_execute && self.held.is_empty(),
+            extended: !after_execute && !self.held.holds(tag::EXECUTE),
             copy_data: self.server.is_some(),
         }
     }
