@@ -55,6 +55,9 @@ const MIN_READ: usize = 8 * 1024;
 /// body's bytes actually come.
 const MAX_READ: usize = 64 * 1024;
 
+/// Room the write buffer of an idle client connection comes back with: most replies fit.
+const SMALL_WRITE: usize = 2048;
+
 /// Room for a read of an idle client connection: most client messages fit.
 const SMALL_READ: usize = 1024;
 
@@ -258,6 +261,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     pub async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        if self.wbuf.capacity() == 0 {
+            // A freed buffer comes back at a size most replies fit, rather than growing
+            // message by message.
+            self.wbuf.reserve(bytes.len().max(SMALL_WRITE));
+        }
         self.wbuf.extend_from_slice(bytes);
         if self.wbuf.len() >= FLUSH_AT {
             self.flush().await?;
