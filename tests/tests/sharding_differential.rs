@@ -1198,6 +1198,10 @@ fn read_cases() -> Vec<Case> {
         exact("SELECT DISTINCT status FROM orders ORDER BY status"),
         exact("SELECT DISTINCT score FROM users ORDER BY score NULLS FIRST LIMIT 10"),
         exact("SELECT count(DISTINCT id) FROM users"),
+        // DISTINCT where the shards' distinct values merge exactly: any column for min,
+        // max, bool_and and bool_or, the shard key for count, sum and avg.
+        exact("SELECT min(DISTINCT score), max(DISTINCT name), bool_and(DISTINCT active), bool_or(DISTINCT active), count(DISTINCT id), sum(DISTINCT id), avg(DISTINCT id) FROM users"),
+        exact("SELECT region, max(DISTINCT score), sum(DISTINCT id), avg(DISTINCT id) FROM users GROUP BY region ORDER BY region"),
         exact("SELECT DISTINCT country FROM users ORDER BY country LIMIT 3 OFFSET 2"),
         // Joins of co-located sharded tables.
         exact("SELECT u.id, u.name, o.id, o.amount FROM users u JOIN orders o ON u.id = o.user_id WHERE u.id = 42 ORDER BY o.id"),

@@ -212,10 +212,17 @@ pub(super) fn check_call(
             [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] => distinct_ok(arg),
             _ => false,
         };
-        if agg != Agg::Count || !key_argument {
+        let exact = match agg {
+            // Repeats of a value never change these.
+            Agg::Min | Agg::Max | Agg::BoolAnd | Agg::BoolOr => true,
+            // A shard key's value lives on one shard only, so the shards' distinct
+            // values never overlap.
+            Agg::Count | Agg::Sum | Agg::Avg => key_argument,
+        };
+        if !exact {
             return Err(unmergeable(
                 &name,
-                " with DISTINCT (except count(DISTINCT shard_key))",
+                " with DISTINCT on a column other than the shard key",
             ));
         }
     }
@@ -282,7 +289,11 @@ mod tests {
         };
         assert!(check("count(DISTINCT id)").is_ok());
         assert!(check("count(DISTINCT name)").is_err());
-        assert!(check("sum(DISTINCT id)").is_err());
+        assert!(check("sum(DISTINCT id)").is_ok());
+        assert!(check("avg(DISTINCT id)").is_ok());
+        assert!(check("sum(DISTINCT score)").is_err());
+        assert!(check("min(DISTINCT name)").is_ok());
+        assert!(check("bool_or(DISTINCT active)").is_ok());
         assert!(check("count(*) FILTER (WHERE x > 1)").is_ok());
         assert!(check("max(x ORDER BY y)").is_err());
         assert_eq!(

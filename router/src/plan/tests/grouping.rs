@@ -238,7 +238,7 @@ fn order_by_aggregates_not_selected() {
 }
 
 #[test]
-fn count_distinct_only_of_the_shard_key() {
+fn distinct_aggregates_of_the_shard_key_or_order_aggregates() {
     let p = planner(2);
     let (_, merge) = fan_out(&p, "SELECT count(DISTINCT id) FROM users");
     assert_eq!(
@@ -252,7 +252,16 @@ fn count_distinct_only_of_the_shard_key() {
     assert_eq!(grouping(&merge).aggregates.len(), 1);
     let message = refused(&p, "SELECT count(DISTINCT name) FROM users");
     assert!(message.contains("DISTINCT"), "{message}");
-    refused(&p, "SELECT sum(DISTINCT id) FROM users");
+    refused(&p, "SELECT sum(DISTINCT score) FROM users");
+    let (sql, merge) = fan_out(&p, "SELECT sum(DISTINCT id), max(DISTINCT name) FROM users");
+    assert_eq!(
+        grouping(&merge).aggregates,
+        [
+            agg(ColumnRef::Visible(0), AggregateKind::Sum),
+            agg(ColumnRef::Visible(1), AggregateKind::Max)
+        ]
+    );
+    assert!(sql.contains("sum(DISTINCT id)"), "{sql}");
 }
 
 #[test]
