@@ -26,7 +26,10 @@ if ! docker image inspect "$base_tag" >/dev/null 2>&1; then
   rootfs=$(mktemp -d /tmp/pgshard-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
   echo "build-images: debootstrap bookworm from the apt mirror into $rootfs"
-  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" >/tmp/pgshard-debootstrap.log 2>&1 ||
+  # A line per phase (a few minutes in all); the whole output is in the log.
+  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" 2>&1 |
+    tee /tmp/pgshard-debootstrap.log |
+    awk '/^I: / && $2 != "Validating" && $2 != last { print "build-images: debootstrap: " substr($0, 4); fflush(); last = $2 }' ||
     { tail -n 30 /tmp/pgshard-debootstrap.log >&2; exit 1; }
   # The package's own cluster and caches are not needed in the image.
   rm -rf "$rootfs"/var/lib/postgresql/15/main "$rootfs"/etc/postgresql/15/main \

@@ -22,6 +22,43 @@ compose() {
   fi
 }
 
+# Checks every prerequisite before anything long starts. Missing Debian packages are
+# installed when run as root; otherwise the one apt-get line that installs them is printed.
+prerequisites() {
+  command -v docker >/dev/null ||
+    { echo "demo: Docker Engine is needed (Debian: apt-get install docker.io)" >&2; exit 1; }
+  docker info >/dev/null 2>&1 ||
+    { echo "demo: the Docker daemon is not reachable (is it running, may this user use it?)" >&2; exit 1; }
+  local packages=()
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null ||
+    packages+=(docker-compose)
+  local images_missing=""
+  docker image inspect pgshard/postgres:15 >/dev/null 2>&1 || images_missing=yes
+  if [ -n "$images_missing" ]; then
+    command -v debootstrap >/dev/null || packages+=(debootstrap)
+  fi
+  # For connecting to the demo afterwards, as the last lines say.
+  command -v psql >/dev/null || packages+=(postgresql-client)
+  if [ -z "${PGSHARD_BIN:-}" ] && ! command -v cargo >/dev/null; then
+    echo "demo: cargo is needed to build the proxy (a Rust toolchain: https://rustup.rs), or set PGSHARD_BIN to a built pgshard" >&2
+    exit 1
+  fi
+  if [ ${#packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "demo: installing ${packages[*]} (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -q
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
+    else
+      echo "demo: missing ${packages[*]}; install with: sudo apt-get install -y ${packages[*]}" >&2
+      exit 1
+    fi
+  fi
+  if [ -n "$images_missing" ] && [ "$(id -u)" != 0 ]; then
+    echo "demo: the first build of the images runs debootstrap, which needs root: run this as root (sudo)" >&2
+    exit 1
+  fi
+}
+
 # Waits until every container of the demo passes its health check (accepts connections).
 wait_healthy() {
   local ids unhealthy=""
@@ -58,12 +95,12 @@ case "${1:-}" in
       2) file=$here/compose-2shard.yaml ;;
       *) echo "demo: up takes 1 or 2 shards, not '$shards'" >&2; exit 2 ;;
     esac
+    prerequisites
     # The proxy image gets a binary built on the host (no toolchain is fetched inside images).
     bin=${PGSHARD_BIN:-$here/../target/release/pgshard}
     if [ -z "${PGSHARD_BIN:-}" ]; then
-      command -v cargo >/dev/null || { echo "demo: cargo is needed to build the proxy (or set PGSHARD_BIN)" >&2; exit 1; }
-      echo "demo: building the proxy (cargo build --release -p pgshard-proxy)"
-      (cd "$here/.." && cargo build --release -q -p pgshard-proxy)
+      echo "demo: building the proxy (cargo build --release -p pgshard-proxy; minutes the first time)"
+      (cd "$here/.." && cargo build --release -p pgshard-proxy)
     fi
     echo "demo: building the images (quick when they are up to date)"
     bash "$here/build-images.sh" --proxy "$bin"

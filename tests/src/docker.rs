@@ -63,9 +63,11 @@ impl Docker {
             }
         }
         let docker = Docker { client };
-        docker
-            .require_image(&format!("{}:{}", NODE_IMAGE.0, NODE_IMAGE.1))
-            .await?;
+        let image = format!("{}:{}", NODE_IMAGE.0, NODE_IMAGE.1);
+        match docker.require_image(&image).await {
+            Err(HarnessError::ImageMissing { .. }) => build_images(&image).await?,
+            other => other?,
+        }
         Ok(docker)
     }
 
@@ -185,4 +187,37 @@ impl Docker {
 
 fn docker_error(action: String, source: bollard::errors::Error) -> HarnessError {
     HarnessError::Docker { action, source }
+}
+
+/// Builds the local images with `docker/build-images.sh`, once per test process, under a
+/// lock so that test processes running at once build them once. Its progress goes to the
+/// terminal; a failure says how to see why.
+async fn build_images(image: &str) -> Result<()> {
+    static BUILT: tokio::sync::OnceCell<std::result::Result<(), String>> =
+        tokio::sync::OnceCell::const_new();
+    let outcome = BUILT
+        .get_or_init(|| async {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let script = root.join("docker/build-images.sh");
+            eprintln!("tests: {image} is missing; building the images (bash docker/build-images.sh)");
+            let status = tokio::process::Command::new("flock")
+                .arg(std::env::temp_dir().join("pgshard-build-images.lock"))
+                .arg("bash")
+                .arg(&script)
+                .status()
+                .await;
+            match status {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("it exited with {status}")),
+                Err(e) => Err(format!("it could not start: {e}")),
+            }
+        })
+        .await;
+    outcome.clone().map_err(|detail| HarnessError::ImageBuild {
+        image: image.to_string(),
+        detail,
+    })
 }

@@ -29,6 +29,13 @@ pub enum HarnessError {
     )]
     ImageMissing { image: String },
 
+    /// The node image was missing and building it failed.
+    #[error(
+        "the Docker image {image} is not built on this machine and `bash docker/build-images.sh` \
+         failed ({detail}); run it by hand to see why (its first run needs root and debootstrap)"
+    )]
+    ImageBuild { image: String, detail: String },
+
     /// A Docker API call failed.
     #[error("docker: {action}: {source}")]
     Docker {
