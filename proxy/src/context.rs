@@ -48,6 +48,8 @@ pub struct ProxyContext {
     pub mock_key: [u8; 32],
     /// TLS for clients, when `[proxy]` has a certificate and key.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Every logged-in client session, for `SHOW CLIENTS`.
+    pub clients: Arc<crate::registry::Registry<crate::registry::ClientInfo>>,
 }
 
 impl ProxyContext {
@@ -132,6 +134,7 @@ impl ProxyContext {
             message_budget,
             mock_key,
             tls,
+            clients: Arc::default(),
         }))
     }
 

@@ -11,6 +11,7 @@ pub mod merge;
 pub mod metrics;
 pub mod net;
 pub mod proxy;
+pub mod registry;
 pub mod routing;
 pub mod shutdown;
 pub mod tasks;

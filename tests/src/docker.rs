@@ -202,7 +202,9 @@ async fn build_images(image: &str) -> Result<()> {
                 .map(std::path::Path::to_path_buf)
                 .unwrap_or_default();
             let script = root.join("docker/build-images.sh");
-            eprintln!("tests: {image} is missing; building the images (bash docker/build-images.sh)");
+            eprintln!(
+                "tests: {image} is missing; building the images (bash docker/build-images.sh)"
+            );
             let status = tokio::process::Command::new("flock")
                 .arg(std::env::temp_dir().join("pgshard-build-images.lock"))
                 .arg("bash")

@@ -8,6 +8,10 @@ pub enum AdminCommand {
     ShowNodes,
     ShowDatabases,
     ShowPools,
+    ShowClients,
+    ShowServers,
+    ShowLists,
+    ShowVersion,
     Switchover(ShardNode),
     /// `PROMOTE … FORCE`.
     ForcePromote(ShardNode),
@@ -32,6 +36,10 @@ pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
         ["SHOW", "NODES"] => Ok(AdminCommand::ShowNodes),
         ["SHOW", "DATABASES"] => Ok(AdminCommand::ShowDatabases),
         ["SHOW", "POOLS"] => Ok(AdminCommand::ShowPools),
+        ["SHOW", "CLIENTS"] => Ok(AdminCommand::ShowClients),
+        ["SHOW", "SERVERS"] => Ok(AdminCommand::ShowServers),
+        ["SHOW", "LISTS"] => Ok(AdminCommand::ShowLists),
+        ["SHOW", "VERSION"] => Ok(AdminCommand::ShowVersion),
         ["SWITCHOVER", ..] => match words.as_slice() {
             [_, database, shard, address] => Ok(AdminCommand::Switchover(shard_node(
                 database, shard, address,
@@ -84,6 +92,10 @@ mod tests {
     fn keywords_in_any_case_with_an_optional_semicolon() {
         assert_eq!(parse("show nodes"), Some(AdminCommand::ShowNodes));
         assert_eq!(parse("show pools;"), Some(AdminCommand::ShowPools));
+        assert_eq!(parse("Show Clients"), Some(AdminCommand::ShowClients));
+        assert_eq!(parse("SHOW SERVERS;"), Some(AdminCommand::ShowServers));
+        assert_eq!(parse("show lists"), Some(AdminCommand::ShowLists));
+        assert_eq!(parse("show version"), Some(AdminCommand::ShowVersion));
         assert_eq!(
             parse(" SHOW  Databases ; "),
             Some(AdminCommand::ShowDatabases)
@@ -106,7 +118,7 @@ mod tests {
     #[test]
     fn mistakes_are_syntax_errors_naming_the_commands() {
         let code = |text: &str| super::parse(text).map_err(|e| (e.sqlstate(), e.to_string()));
-        let (state, message) = code("SHOW LISTS").unwrap_err();
+        let (state, message) = code("SHOW MEMS").unwrap_err();
         assert_eq!(state, "42601");
         assert!(message.contains("SHOW NODES"), "{message}");
         assert!(code("PROMOTE app 0 db2:5432").is_err());

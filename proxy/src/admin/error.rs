@@ -3,8 +3,9 @@
 use pgshard_failover::CommandError;
 
 /// The commands the admin console knows, for error messages.
-pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SWITCHOVER <database> <shard> \
-     <replica address>; PROMOTE <database> <shard> <replica address> FORCE";
+pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SHOW CLIENTS; SHOW SERVERS; \
+     SHOW LISTS; SHOW VERSION; SWITCHOVER <database> <shard> <replica address>; PROMOTE \
+     <database> <shard> <replica address> FORCE";
 
 /// An admin command that did nothing (or stopped; the message says what happened).
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,15 @@
 //! The admin console: clients that log in to the virtual database `pgshard` (as one of
 //! `proxy.admin_users`) talk to the proxy itself, in the simple query protocol, to see
-//! its nodes and databases and to switch a shard's primary over or force a promotion.
+//! its nodes, databases, pools, clients and server connections (with PgBouncer's
+//! `SHOW` names) and to switch a shard's primary over or force a promotion.
 
 mod command;
 mod error;
 mod promote;
 mod reply;
+mod show_clients;
 mod show_databases;
+mod show_lists;
 mod show_nodes;
 mod show_pools;
 mod switchover;
@@ -123,6 +126,10 @@ async fn run(ctx: &ProxyContext, command: &AdminCommand) -> Result<reply::Reply,
         AdminCommand::ShowNodes => Ok(show_nodes::show_nodes(ctx)),
         AdminCommand::ShowDatabases => Ok(show_databases::show_databases(ctx)),
         AdminCommand::ShowPools => Ok(show_pools::show_pools(ctx)),
+        AdminCommand::ShowClients => Ok(show_clients::show_clients(ctx)),
+        AdminCommand::ShowServers => Ok(show_clients::show_servers(ctx)),
+        AdminCommand::ShowLists => Ok(show_lists::show_lists(ctx)),
+        AdminCommand::ShowVersion => Ok(show_lists::show_version()),
         AdminCommand::Switchover(node) => switchover::switchover(ctx, node).await,
         AdminCommand::ForcePromote(node) => promote::force_promote(ctx, node).await,
     }

@@ -1,13 +1,15 @@
 //! Pools of server connections, one per (node, user, database), on bb8.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bb8::{ManageConnection, Pool, PooledConnection, RunError};
 
 use super::error::ServerError;
 use super::server::{ServerConnection, ServerTarget};
+use crate::registry::{Registry, ServerInfo};
 
 /// How the pools' connections are made and bounded; from `[proxy]` and the user.
 #[derive(Debug, Clone)]
@@ -29,6 +31,7 @@ pub struct ServerConnector {
     target: ServerTarget,
     settings: PoolSettings,
     failures: ConnectFailures,
+    servers: Arc<Registry<ServerInfo>>,
 }
 
 /// Why the last connection to each server address could not be made. bb8 makes
@@ -79,13 +82,25 @@ impl ManageConnection for ServerConnector {
         }
         let failure = result.as_ref().err().map(ToString::to_string);
         self.failures.record(&self.target.addr, failure);
-        result.map(Box::new)
+        let mut conn = Box::new(result?);
+        conn.registration = Some(self.servers.register(ServerInfo {
+            user: self.target.pool_user.clone(),
+            database: self.target.database.clone(),
+            addr: self.target.addr.clone(),
+            pid: conn.pid,
+            connect_time: SystemTime::now(),
+            tls: conn.conn.stream_mut().is_tls(),
+            active: AtomicBool::new(false),
+        }));
+        Ok(conn)
     }
 
     /// A pooled connection whose server went away while it sat idle (restart, failover,
     /// network cut) is noticed here, without a round trip, and replaced.
     async fn is_valid(&self, conn: &mut Box<ServerConnection>) -> Result<(), ServerError> {
         if conn.conn.idle_and_open() {
+            // Checked out now.
+            conn.set_active(true);
             Ok(())
         } else {
             Err(ServerError::ConnectionLost(conn.addr.clone()))
@@ -93,6 +108,7 @@ impl ManageConnection for ServerConnector {
     }
 
     fn has_broken(&self, conn: &mut Box<ServerConnection>) -> bool {
+        conn.set_active(false);
         // A connection handed back mid-transaction is never given to another client.
         conn.broken || conn.in_transaction()
     }
@@ -116,6 +132,8 @@ pub enum CheckoutError {
 pub struct Pools {
     pools: Arc<Mutex<HashMap<ServerTarget, Pool<ServerConnector>>>>,
     pub failures: ConnectFailures,
+    /// Every server connection the pools hold, for `SHOW SERVERS`.
+    pub servers: Arc<Registry<ServerInfo>>,
 }
 
 impl Pools {
@@ -156,6 +174,7 @@ impl Pools {
                         target: target.clone(),
                         settings: settings.clone(),
                         failures: self.failures.clone(),
+                        servers: self.servers.clone(),
                     })
             })
             .clone()

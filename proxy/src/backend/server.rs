@@ -11,6 +11,7 @@ use super::prepared::ServerStatements;
 use crate::net::messages::tag;
 use crate::net::startup::startup_packet;
 use crate::net::{Connection, Frame, MaybeTls, ServerStream, WireError};
+use crate::registry::{Registration, ServerInfo};
 use pgshard_failover::NodeTls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,6 +57,8 @@ pub struct ServerConnection {
     /// The unnamed statement this server holds was made by a Parse streamed past the
     /// proxy (never kept), with this number.
     pub streamed_unnamed: Option<u64>,
+    /// Its entry in `SHOW SERVERS`, for a pooled connection.
+    pub registration: Option<Registration<ServerInfo>>,
 }
 
 impl ServerConnection {
@@ -126,6 +129,7 @@ impl ServerConnection {
             status: b'I',
             unnamed: None,
             streamed_unnamed: None,
+            registration: None,
         };
         loop {
             let frame = server.conn.read_frame().await.map_err(wire)?;
@@ -189,6 +193,13 @@ impl ServerConnection {
             self.broken = true;
         }
         result
+    }
+
+    /// Marks the connection checked out (or back in its pool) in `SHOW SERVERS`.
+    pub fn set_active(&self, active: bool) {
+        if let Some(registration) = &self.registration {
+            registration.entry().set_active(active);
+        }
     }
 
     /// The server holds no unnamed statement the proxy knows of.

@@ -12,11 +12,13 @@ use super::session::Session;
 use super::settings::ClientSettings;
 use super::sharded::ShardedSession;
 use crate::context::ProxyContext;
+use crate::registry::ClientInfo;
 
 /// Logs the client in and serves its session; `admission` is its place under the
 /// client limits, held for as long as it is connected.
 pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admission: Admission) {
     let _ = stream.set_nodelay(true);
+    let addr = stream.peer_addr().ok();
     // Boxed: a session's future keeps only what it needs while it waits, not the
     // login's state (a few kB for each of thousands of idle clients).
     let Some(mut logged_in) = Box::pin(login(stream, &ctx, &mut admission)).await else {
@@ -39,7 +41,21 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
     let (pid, key, slot) = ctx.cancels.register();
     let settings = ClientSettings::from_startup(&logged_in.params);
     let planner = database.planner.clone();
-    let core = SessionCore::new(
+    let info = ctx.clients.register(ClientInfo {
+        user: logged_in.user.config.name.clone(),
+        database: database.config.name.clone(),
+        addr,
+        connect_time: std::time::SystemTime::now(),
+        tls: logged_in.conn.stream_mut().is_tls(),
+        application_name: logged_in
+            .params
+            .iter()
+            .find(|(name, _)| name == "application_name")
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default(),
+        active: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut core = SessionCore::new(
         ctx.clone(),
         logged_in.conn,
         logged_in.user,
@@ -47,6 +63,7 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
         settings,
         slot,
     );
+    core.info = Some(info);
     match planner {
         // Each boxed at its own size: a plain session's future is much smaller than a
         // sharded one's, and a task would otherwise hold the larger for every client.

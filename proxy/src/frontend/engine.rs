@@ -23,6 +23,7 @@ use crate::context::{ProxyContext, UserEntry};
 use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
 use crate::net::{ClientStream, Connection, Frame, StreamedHead, WireError};
+use crate::registry::{ClientInfo, Registration};
 use crate::routing::DatabaseRoute;
 use crate::shutdown::SessionShutdown;
 
@@ -44,6 +45,8 @@ pub struct SessionCore {
     /// When the client's last write committed, for read-your-writes.
     pub written_at: Option<Instant>,
     pub cancel: CancelSlot,
+    /// The session's entry in `SHOW CLIENTS`.
+    pub info: Option<Registration<ClientInfo>>,
 }
 
 impl SessionCore {
@@ -67,6 +70,7 @@ impl SessionCore {
             shard_override: None,
             written_at: None,
             cancel,
+            info: None,
         }
     }
 
@@ -196,6 +200,10 @@ pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
         };
         if let Flow::Stop = flow {
             break;
+        }
+        let active = !executor.idle();
+        if let Some(info) = &executor.core().info {
+            info.entry().set_active(active);
         }
     }
     Box::pin(executor.finish()).await;

@@ -1,0 +1,133 @@
+//! The admin console's PgBouncer-style listings, read through `psql` as an operator reads
+//! them: `SHOW CLIENTS`, `SHOW SERVERS`, `SHOW LISTS` and `SHOW VERSION` show exactly
+//! the clients and server connections alive, and which of them are busy.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use pgshard_tests::{admin_user, connect, run_tool, start_failover_proxy, Cluster, User};
+
+/// The rows `psql` prints for `command`, each as column name → value.
+async fn show(addr: std::net::SocketAddr, command: &str) -> Result<Vec<HashMap<String, String>>> {
+    let out = run_tool(
+        "psql",
+        addr,
+        &admin_user(),
+        &["-X", "-A", "-F", "|", "-P", "footer=off", "-c", command],
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(out.status.success(), "{command}: {}", out.describe());
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().context("no header")?.split('|').collect();
+    Ok(lines
+        .map(|line| {
+            header
+                .iter()
+                .map(|h| h.to_string())
+                .zip(line.split('|').map(str::to_string))
+                .collect()
+        })
+        .collect())
+}
+
+fn count(rows: &[HashMap<String, String>], column: &str, value: &str) -> usize {
+    rows.iter().filter(|r| r[column] == value).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_lists_clients_servers_and_their_states() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = start_failover_proxy(&cluster, "").await?;
+    let addr = proxy.addr;
+
+    let version = show(addr, "SHOW VERSION").await?;
+    ensure!(
+        version.len() == 1 && version[0]["version"].starts_with("pgshard "),
+        "{version:?}"
+    );
+
+    let idle = connect(addr, &User::app()).await?;
+    idle.simple_query("SELECT 1").await?;
+    let reporting = tokio_postgres::Config::new()
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .user("app")
+        .password("app")
+        .dbname("app")
+        .application_name("reporting")
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(reporting.1);
+    let reporting = reporting.0;
+    let busy = connect(addr, &User::app()).await?;
+    busy.batch_execute("BEGIN").await?;
+    let busy_pid: i32 = busy.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+
+    let clients = show(addr, "SHOW CLIENTS").await?;
+    ensure!(clients.len() == 3, "{clients:?}");
+    ensure!(clients.iter().all(|c| c["type"] == "C"
+        && c["user"] == "app"
+        && c["database"] == "app"
+        && c["addr"] == "127.0.0.1"
+        && c["port"].parse::<u16>().is_ok()
+        && c["tls"] == "no"));
+    ensure!(count(&clients, "state", "active") == 1, "{clients:?}");
+    ensure!(
+        count(&clients, "application_name", "reporting") == 1,
+        "{clients:?}"
+    );
+
+    let servers = show(addr, "SHOW SERVERS").await?;
+    let active: Vec<_> = servers.iter().filter(|s| s["state"] == "active").collect();
+    ensure!(active.len() == 1, "{servers:?}");
+    ensure!(
+        active[0]["remote_pid"] == busy_pid.to_string(),
+        "{servers:?}"
+    );
+    ensure!(servers
+        .iter()
+        .all(|s| s["type"] == "S" && s["user"] == "app" && s["database"] == "app"));
+
+    let lists: HashMap<String, String> = show(addr, "SHOW LISTS")
+        .await?
+        .into_iter()
+        .map(|row| (row["list"].clone(), row["items"].clone()))
+        .collect();
+    ensure!(
+        lists["databases"] == "1" && lists["users"] == "2",
+        "{lists:?}"
+    );
+    ensure!(
+        lists["used_clients"] == "1" && lists["free_clients"] == "2",
+        "{lists:?}"
+    );
+    ensure!(lists["used_servers"] == "1", "{lists:?}");
+    ensure!(
+        lists["free_servers"] == (servers.len() - 1).to_string(),
+        "{lists:?}"
+    );
+
+    // The transaction ends: nothing is busy. The clients leave: none is listed.
+    busy.batch_execute("COMMIT").await?;
+    let clients = show(addr, "SHOW CLIENTS").await?;
+    ensure!(count(&clients, "state", "idle") == 3, "{clients:?}");
+    let servers = show(addr, "SHOW SERVERS").await?;
+    ensure!(count(&servers, "state", "active") == 0, "{servers:?}");
+    drop((idle, reporting, busy));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let clients = show(addr, "SHOW CLIENTS").await?;
+        if clients.is_empty() {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "clients still listed after they left: {clients:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.shutdown().await;
+    Ok(())
+}
