@@ -50,6 +50,8 @@ pub struct ProxyContext {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Every logged-in client session, for `SHOW CLIENTS`.
     pub clients: Arc<crate::registry::Registry<crate::registry::ClientInfo>>,
+    /// The admin console's `SHUTDOWN`, heard by whoever runs the proxy.
+    pub stop_requested: tokio::sync::Notify,
 }
 
 impl ProxyContext {
@@ -135,6 +137,7 @@ impl ProxyContext {
             mock_key,
             tls,
             clients: Arc::default(),
+            stop_requested: tokio::sync::Notify::new(),
         }))
     }
 

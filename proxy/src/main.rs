@@ -118,7 +118,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = handle.stop_requested() => tracing::info!("SHUTDOWN from the admin console"),
+        }
         tracing::info!("shutting down: no new clients; waiting for running transactions");
         handle.shutdown().await;
         ExitCode::SUCCESS

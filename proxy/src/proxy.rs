@@ -86,6 +86,12 @@ impl ProxyHandle {
         Some(route.two_phase.faults.clone())
     }
 
+    /// Resolves when an administrator asked for a shutdown (`SHUTDOWN` in the console);
+    /// the caller then calls [`shutdown`](Self::shutdown).
+    pub async fn stop_requested(&self) {
+        self.ctx.stop_requested.notified().await
+    }
+
     /// Every task of the proxy: how many still run, for tests of the shutdown.
     pub fn tasks(&self) -> ProxyTasks {
         self.tasks.clone()

@@ -131,3 +131,97 @@ async fn psql_lists_clients_servers_and_their_states() -> Result<()> {
     proxy.shutdown().await;
     Ok(())
 }
+
+/// `psql -c command` as the admin user: its exit status must be success.
+async fn console(addr: std::net::SocketAddr, command: &str) -> Result<String> {
+    let out = run_tool(
+        "psql",
+        addr,
+        &admin_user(),
+        &["-X", "-At", "-c", command],
+        Duration::from_secs(60),
+    )
+    .await?;
+    ensure!(out.status.success(), "{command}: {}", out.describe());
+    Ok(out.stdout)
+}
+
+async fn backend_pid(client: &tokio_postgres::Client) -> Result<i32> {
+    Ok(client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0))
+}
+
+/// `RECONNECT` replaces server connections once released, `DISABLE` refuses new clients
+/// (not those in), `PAUSE` waits for running transactions and holds new ones until
+/// `RESUME`, and `SHUTDOWN` asks the proxy to stop; each through psql.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_reconnects_disables_pauses_and_shuts_down() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = start_failover_proxy(&cluster, "").await?;
+    let addr = proxy.addr;
+
+    let client = connect(addr, &User::app()).await?;
+    let before = backend_pid(&client).await?;
+    ensure!(
+        backend_pid(&client).await? == before,
+        "the pool did not reuse its connection"
+    );
+    console(addr, "RECONNECT app").await?;
+    let after = backend_pid(&client).await?;
+    ensure!(after != before, "RECONNECT kept server process {before}");
+    let servers = show(addr, "SHOW SERVERS").await?;
+    ensure!(
+        servers
+            .iter()
+            .all(|s| s["remote_pid"] != before.to_string()),
+        "{servers:?}"
+    );
+
+    console(addr, "DISABLE app").await?;
+    let refused = connect(addr, &User::app())
+        .await
+        .err()
+        .context("a client got in")?;
+    ensure!(
+        pgshard_tests::sqlstate(&refused) == Some("55000"),
+        "{refused}"
+    );
+    ensure!(
+        backend_pid(&client).await.is_ok(),
+        "a client already in was refused"
+    );
+    console(addr, "ENABLE app").await?;
+    connect(addr, &User::app()).await.context("after ENABLE")?;
+
+    // PAUSE waits for the open transaction; a new one waits for RESUME.
+    let busy = connect(addr, &User::app()).await?;
+    busy.batch_execute("BEGIN; SELECT 1").await?;
+    let pause = tokio::spawn(async move { console(addr, "PAUSE app").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(
+        !pause.is_finished(),
+        "PAUSE returned with a transaction open"
+    );
+    let held = tokio::spawn(async move { backend_pid(&client).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(!held.is_finished(), "a new transaction ran during PAUSE");
+    busy.batch_execute("COMMIT").await?;
+    tokio::time::timeout(Duration::from_secs(5), pause)
+        .await
+        .context("PAUSE did not return once the transaction ended")???;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ensure!(!held.is_finished(), "a held transaction ran before RESUME");
+    console(addr, "RESUME app").await?;
+    tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .context("the held transaction did not run after RESUME")???;
+
+    console(addr, "SHUTDOWN").await?;
+    tokio::time::timeout(Duration::from_secs(5), proxy.stop_requested())
+        .await
+        .context("SHUTDOWN was not heard")?;
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -12,6 +12,13 @@ pub enum AdminCommand {
     ShowServers,
     ShowLists,
     ShowVersion,
+    /// `PAUSE [db]`, `RESUME [db]`, `RECONNECT [db]`: one database, or all.
+    Pause(Option<String>),
+    Resume(Option<String>),
+    Reconnect(Option<String>),
+    Disable(String),
+    Enable(String),
+    Shutdown,
     Switchover(ShardNode),
     /// `PROMOTE … FORCE`.
     ForcePromote(ShardNode),
@@ -40,6 +47,19 @@ pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
         ["SHOW", "SERVERS"] => Ok(AdminCommand::ShowServers),
         ["SHOW", "LISTS"] => Ok(AdminCommand::ShowLists),
         ["SHOW", "VERSION"] => Ok(AdminCommand::ShowVersion),
+        ["PAUSE"] => Ok(AdminCommand::Pause(None)),
+        ["PAUSE", _] => Ok(AdminCommand::Pause(Some(unquote(words[1]).to_string()))),
+        ["RESUME"] => Ok(AdminCommand::Resume(None)),
+        ["RESUME", _] => Ok(AdminCommand::Resume(Some(unquote(words[1]).to_string()))),
+        ["RECONNECT"] => Ok(AdminCommand::Reconnect(None)),
+        ["RECONNECT", _] => Ok(AdminCommand::Reconnect(Some(unquote(words[1]).to_string()))),
+        ["DISABLE", _] => Ok(AdminCommand::Disable(unquote(words[1]).to_string())),
+        ["ENABLE", _] => Ok(AdminCommand::Enable(unquote(words[1]).to_string())),
+        ["DISABLE" | "ENABLE"] => Err(AdminError::Syntax(format!(
+            "{} takes a database",
+            keywords[0]
+        ))),
+        ["SHUTDOWN"] => Ok(AdminCommand::Shutdown),
         ["SWITCHOVER", ..] => match words.as_slice() {
             [_, database, shard, address] => Ok(AdminCommand::Switchover(shard_node(
                 database, shard, address,
@@ -96,6 +116,26 @@ mod tests {
         assert_eq!(parse("SHOW SERVERS;"), Some(AdminCommand::ShowServers));
         assert_eq!(parse("show lists"), Some(AdminCommand::ShowLists));
         assert_eq!(parse("show version"), Some(AdminCommand::ShowVersion));
+        assert_eq!(parse("pause"), Some(AdminCommand::Pause(None)));
+        assert_eq!(
+            parse("PAUSE \"app\";"),
+            Some(AdminCommand::Pause(Some("app".into())))
+        );
+        assert_eq!(
+            parse("resume app"),
+            Some(AdminCommand::Resume(Some("app".into())))
+        );
+        assert_eq!(parse("reconnect"), Some(AdminCommand::Reconnect(None)));
+        assert_eq!(
+            parse("disable app"),
+            Some(AdminCommand::Disable("app".into()))
+        );
+        assert_eq!(
+            parse("ENABLE app"),
+            Some(AdminCommand::Enable("app".into()))
+        );
+        assert_eq!(parse("shutdown;"), Some(AdminCommand::Shutdown));
+        assert_eq!(parse("disable"), None);
         assert_eq!(
             parse(" SHOW  Databases ; "),
             Some(AdminCommand::ShowDatabases)

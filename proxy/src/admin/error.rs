@@ -4,8 +4,9 @@ use pgshard_failover::CommandError;
 
 /// The commands the admin console knows, for error messages.
 pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SHOW CLIENTS; SHOW SERVERS; \
-     SHOW LISTS; SHOW VERSION; SWITCHOVER <database> <shard> <replica address>; PROMOTE \
-     <database> <shard> <replica address> FORCE";
+     SHOW LISTS; SHOW VERSION; PAUSE [<database>]; RESUME [<database>]; DISABLE <database>; \
+     ENABLE <database>; RECONNECT [<database>]; SHUTDOWN; SWITCHOVER <database> <shard> \
+     <replica address>; PROMOTE <database> <shard> <replica address> FORCE";
 
 /// An admin command that did nothing (or stopped; the message says what happened).
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum AdminError {
         shard: usize,
         count: usize,
     },
+    /// A console command that could not do what was asked (SQLSTATE 55000).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Command(#[from] CommandError),
 }
@@ -36,6 +40,7 @@ impl AdminError {
             AdminError::ExtendedProtocol => "0A000",
             AdminError::NoDatabase(_) => "3D000",
             AdminError::NoShard { .. } => "22023",
+            AdminError::Refused(_) => "55000",
             AdminError::Command(CommandError::NoSuchNode { .. }) => "42704",
             AdminError::Command(CommandError::Refused(_)) => "55000",
             AdminError::Command(_) => "58000",

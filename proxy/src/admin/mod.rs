@@ -1,9 +1,11 @@
 //! The admin console: clients that log in to the virtual database `pgshard` (as one of
 //! `proxy.admin_users`) talk to the proxy itself, in the simple query protocol, to see
-//! its nodes, databases, pools, clients and server connections (with PgBouncer's
-//! `SHOW` names) and to switch a shard's primary over or force a promotion.
+//! its nodes, databases, pools, clients and server connections, to pause, disable or
+//! reconnect a database and shut the proxy down (with PgBouncer's names), and to switch
+//! a shard's primary over or force a promotion.
 
 mod command;
+mod control;
 mod error;
 mod promote;
 mod reply;
@@ -130,6 +132,12 @@ async fn run(ctx: &ProxyContext, command: &AdminCommand) -> Result<reply::Reply,
         AdminCommand::ShowServers => Ok(show_clients::show_servers(ctx)),
         AdminCommand::ShowLists => Ok(show_lists::show_lists(ctx)),
         AdminCommand::ShowVersion => Ok(show_lists::show_version()),
+        AdminCommand::Pause(db) => control::pause(ctx, db.as_deref()).await,
+        AdminCommand::Resume(db) => control::resume(ctx, db.as_deref()),
+        AdminCommand::Reconnect(db) => control::reconnect(ctx, db.as_deref()),
+        AdminCommand::Disable(db) => control::set_disabled(ctx, db, true),
+        AdminCommand::Enable(db) => control::set_disabled(ctx, db, false),
+        AdminCommand::Shutdown => Ok(control::shutdown(ctx)),
         AdminCommand::Switchover(node) => switchover::switchover(ctx, node).await,
         AdminCommand::ForcePromote(node) => promote::force_promote(ctx, node).await,
     }

@@ -47,8 +47,16 @@ impl Reply {
         }
     }
 
+    /// A command's answer without rows: its tag alone.
+    pub fn command(tag: &str) -> Reply {
+        Reply::new(tag, &[])
+    }
+
     /// The messages, up to CommandComplete (the caller adds ReadyForQuery).
     pub fn frames(&self) -> Vec<Frame> {
+        if self.columns.is_empty() {
+            return vec![command_complete(&self.tag)];
+        }
         let mut description = (self.columns.len() as i16).to_be_bytes().to_vec();
         for (name, ty) in &self.columns {
             description.extend_from_slice(name.as_bytes());

@@ -1,7 +1,7 @@
 //! Pools of server connections, one per (node, user, database), on bb8.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +32,8 @@ pub struct ServerConnector {
     settings: PoolSettings,
     failures: ConnectFailures,
     servers: Arc<Registry<ServerInfo>>,
+    /// Raised by `RECONNECT`: connections opened before are closed once released.
+    generation: Arc<AtomicU64>,
 }
 
 /// Why the last connection to each server address could not be made. bb8 makes
@@ -83,6 +85,7 @@ impl ManageConnection for ServerConnector {
         let failure = result.as_ref().err().map(ToString::to_string);
         self.failures.record(&self.target.addr, failure);
         let mut conn = Box::new(result?);
+        conn.generation = self.generation.load(Ordering::Relaxed);
         conn.registration = Some(self.servers.register(ServerInfo {
             user: self.target.pool_user.clone(),
             database: self.target.database.clone(),
@@ -98,6 +101,9 @@ impl ManageConnection for ServerConnector {
     /// A pooled connection whose server went away while it sat idle (restart, failover,
     /// network cut) is noticed here, without a round trip, and replaced.
     async fn is_valid(&self, conn: &mut Box<ServerConnection>) -> Result<(), ServerError> {
+        if conn.generation != self.generation.load(Ordering::Relaxed) {
+            return Err(ServerError::ConnectionLost(conn.addr.clone()));
+        }
         if conn.conn.idle_and_open() {
             // Checked out now.
             conn.set_active(true);
@@ -110,7 +116,9 @@ impl ManageConnection for ServerConnector {
     fn has_broken(&self, conn: &mut Box<ServerConnection>) -> bool {
         conn.set_active(false);
         // A connection handed back mid-transaction is never given to another client.
-        conn.broken || conn.in_transaction()
+        conn.broken
+            || conn.in_transaction()
+            || conn.generation != self.generation.load(Ordering::Relaxed)
     }
 }
 
@@ -126,11 +134,14 @@ pub enum CheckoutError {
     Server(#[from] ServerError),
 }
 
+/// Each server target's pool, and its `RECONNECT` generation.
+type PoolMap = HashMap<ServerTarget, (Pool<ServerConnector>, Arc<AtomicU64>)>;
+
 /// All pools of the proxy, created on first use so a server that is down at start-up
 /// does not stop the proxy from starting.
 #[derive(Clone, Default)]
 pub struct Pools {
-    pools: Arc<Mutex<HashMap<ServerTarget, Pool<ServerConnector>>>>,
+    pools: Arc<Mutex<PoolMap>>,
     pub failures: ConnectFailures,
     /// Every server connection the pools hold, for `SHOW SERVERS`.
     pub servers: Arc<Registry<ServerInfo>>,
@@ -140,13 +151,10 @@ impl Pools {
     /// Every pool made so far, with bb8's account of it, ordered by server, user and
     /// database (for metrics and `SHOW POOLS`).
     pub fn states(&self) -> Vec<(ServerTarget, bb8::State)> {
-        let pools = match self.pools.lock() {
-            Ok(p) => p,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut states: Vec<_> = pools
+        let mut states: Vec<_> = self
+            .lock()
             .iter()
-            .map(|(target, pool)| (target.clone(), pool.state()))
+            .map(|(target, (pool, _))| (target.clone(), pool.state()))
             .collect();
         states.sort_by(|(a, _), (b, _)| {
             (&a.addr, &a.pool_user, &a.database).cmp(&(&b.addr, &b.pool_user, &b.database))
@@ -155,14 +163,11 @@ impl Pools {
     }
 
     pub fn pool(&self, target: &ServerTarget, settings: &PoolSettings) -> Pool<ServerConnector> {
-        let mut pools = match self.pools.lock() {
-            Ok(p) => p,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        pools
+        self.lock()
             .entry(target.clone())
             .or_insert_with(|| {
-                Pool::builder()
+                let generation = Arc::new(AtomicU64::new(0));
+                let pool = Pool::builder()
                     .max_size(settings.size.max(1))
                     .min_idle(Some(settings.min_idle.min(settings.size)))
                     .test_on_check_out(true)
@@ -175,9 +180,36 @@ impl Pools {
                         settings: settings.clone(),
                         failures: self.failures.clone(),
                         servers: self.servers.clone(),
-                    })
+                        generation: generation.clone(),
+                    });
+                (pool, generation)
             })
+            .0
             .clone()
+    }
+
+    /// `RECONNECT`: every connection now open in the pools `which` picks is closed once
+    /// no session uses it (an idle one at its next checkout), instead of being reused.
+    /// How many pools that concerned.
+    pub fn reconnect(&self, which: impl Fn(&ServerTarget) -> bool) -> usize {
+        let pools = self.lock();
+        let mut count = 0;
+        for (_, generation) in pools
+            .iter()
+            .filter(|(target, _)| which(target))
+            .map(|(_, p)| p)
+        {
+            generation.fetch_add(1, Ordering::Relaxed);
+            count += 1;
+        }
+        count
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolMap> {
+        match self.pools.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 

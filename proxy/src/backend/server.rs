@@ -59,6 +59,8 @@ pub struct ServerConnection {
     pub streamed_unnamed: Option<u64>,
     /// Its entry in `SHOW SERVERS`, for a pooled connection.
     pub registration: Option<Registration<ServerInfo>>,
+    /// Its pool's `RECONNECT` generation when it was opened.
+    pub generation: u64,
 }
 
 impl ServerConnection {
@@ -130,6 +132,7 @@ impl ServerConnection {
             unnamed: None,
             streamed_unnamed: None,
             registration: None,
+            generation: 0,
         };
         loop {
             let frame = server.conn.read_frame().await.map_err(wire)?;

@@ -101,6 +101,8 @@ impl Checkout<'_> {
         node: NodeId,
         quick: bool,
     ) -> Result<PooledServer, CheckoutFailure> {
+        // PAUSE holds every new checkout of the database until RESUME.
+        self.db.admin.wait_while_paused().await;
         let (pool, addr) = self.pools.get(self.ctx, self.user, self.db, shard, node)?;
         let mut limits = self.user.pool.clone();
         if quick {

@@ -214,6 +214,18 @@ async fn login_inner(
         .await;
         return None;
     };
+    if database.admin.is_disabled() {
+        fatal(
+            &mut conn,
+            "55000",
+            &format!(
+                "database \"{db_name}\" is not currently accepting connections (DISABLE in \
+                 the pgshard admin console; ENABLE lets clients in again)"
+            ),
+        )
+        .await;
+        return None;
+    }
     conn.write_frame(&authentication(0, &[])).await.ok()?;
     Some(LoggedIn {
         conn,

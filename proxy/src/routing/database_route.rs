@@ -32,6 +32,8 @@ pub struct DatabaseRoute {
     pub bytewise_text: std::sync::OnceLock<bool>,
     /// Two-phase commit settings and what is known of the shards for it.
     pub two_phase: Arc<TwoPhase>,
+    /// `DISABLE` and `PAUSE` from the admin console.
+    pub admin: super::admin_state::AdminState,
     /// Stops the shard monitors when the route goes away.
     _monitors: DropGuard,
 }
@@ -142,7 +144,19 @@ impl DatabaseRoute {
             planner,
             bytewise_text: std::sync::OnceLock::new(),
             two_phase,
+            admin: Default::default(),
             _monitors: monitors,
         }
+    }
+}
+
+impl DatabaseRoute {
+    /// Whether `addr` and `server_database` are a node of this database's and its
+    /// database there (a pool or server connection of this database).
+    pub fn serves(&self, addr: &str, server_database: &str) -> bool {
+        self.shards.iter().enumerate().any(|(shard, nodes)| {
+            self.config.shard_database(shard) == server_database
+                && (0..nodes.nodes.len()).any(|n| nodes.slot(super::NodeId(n)).addr == addr)
+        })
     }
 }

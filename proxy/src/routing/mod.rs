@@ -1,6 +1,7 @@
 //! Read/write splitting: which node of a shard serves each batch, from the statements'
 //! classification, the monitor's topology, bans and the load-balancing rules.
 
+pub mod admin_state;
 pub mod balancer;
 pub mod database_route;
 pub mod eligibility;
