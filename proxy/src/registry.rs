@@ -82,6 +82,8 @@ pub struct ClientInfo {
     pub application_name: String,
     /// Something runs for the client now: a transaction, a statement, a held batch.
     pub active: AtomicBool,
+    /// Ends the session (`KILL`).
+    pub kill: Arc<crate::shutdown::KillSwitch>,
 }
 
 /// A server connection a pool opened (`SHOW SERVERS`).
@@ -96,6 +98,9 @@ pub struct ServerInfo {
     pub tls: bool,
     /// Checked out by a session now.
     pub active: AtomicBool,
+    /// Its pool's `RECONNECT` generation when it was opened, and the pool's now.
+    pub generation: u64,
+    pub pool_generation: Arc<AtomicU64>,
 }
 
 impl ClientInfo {
@@ -109,6 +114,11 @@ impl ClientInfo {
 }
 
 impl ServerInfo {
+    /// Opened before its pool's last `RECONNECT`: closed once released.
+    pub fn is_outdated(&self) -> bool {
+        self.generation != self.pool_generation.load(Ordering::Relaxed)
+    }
+
     pub fn set_active(&self, active: bool) {
         self.active.store(active, Ordering::Relaxed);
     }

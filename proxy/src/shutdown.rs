@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -114,8 +114,14 @@ impl Shutdown {
 
     /// A client session's view of the shutdown, cheap to look at often.
     pub fn for_session(&self) -> SessionShutdown {
+        self.for_killable_session(Arc::default())
+    }
+
+    /// As [`for_session`](Self::for_session), for a session that `kill` also ends (the
+    /// admin console's `KILL`).
+    pub fn for_killable_session(&self, kill: Arc<KillSwitch>) -> SessionShutdown {
         let id = self.sessions.next.fetch_add(1, Ordering::Relaxed);
-        let waker = Arc::new(AtomicWaker::new());
+        let waker = kill.waker.clone();
         let mut wakers = match self.sessions.wakers.lock() {
             Ok(w) => w,
             Err(poisoned) => poisoned.into_inner(),
@@ -125,7 +131,27 @@ impl Shutdown {
             sessions: Arc::clone(&self.sessions),
             waker,
             id,
+            kill,
         }
+    }
+}
+
+/// Ends one session as the shutdown's last stage ends them all: set by the admin
+/// console's `KILL`, heard by the session at once, even while it waits.
+#[derive(Default)]
+pub struct KillSwitch {
+    killed: AtomicBool,
+    waker: Arc<AtomicWaker>,
+}
+
+impl KillSwitch {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
     }
 }
 
@@ -134,6 +160,7 @@ pub struct SessionShutdown {
     sessions: Arc<SessionWakers>,
     waker: Arc<AtomicWaker>,
     id: u64,
+    kill: Arc<KillSwitch>,
 }
 
 impl SessionShutdown {
@@ -142,7 +169,8 @@ impl SessionShutdown {
         self.reached(Stage::Draining).await
     }
 
-    /// Resolves once the wait for running transactions is over.
+    /// Resolves once the wait for running transactions is over, or the session is
+    /// killed.
     pub async fn terminating(&self) {
         self.reached(Stage::Terminating).await
     }
@@ -151,7 +179,9 @@ impl SessionShutdown {
         poll_fn(|cx| {
             // The waker first, then the stage: a raise in between still wakes this task.
             self.waker.register(cx.waker());
-            if self.sessions.stage.load(Ordering::SeqCst) >= stage as u8 {
+            if self.sessions.stage.load(Ordering::SeqCst) >= stage as u8
+                || (stage == Stage::Terminating && self.kill.is_killed())
+            {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -209,5 +239,20 @@ mod tests {
         assert!(waiting.await.is_ok());
         // A session made after the shutdown sees it at once.
         shutdown.for_session().terminating().await;
+    }
+
+    #[tokio::test]
+    async fn a_killed_session_terminates_alone() {
+        let (_trigger, shutdown) = shutdown_pair();
+        let kill = Arc::new(KillSwitch::default());
+        let killed = shutdown.for_killable_session(kill.clone());
+        let other = shutdown.for_session();
+        let waiting = tokio::spawn(async move { killed.terminating().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        kill.kill();
+        assert!(waiting.await.is_ok());
+        let still = tokio::time::timeout(std::time::Duration::from_millis(50), other.terminating());
+        assert!(still.await.is_err(), "another session was ended");
     }
 }

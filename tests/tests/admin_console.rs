@@ -225,3 +225,69 @@ async fn psql_reconnects_disables_pauses_and_shuts_down() -> Result<()> {
     proxy.shutdown().await;
     Ok(())
 }
+
+/// `KILL` ends every client of the database at once, idle or in a transaction (whose
+/// write is rolled back), while new clients get in; `WAIT_CLOSE` returns once the server
+/// connections a `RECONNECT` left in use are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_kills_a_databases_clients_and_waits_for_closes() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = start_failover_proxy(&cluster, "").await?;
+    let addr = proxy.addr;
+    let setup = connect(addr, &User::app()).await?;
+    setup.batch_execute("CREATE TABLE killed (id int)").await?;
+
+    // WAIT_CLOSE waits for the connection a transaction holds across a RECONNECT.
+    let busy = connect(addr, &User::app()).await?;
+    busy.batch_execute("BEGIN; INSERT INTO killed VALUES (1)")
+        .await?;
+    console(addr, "RECONNECT").await?;
+    let wait = tokio::spawn(async move { console(addr, "WAIT_CLOSE app").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(
+        !wait.is_finished(),
+        "WAIT_CLOSE returned with a connection to close in use"
+    );
+    busy.batch_execute("COMMIT").await?;
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .context("WAIT_CLOSE did not return")???;
+
+    let idle = connect(addr, &User::app()).await?;
+    idle.simple_query("SELECT 1").await?;
+    busy.batch_execute("BEGIN; INSERT INTO killed VALUES (2)")
+        .await?;
+    console(addr, "KILL app").await?;
+    for (what, client) in [("idle", &idle), ("in a transaction", &busy)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !client.is_closed() {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the {what} client was not killed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let after = connect(addr, &User::app())
+        .await
+        .context("a new client after KILL")?;
+    let rows: Vec<i32> = after
+        .query("SELECT id FROM killed ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(
+        rows == [1],
+        "the killed transaction's row was kept: {rows:?}"
+    );
+    // The setup client was one of the database's too; only the new one is listed.
+    ensure!(setup.is_closed(), "the setup client was not killed");
+    let clients = show(addr, "SHOW CLIENTS").await?;
+    ensure!(
+        clients.len() == 1,
+        "killed clients are still listed: {clients:?}"
+    );
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -18,6 +18,8 @@ pub enum AdminCommand {
     Reconnect(Option<String>),
     Disable(String),
     Enable(String),
+    WaitClose(Option<String>),
+    Kill(String),
     Shutdown,
     Switchover(ShardNode),
     /// `PROMOTE … FORCE`.
@@ -59,6 +61,10 @@ pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
             "{} takes a database",
             keywords[0]
         ))),
+        ["WAIT_CLOSE"] => Ok(AdminCommand::WaitClose(None)),
+        ["WAIT_CLOSE", _] => Ok(AdminCommand::WaitClose(Some(unquote(words[1]).to_string()))),
+        ["KILL", _] => Ok(AdminCommand::Kill(unquote(words[1]).to_string())),
+        ["KILL"] => Err(AdminError::Syntax("KILL takes a database".into())),
         ["SHUTDOWN"] => Ok(AdminCommand::Shutdown),
         ["SWITCHOVER", ..] => match words.as_slice() {
             [_, database, shard, address] => Ok(AdminCommand::Switchover(shard_node(
@@ -135,6 +141,9 @@ mod tests {
             Some(AdminCommand::Enable("app".into()))
         );
         assert_eq!(parse("shutdown;"), Some(AdminCommand::Shutdown));
+        assert_eq!(parse("wait_close"), Some(AdminCommand::WaitClose(None)));
+        assert_eq!(parse("kill app"), Some(AdminCommand::Kill("app".into())));
+        assert_eq!(parse("kill"), None);
         assert_eq!(parse("disable"), None);
         assert_eq!(
             parse(" SHOW  Databases ; "),

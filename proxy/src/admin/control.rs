@@ -1,6 +1,7 @@
 //! The console's commands that change what clients get, with PgBouncer's names:
 //! `PAUSE`/`RESUME` (hold new transactions), `DISABLE`/`ENABLE` (refuse new clients),
-//! `RECONNECT` (replace server connections once released) and `SHUTDOWN`.
+//! `RECONNECT` (replace server connections once released), `WAIT_CLOSE` (wait for that),
+//! `KILL` (end a database's clients) and `SHUTDOWN`.
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,44 @@ pub fn reconnect(ctx: &ProxyContext, name: Option<&str>) -> Result<Reply, AdminE
             .any(|db| db.serves(&target.addr, &target.database))
     });
     Ok(Reply::command("RECONNECT"))
+}
+
+/// `WAIT_CLOSE [db]`: returns once every server connection a `RECONNECT` left to close
+/// is closed, or fails after `shutdown_timeout` saying how many are still in use.
+pub async fn wait_close(ctx: &ProxyContext, name: Option<&str>) -> Result<Reply, AdminError> {
+    let dbs = databases(ctx, name)?;
+    let deadline = Instant::now() + ctx.config.proxy.shutdown_timeout;
+    loop {
+        let left = ctx
+            .pools
+            .outdated(|s| dbs.iter().any(|db| db.serves(&s.addr, &s.database)));
+        if left == 0 {
+            return Ok(Reply::command("WAIT_CLOSE"));
+        }
+        if Instant::now() >= deadline {
+            return Err(AdminError::Refused(format!(
+                "{left} server connection(s) to close are still in use after shutdown_timeout"
+            )));
+        }
+        tokio::time::sleep(PAUSE_POLL).await;
+    }
+}
+
+/// `KILL db`: every client of the database is disconnected now (told `57P01`, its
+/// transaction rolled back, the server connections it held closed), and the database's
+/// other server connections are replaced as by `RECONNECT`. New clients may connect.
+pub fn kill(ctx: &ProxyContext, name: &str) -> Result<Reply, AdminError> {
+    let db = databases(ctx, Some(name))?;
+    for client in ctx.clients.entries() {
+        if client.database == name {
+            client.kill.kill();
+        }
+    }
+    ctx.pools.reconnect(|target| {
+        db.iter()
+            .any(|db| db.serves(&target.addr, &target.database))
+    });
+    Ok(Reply::command("KILL"))
 }
 
 /// `SHUTDOWN`: the proxy shuts down as on SIGTERM.

@@ -5,7 +5,8 @@ use pgshard_failover::CommandError;
 /// The commands the admin console knows, for error messages.
 pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SHOW CLIENTS; SHOW SERVERS; \
      SHOW LISTS; SHOW VERSION; PAUSE [<database>]; RESUME [<database>]; DISABLE <database>; \
-     ENABLE <database>; RECONNECT [<database>]; SHUTDOWN; SWITCHOVER <database> <shard> \
+     ENABLE <database>; RECONNECT [<database>]; WAIT_CLOSE [<database>]; KILL <database>; \
+     SHUTDOWN; SWITCHOVER <database> <shard> \
      <replica address>; PROMOTE <database> <shard> <replica address> FORCE";
 
 /// An admin command that did nothing (or stopped; the message says what happened).

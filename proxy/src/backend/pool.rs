@@ -87,6 +87,8 @@ impl ManageConnection for ServerConnector {
         let mut conn = Box::new(result?);
         conn.generation = self.generation.load(Ordering::Relaxed);
         conn.registration = Some(self.servers.register(ServerInfo {
+            generation: conn.generation,
+            pool_generation: self.generation.clone(),
             user: self.target.pool_user.clone(),
             database: self.target.database.clone(),
             addr: self.target.addr.clone(),
@@ -192,17 +194,32 @@ impl Pools {
     /// no session uses it (an idle one at its next checkout), instead of being reused.
     /// How many pools that concerned.
     pub fn reconnect(&self, which: impl Fn(&ServerTarget) -> bool) -> usize {
-        let pools = self.lock();
-        let mut count = 0;
-        for (_, generation) in pools
+        let pools: Vec<Pool<ServerConnector>> = self
+            .lock()
             .iter()
             .filter(|(target, _)| which(target))
-            .map(|(_, p)| p)
-        {
-            generation.fetch_add(1, Ordering::Relaxed);
-            count += 1;
+            .map(|(_, (pool, generation))| {
+                generation.fetch_add(1, Ordering::Relaxed);
+                pool.clone()
+            })
+            .collect();
+        for pool in &pools {
+            // A checkout tries the idle connections in turn, and closes each one that is
+            // older: the idle ones go now, not at their next use.
+            if pool.state().idle_connections > 0 {
+                drop(futures::FutureExt::now_or_never(pool.get()));
+            }
         }
-        count
+        pools.len()
+    }
+
+    /// Server connections opened before a `RECONNECT` of their pool and not closed yet.
+    pub fn outdated(&self, which: impl Fn(&ServerInfo) -> bool) -> usize {
+        self.servers
+            .entries()
+            .iter()
+            .filter(|s| which(s) && s.is_outdated())
+            .count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolMap> {

@@ -54,6 +54,7 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
             .map(|(_, value)| value.clone())
             .unwrap_or_default(),
         active: std::sync::atomic::AtomicBool::new(false),
+        kill: Arc::default(),
     });
     let mut core = SessionCore::new(
         ctx.clone(),

@@ -188,7 +188,14 @@ pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
     }
     drop(params);
     executor.opened();
-    let shutdown = executor.core().ctx.shutdown.for_session();
+    let core = executor.core();
+    let shutdown = match &core.info {
+        Some(info) => core
+            .ctx
+            .shutdown
+            .for_killable_session(info.entry().kill.clone()),
+        None => core.ctx.shutdown.for_session(),
+    };
     loop {
         let flow = tokio::select! {
             biased;
