@@ -8,6 +8,8 @@ use tokio::sync::watch;
 /// A database's `DISABLE`/`ENABLE` and `PAUSE`/`RESUME` state.
 pub struct AdminState {
     disabled: AtomicBool,
+    /// `paused`'s value, read without the watch's lock at every checkout.
+    paused_now: AtomicBool,
     paused: watch::Sender<bool>,
 }
 
@@ -15,6 +17,7 @@ impl Default for AdminState {
     fn default() -> Self {
         AdminState {
             disabled: AtomicBool::new(false),
+            paused_now: AtomicBool::new(false),
             paused: watch::Sender::new(false),
         }
     }
@@ -31,11 +34,12 @@ impl AdminState {
     }
 
     pub fn set_paused(&self, paused: bool) {
+        self.paused_now.store(paused, Ordering::SeqCst);
         self.paused.send_replace(paused);
     }
 
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.paused_now.load(Ordering::Relaxed)
     }
 
     /// Waits while the database is paused; at once when it is not.
@@ -43,6 +47,7 @@ impl AdminState {
         if !self.is_paused() {
             return;
         }
+        // The watch's own value decides: a RESUME between the two reads is not missed.
         let mut resumed = self.paused.subscribe();
         let _ = Box::pin(resumed.wait_for(|paused| !paused)).await;
     }
