@@ -291,3 +291,60 @@ async fn psql_kills_a_databases_clients_and_waits_for_closes() -> Result<()> {
     proxy.shutdown().await;
     Ok(())
 }
+
+/// `SHOW STATS` counts a database's transactions (a statement outside one counts as
+/// one), its requests to their ReadyForQuery, its bytes and times, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_shows_each_databases_traffic() -> Result<()> {
+    let cluster = Cluster::start(1, 0).await?;
+    let proxy = start_failover_proxy(&cluster, "").await?;
+    let addr = proxy.addr;
+    cluster
+        .shard(0)
+        .primary()
+        .client(&User::app())
+        .await?
+        .batch_execute("CREATE TABLE counted (id int)")
+        .await?;
+    let client = connect(addr, &User::app()).await?;
+    for i in 0..10 {
+        client.simple_query("BEGIN").await?;
+        client
+            .simple_query(&format!("INSERT INTO counted VALUES ({i})"))
+            .await?;
+        client.simple_query("COMMIT").await?;
+    }
+    for _ in 0..5 {
+        client.simple_query("SELECT 1").await?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let stats = loop {
+        let rows = show(addr, "SHOW STATS").await?;
+        let app = rows
+            .into_iter()
+            .find(|r| r["database"] == "app")
+            .context("no row for app")?;
+        if app["total_xact_count"] == "15" || std::time::Instant::now() >= deadline {
+            break app;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let number = |column: &str| stats[column].parse::<u64>().unwrap_or(u64::MAX);
+    ensure!(number("total_xact_count") == 15, "{stats:?}");
+    ensure!(number("total_query_count") == 35, "{stats:?}");
+    ensure!(
+        number("total_received") > 0 && number("total_sent") > 0,
+        "{stats:?}"
+    );
+    ensure!(
+        number("total_xact_time") >= number("total_query_time") * 9 / 10,
+        "transactions took less than their queries: {stats:?}"
+    );
+    ensure!(number("avg_query_time") > 0, "{stats:?}");
+    ensure!(
+        number("p99_query_time") >= number("p50_query_time") && number("p50_query_time") > 0,
+        "{stats:?}"
+    );
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub enum AdminCommand {
     ShowServers,
     ShowLists,
     ShowVersion,
+    ShowStats,
     /// `PAUSE [db]`, `RESUME [db]`, `RECONNECT [db]`: one database, or all.
     Pause(Option<String>),
     Resume(Option<String>),
@@ -49,6 +50,7 @@ pub fn parse(text: &str) -> Result<AdminCommand, AdminError> {
         ["SHOW", "SERVERS"] => Ok(AdminCommand::ShowServers),
         ["SHOW", "LISTS"] => Ok(AdminCommand::ShowLists),
         ["SHOW", "VERSION"] => Ok(AdminCommand::ShowVersion),
+        ["SHOW", "STATS"] => Ok(AdminCommand::ShowStats),
         ["PAUSE"] => Ok(AdminCommand::Pause(None)),
         ["PAUSE", _] => Ok(AdminCommand::Pause(Some(unquote(words[1]).to_string()))),
         ["RESUME"] => Ok(AdminCommand::Resume(None)),
@@ -122,6 +124,7 @@ mod tests {
         assert_eq!(parse("SHOW SERVERS;"), Some(AdminCommand::ShowServers));
         assert_eq!(parse("show lists"), Some(AdminCommand::ShowLists));
         assert_eq!(parse("show version"), Some(AdminCommand::ShowVersion));
+        assert_eq!(parse("show stats"), Some(AdminCommand::ShowStats));
         assert_eq!(parse("pause"), Some(AdminCommand::Pause(None)));
         assert_eq!(
             parse("PAUSE \"app\";"),

@@ -4,7 +4,7 @@ use pgshard_failover::CommandError;
 
 /// The commands the admin console knows, for error messages.
 pub const COMMANDS: &str = "SHOW NODES; SHOW DATABASES; SHOW POOLS; SHOW CLIENTS; SHOW SERVERS; \
-     SHOW LISTS; SHOW VERSION; PAUSE [<database>]; RESUME [<database>]; DISABLE <database>; \
+     SHOW LISTS; SHOW STATS; SHOW VERSION; PAUSE [<database>]; RESUME [<database>]; DISABLE <database>; \
      ENABLE <database>; RECONNECT [<database>]; WAIT_CLOSE [<database>]; KILL <database>; \
      SHUTDOWN; SWITCHOVER <database> <shard> \
      <replica address>; PROMOTE <database> <shard> <replica address> FORCE";

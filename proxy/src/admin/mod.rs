@@ -14,6 +14,7 @@ mod show_databases;
 mod show_lists;
 mod show_nodes;
 mod show_pools;
+mod show_stats;
 mod switchover;
 
 use pgshard_failover::ShardControl;
@@ -132,6 +133,7 @@ async fn run(ctx: &ProxyContext, command: &AdminCommand) -> Result<reply::Reply,
         AdminCommand::ShowServers => Ok(show_clients::show_servers(ctx)),
         AdminCommand::ShowLists => Ok(show_lists::show_lists(ctx)),
         AdminCommand::ShowVersion => Ok(show_lists::show_version()),
+        AdminCommand::ShowStats => Ok(show_stats::show_stats(ctx)),
         AdminCommand::Pause(db) => control::pause(ctx, db.as_deref()).await,
         AdminCommand::Resume(db) => control::resume(ctx, db.as_deref()),
         AdminCommand::Reconnect(db) => control::reconnect(ctx, db.as_deref()),

@@ -108,8 +108,10 @@ impl Checkout<'_> {
         if quick {
             limits.checkout_timeout = limits.checkout_timeout.min(limits.connect_timeout);
         }
-        let mut server = match checkout_from(&pool, &limits, &addr, &self.ctx.pools.failures).await
-        {
+        let started = Instant::now();
+        let checkout = checkout_from(&pool, &limits, &addr, &self.ctx.pools.failures).await;
+        self.db.stats.waits.record(started.elapsed());
+        let mut server = match checkout {
             Ok(server) => server,
             Err(CheckoutError::TimedOut(addr)) => {
                 return Err(CheckoutFailure::Unavailable(format!(

@@ -7,7 +7,7 @@
 //! forwards raw frames to one pooled server (one-shard databases), the
 //! [`Planned`](super::sharded::ShardedSession) executor plans each statement over shards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use super::flow::{client_frame, greet_client, shutdown_notice, Flow};
 use super::proxy_settings::{shard_setting, SessionRole};
 use super::settings::ClientSettings;
 use crate::context::{ProxyContext, UserEntry};
+use crate::net::connection::Traffic;
 use crate::net::layout::check_client_message;
 use crate::net::messages::tag;
 use crate::net::{ClientStream, Connection, Frame, StreamedHead, WireError};
@@ -47,7 +48,17 @@ pub struct SessionCore {
     pub cancel: CancelSlot,
     /// The session's entry in `SHOW CLIENTS`.
     pub info: Option<Registration<ClientInfo>>,
+    /// When each request not yet answered with a ReadyForQuery arrived (a bounded few).
+    requests: VecDeque<Instant>,
+    /// Since when something runs for the client.
+    busy_since: Option<Instant>,
+    /// The client connection's traffic already counted in the database's figures.
+    counted: Traffic,
 }
+
+/// Requests whose times are kept while they wait for their answers; beyond, a client
+/// that pipelines without reading is counted but not timed.
+const TIMED_REQUESTS: usize = 1024;
 
 impl SessionCore {
     pub fn new(
@@ -71,6 +82,9 @@ impl SessionCore {
             written_at: None,
             cancel,
             info: None,
+            requests: VecDeque::new(),
+            busy_since: None,
+            counted: Traffic::default(),
         }
     }
 
@@ -87,6 +101,47 @@ impl SessionCore {
 }
 
 impl SessionCore {
+    /// A request arrived (a Query, a Sync or a FunctionCall): it is timed to its
+    /// ReadyForQuery, and starts the client's busy period if none runs.
+    fn note_request(&mut self) {
+        let now = Instant::now();
+        if self.requests.len() < TIMED_REQUESTS {
+            self.requests.push_back(now);
+        }
+        self.busy_since.get_or_insert(now);
+    }
+
+    /// Adds what the last step did to the database's figures (`SHOW STATS`); `active`
+    /// tells whether something still runs for the client.
+    fn account(&mut self, active: bool) {
+        let traffic = self.client.traffic();
+        let stats = &self.db.stats;
+        let answered = traffic.ready_sent - self.counted.ready_sent;
+        if answered > 0 || !active && self.busy_since.is_some() {
+            let now = Instant::now();
+            for _ in 0..answered {
+                match self.requests.pop_front() {
+                    Some(start) => stats.queries.record(now - start),
+                    None => break,
+                }
+            }
+            if !active {
+                if let Some(since) = self.busy_since.take() {
+                    stats.transactions.record(now - since);
+                }
+            }
+        }
+        stats.received.fetch_add(
+            traffic.received - self.counted.received,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        stats.sent.fetch_add(
+            traffic.sent - self.counted.sent,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.counted = traffic;
+    }
+
     /// The replies to `SET`/`RESET`/`SHOW pgshard.*`, answered by the proxy for either
     /// kind of database (one shard: `pgshard.shard` can only name shard 0), or the
     /// SQLSTATE and message of an error.
@@ -189,6 +244,8 @@ pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
     drop(params);
     executor.opened();
     let core = executor.core();
+    core.counted = core.client.traffic();
+    let core = executor.core();
     let shutdown = match &core.info {
         Some(info) => core
             .ctx
@@ -209,9 +266,11 @@ pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
             break;
         }
         let active = !executor.idle();
-        if let Some(info) = &executor.core().info {
+        let core = executor.core();
+        if let Some(info) = &core.info {
             info.entry().set_active(active);
         }
+        core.account(active);
     }
     Box::pin(executor.finish()).await;
 }
@@ -239,15 +298,20 @@ async fn step<X: Executor>(executor: &mut X, shutdown: &SessionShutdown) -> Flow
                         Err(flow) => flow,
                     }
                 }
-                Event::ClientStream(head) => match executor.on_client_stream(head).await {
-                    StreamOutcome::Passed(flow) => flow,
-                    StreamOutcome::Whole(frame) => {
-                        match client_frame(&mut executor.core().client, frame).await {
-                            Ok(frame) => on_client_message(executor, frame).await,
-                            Err(flow) => flow,
+                Event::ClientStream(head) => {
+                    if head.tag() == tag::QUERY {
+                        executor.core().note_request();
+                    }
+                    match executor.on_client_stream(head).await {
+                        StreamOutcome::Passed(flow) => flow,
+                        StreamOutcome::Whole(frame) => {
+                            match client_frame(&mut executor.core().client, frame).await {
+                                Ok(frame) => on_client_message(executor, frame).await,
+                                Err(flow) => flow,
+                            }
                         }
                     }
-                },
+                }
                 Event::Server(frame) => executor.on_server(frame).await,
                 Event::PrimaryChanged => executor.on_primary_change().await,
             };
@@ -289,6 +353,9 @@ async fn on_client_message<X: Executor>(executor: &mut X, frame: Frame) -> Flow 
             broken.message()
         );
         return super::flow::fatal(&mut executor.core().client, "08P01", broken.message()).await;
+    }
+    if matches!(frame.tag(), tag::QUERY | tag::SYNC | tag::FUNCTION_CALL) {
+        executor.core().note_request();
     }
     match frame.tag() {
         tag::TERMINATE => Flow::Stop,

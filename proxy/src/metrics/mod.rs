@@ -2,6 +2,7 @@
 //! responder (one request per connection), so the proxy carries no HTTP stack for it.
 
 mod exposition;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;

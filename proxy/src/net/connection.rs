@@ -41,6 +41,16 @@ pub struct Connection<S> {
     small_when_idle: bool,
     /// Bytes of a streamed message not read yet.
     rest: usize,
+    /// What went through it so far.
+    traffic: Traffic,
+}
+
+/// Bytes read and written on a connection, and the ReadyForQuery messages written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub received: u64,
+    pub sent: u64,
+    pub ready_sent: u64,
 }
 
 /// Flush the write buffer once it holds this much, so a large result streams.
@@ -82,6 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             lease: None,
             small_when_idle: false,
             rest: 0,
+            traffic: Traffic::default(),
         }
     }
 
@@ -180,7 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// between messages and an error inside one.
     async fn read_more(&mut self) -> Result<(), WireError> {
         self.make_room();
-        if self.stream.read_buf(&mut self.rbuf).await? == 0 {
+        let read = self.stream.read_buf(&mut self.rbuf).await?;
+        self.traffic.received += read as u64;
+        if read == 0 {
             return if self.rbuf.is_empty() && self.rest == 0 {
                 Err(WireError::Closed)
             } else {
@@ -242,6 +255,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// What went through the connection so far.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
     /// Whether a whole message is already buffered (so reading it will not wait).
     pub fn has_buffered_frame(&self) -> bool {
         self.rest == 0 && Frame::declared_len(&self.rbuf).is_some_and(|len| self.rbuf.len() >= len)
@@ -250,6 +268,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Queues a message; flushes by itself when the buffer is large. A large message
     /// is written from its own bytes, not copied.
     pub async fn write_frame(&mut self, frame: &Frame) -> Result<(), WireError> {
+        if frame.tag() == b'Z' {
+            self.traffic.ready_sent += 1;
+        }
         if frame.len() < FLUSH_AT {
             return self.write_bytes(frame.as_bytes()).await;
         }
@@ -283,6 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 break;
             }
             let n = self.stream.write(&bytes[*written..]).await?;
+            self.traffic.sent += n as u64;
             if n == 0 {
                 return Err(WireError::Io("the peer takes no more bytes".to_string()));
             }
@@ -290,6 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         while !self.wbuf.is_empty() {
             let written = self.stream.write(&self.wbuf).await?;
+            self.traffic.sent += written as u64;
             if written == 0 {
                 return Err(WireError::Io("the peer takes no more bytes".to_string()));
             }

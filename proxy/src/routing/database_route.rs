@@ -34,6 +34,8 @@ pub struct DatabaseRoute {
     pub two_phase: Arc<TwoPhase>,
     /// `DISABLE` and `PAUSE` from the admin console.
     pub admin: super::admin_state::AdminState,
+    /// Its traffic since start (`SHOW STATS`).
+    pub stats: crate::metrics::stats::DatabaseStats,
     /// Stops the shard monitors when the route goes away.
     _monitors: DropGuard,
 }
@@ -145,6 +147,7 @@ impl DatabaseRoute {
             bytewise_text: std::sync::OnceLock::new(),
             two_phase,
             admin: Default::default(),
+            stats: Default::default(),
             _monitors: monitors,
         }
     }
