@@ -44,6 +44,8 @@ async fn metrics_show_clients_pools_and_nodes() -> Result<()> {
 
     let client = proxy.client(&User::app()).await?;
     client.simple_query("SELECT 1").await?;
+    // The first is counted once the session's step ends, before it reads the second.
+    client.simple_query("SELECT 1").await?;
     let scrape = "GET /metrics HTTP/1.1\r\nHost: pgshard\r\n\r\n";
     let response = http(metrics_addr, scrape).await?;
     ensure!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
@@ -57,6 +59,30 @@ async fn metrics_show_clients_pools_and_nodes() -> Result<()> {
     ensure!(checkouts.is_some_and(|n| n >= 1), "{response}");
     ensure!(
         sample(&response, &format!("pgshard_pool_connections{pool}")).is_some_and(|n| n >= 1),
+        "{response}"
+    );
+    // The database's traffic, with its latency histograms (OpenMetrics).
+    ensure!(response.trim_end().ends_with("# EOF"), "{response}");
+    let app = "{database=\"app\"}";
+    ensure!(
+        sample(&response, &format!("pgshard_queries_total{app}")).is_some_and(|n| n >= 1),
+        "{response}"
+    );
+    ensure!(
+        sample(
+            &response,
+            &format!("pgshard_query_duration_seconds_count{app}")
+        )
+        .is_some_and(|n| n >= 1),
+        "{response}"
+    );
+    let all = sample(
+        &response,
+        "pgshard_query_duration_seconds_bucket{database=\"app\",le=\"+Inf\"}",
+    );
+    ensure!(all.is_some_and(|n| n >= 1), "{response}");
+    ensure!(
+        response.contains("# TYPE pgshard_transaction_duration_seconds histogram"),
         "{response}"
     );
     let node = format!("{{database=\"app\",shard=\"0\",address=\"{server}\"}}");

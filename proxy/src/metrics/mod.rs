@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::context::ProxyContext;
 
-pub use exposition::render;
+pub use exposition::{render, CONTENT_TYPE};
 
 /// How long a scraper may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,8 +52,13 @@ async fn answer(mut stream: TcpStream, ctx: Arc<ProxyContext>) {
         (Some("GET"), Some(_)) => ("404 Not Found", "not found; try /metrics\n".to_string()),
         _ => ("400 Bad Request", "bad request\n".to_string()),
     };
+    let content_type = if status.starts_with("200") {
+        CONTENT_TYPE
+    } else {
+        "text/plain; charset=utf-8"
+    };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );

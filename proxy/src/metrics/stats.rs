@@ -2,8 +2,9 @@
 //! queries, bytes, and how long they took.
 //!
 //! Times are also counted in power-of-two buckets of microseconds, from which
-//! percentiles are read (as the upper bound of their bucket). A handful of atomics kept
-//! by hand: prometheus-client's histograms do not let their bucket counts be read back.
+//! percentiles are read (as the upper bound of their bucket) and which `/metrics` shows
+//! as histograms. A handful of atomics kept by hand: prometheus-client's histograms do
+//! not let their bucket counts be read back for the percentiles.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,6 +44,22 @@ impl Durations {
 
     pub fn total_us(&self) -> u64 {
         self.total_us.load(Ordering::Relaxed)
+    }
+
+    /// Each bucket's upper bound in µs and how many durations fell in it (not
+    /// cumulative), up to the last that holds any.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let used = counts.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+        counts[..used]
+            .iter()
+            .enumerate()
+            .map(|(bucket, &count)| (1u64 << bucket, count))
+            .collect()
     }
 
     /// The mean in µs, 0 before the first.
