@@ -78,7 +78,7 @@ async fn metrics_show_clients_pools_and_nodes() -> Result<()> {
     );
     let all = sample(
         &response,
-        "pgshard_query_duration_seconds_bucket{database=\"app\",le=\"+Inf\"}",
+        "pgshard_query_duration_seconds_bucket{le=\"+Inf\",database=\"app\"}",
     );
     ensure!(all.is_some_and(|n| n >= 1), "{response}");
     ensure!(

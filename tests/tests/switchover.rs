@@ -182,7 +182,7 @@ async fn the_admin_console_shows_nodes_and_refuses_what_is_unsafe() -> Result<()
     );
 
     // Unknown commands and unsafe requests are refused; the session goes on.
-    let (code, message) = admin_error(&console, "SHOW LISTS").await?;
+    let (code, message) = admin_error(&console, "SHOW MEMS").await?;
     ensure!(
         code == "42601" && message.contains("SWITCHOVER"),
         "{message}"
