@@ -81,7 +81,7 @@ pub struct ClientInfo {
     pub tls: bool,
     pub application_name: String,
     /// Something runs for the client now: a transaction, a statement, a held batch.
-    pub active: AtomicBool,
+    pub active: Activity,
     /// Ends the session (`KILL`).
     pub kill: Arc<crate::shutdown::KillSwitch>,
 }
@@ -97,19 +97,24 @@ pub struct ServerInfo {
     pub connect_time: SystemTime,
     pub tls: bool,
     /// Checked out by a session now.
-    pub active: AtomicBool,
+    pub active: Activity,
     /// Its pool's `RECONNECT` generation when it was opened, and the pool's now.
     pub generation: u64,
     pub pool_generation: Arc<AtomicU64>,
 }
 
-impl ClientInfo {
-    pub fn set_active(&self, active: bool) {
-        self.active.store(active, Ordering::Relaxed);
+/// Whether an entry is busy now (`active` or `idle` in the console's listings); set by
+/// its owner without a lock.
+#[derive(Default)]
+pub struct Activity(AtomicBool);
+
+impl Activity {
+    pub fn set(&self, active: bool) {
+        self.0.store(active, Ordering::Relaxed);
     }
 
     pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -117,14 +122,6 @@ impl ServerInfo {
     /// Opened before its pool's last `RECONNECT`: closed once released.
     pub fn is_outdated(&self) -> bool {
         self.generation != self.pool_generation.load(Ordering::Relaxed)
-    }
-
-    pub fn set_active(&self, active: bool) {
-        self.active.store(active, Ordering::Relaxed);
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
     }
 }
 

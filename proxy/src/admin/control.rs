@@ -37,7 +37,7 @@ fn servers_in_use(ctx: &ProxyContext, db: &DatabaseRoute) -> usize {
         .servers
         .entries()
         .iter()
-        .filter(|s| s.is_active() && db.serves(&s.addr, &s.database))
+        .filter(|s| s.active.is_active() && db.serves(&s.addr, &s.database))
         .count()
 }
 

@@ -11,8 +11,8 @@ pub fn show_lists(ctx: &ProxyContext) -> Reply {
     );
     let clients = ctx.clients.entries();
     let servers = ctx.pools.servers.entries();
-    let used_clients = clients.iter().filter(|c| c.is_active()).count();
-    let used_servers = servers.iter().filter(|s| s.is_active()).count();
+    let used_clients = clients.iter().filter(|c| c.active.is_active()).count();
+    let used_servers = servers.iter().filter(|s| s.active.is_active()).count();
     let lists = [
         ("databases", ctx.databases.len()),
         ("users", ctx.users.len()),

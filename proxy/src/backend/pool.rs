@@ -1,7 +1,7 @@
 //! Pools of server connections, one per (node, user, database), on bb8.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -95,7 +95,7 @@ impl ManageConnection for ServerConnector {
             pid: conn.pid,
             connect_time: SystemTime::now(),
             tls: conn.conn.stream_mut().is_tls(),
-            active: AtomicBool::new(false),
+            active: Default::default(),
         }));
         Ok(conn)
     }

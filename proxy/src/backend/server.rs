@@ -201,7 +201,7 @@ impl ServerConnection {
     /// Marks the connection checked out (or back in its pool) in `SHOW SERVERS`.
     pub fn set_active(&self, active: bool) {
         if let Some(registration) = &self.registration {
-            registration.entry().set_active(active);
+            registration.entry().active.set(active);
         }
     }
 

@@ -53,7 +53,7 @@ pub async fn serve_client(stream: TcpStream, ctx: Arc<ProxyContext>, mut admissi
             .find(|(name, _)| name == "application_name")
             .map(|(_, value)| value.clone())
             .unwrap_or_default(),
-        active: std::sync::atomic::AtomicBool::new(false),
+        active: Default::default(),
         kill: Arc::default(),
     });
     let mut core = SessionCore::new(

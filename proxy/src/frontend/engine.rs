@@ -112,33 +112,41 @@ impl SessionCore {
     }
 
     /// Adds what the last step did to the database's figures (`SHOW STATS`); `active`
-    /// tells whether something still runs for the client.
+    /// tells whether something still runs for the client. The shared figures are touched
+    /// only when a request was answered or a busy period ended, not at every step.
     fn account(&mut self, active: bool) {
         let traffic = self.client.traffic();
-        let stats = &self.db.stats;
         let answered = traffic.ready_sent - self.counted.ready_sent;
-        if answered > 0 || !active && self.busy_since.is_some() {
-            let now = Instant::now();
-            for _ in 0..answered {
-                match self.requests.pop_front() {
-                    Some(start) => stats.queries.record(now - start),
-                    None => break,
-                }
-            }
-            if !active {
-                if let Some(since) = self.busy_since.take() {
-                    stats.transactions.record(now - since);
-                }
+        if answered == 0 && (active || self.busy_since.is_none()) {
+            return;
+        }
+        let stats = &self.db.stats;
+        let now = Instant::now();
+        for _ in 0..answered {
+            match self.requests.pop_front() {
+                Some(start) => stats.queries.record(now - start),
+                None => break,
             }
         }
-        stats.received.fetch_add(
-            traffic.received - self.counted.received,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        stats.sent.fetch_add(
-            traffic.sent - self.counted.sent,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        if !active {
+            if let Some(since) = self.busy_since.take() {
+                stats.transactions.record(now - since);
+            }
+        }
+        self.count_bytes();
+    }
+
+    /// Adds the client's bytes not counted yet to the database's figures.
+    fn count_bytes(&mut self) {
+        let traffic = self.client.traffic();
+        let stats = &self.db.stats;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        stats
+            .received
+            .fetch_add(traffic.received - self.counted.received, relaxed);
+        stats
+            .sent
+            .fetch_add(traffic.sent - self.counted.sent, relaxed);
         self.counted = traffic;
     }
 
@@ -268,10 +276,11 @@ pub(crate) async fn serve<X: Executor>(executor: &mut X, pid: i32, key: i32) {
         let active = !executor.idle();
         let core = executor.core();
         if let Some(info) = &core.info {
-            info.entry().set_active(active);
+            info.entry().active.set(active);
         }
         core.account(active);
     }
+    executor.core().count_bytes();
     Box::pin(executor.finish()).await;
 }
 

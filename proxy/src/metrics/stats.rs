@@ -70,25 +70,17 @@ impl Durations {
     /// The `p`-th percentile (0 < p ≤ 100) in µs, as the upper bound of the power-of-two
     /// bucket it falls in; 0 before the first.
     pub fn percentile_us(&self, p: u64) -> u64 {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return 0;
-        }
+        let buckets = self.buckets();
+        let total: u64 = buckets.iter().map(|(_, count)| count).sum();
         let rank = (total * p).div_ceil(100).max(1);
         let mut seen = 0;
-        for (bucket, count) in counts.iter().enumerate() {
+        for (upper, count) in buckets {
             seen += count;
             if seen >= rank {
-                // Bucket b holds durations below 2^b µs (bucket 0: under 1 µs).
-                return 1u64 << bucket;
+                return upper;
             }
         }
-        1u64 << (BUCKETS - 1)
+        0
     }
 }
 

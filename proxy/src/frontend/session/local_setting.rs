@@ -5,7 +5,7 @@ use pgshard_router::{
     contains_ignoring_case, deallocated_statement, proxy_setting, split_statements,
 };
 
-use super::{Flow, Session};
+use super::{Flow, Session, MIXED_PROXY_SETTING};
 use crate::net::messages::{self, error_response};
 use crate::net::{Frame, Severity};
 
@@ -42,8 +42,7 @@ impl Session {
             _ => vec![error_response(
                 Severity::Error,
                 "0A000",
-                "pgshard: send SET/RESET/SHOW pgshard.* as a query of its own, not together \
-                 with other statements",
+                MIXED_PROXY_SETTING,
             )],
         };
         replies.push(messages::ready_for_query(self.status()));

@@ -324,10 +324,7 @@ impl Session {
                 for stmt in split_statements(&sql) {
                     let effect = tracked(pooled_session_effect(stmt), utf8);
                     if let SessionEffect::Pin(why) = effect {
-                        if self.pinned.is_none() && rewrite {
-                            tracing::debug!("client pinned to its server connection: {why}");
-                        }
-                        self.pinned.get_or_insert(why);
+                        pin(&mut self.pinned, why, rewrite);
                     }
                     self.setting_statements.query_statement(batch, stmt, effect);
                 }
@@ -833,6 +830,18 @@ fn tracked(effect: SessionEffect, utf8: bool) -> SessionEffect {
         SessionEffect::SetRaw { .. } => SessionEffect::Pin("set_config()"),
         effect => effect,
     }
+}
+
+/// Why a `SET`/`RESET`/`SHOW pgshard.*` sent with other statements is refused.
+const MIXED_PROXY_SETTING: &str = "pgshard: send SET/RESET/SHOW pgshard.* as a query of its \
+     own, not together with other statements";
+
+/// Keeps the client on its server connection, for the first reason that needs it.
+fn pin(pinned: &mut Option<&'static str>, why: &'static str, rewrite: bool) {
+    if pinned.is_none() && rewrite {
+        tracing::debug!("client pinned to its server connection: {why}");
+    }
+    pinned.get_or_insert(why);
 }
 
 /// A client message read as the session asked for it, as an event.

@@ -16,7 +16,7 @@ use pgshard_router::{
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{tracked, Flow, Session};
+use super::{pin, tracked, Flow, Session, MIXED_PROXY_SETTING};
 use crate::frontend::cancel::CANCELED_MESSAGE;
 use crate::frontend::engine::StreamOutcome;
 use crate::frontend::expect::ReplyAction;
@@ -50,24 +50,6 @@ fn bind_names(head: &StreamedHead) -> Option<(Vec<u8>, Vec<u8>)> {
     let portal = reader.cstr().ok()?;
     let name = reader.cstr().ok()?;
     Some(([portal, b"\0", name, b"\0"].concat(), name.to_vec()))
-}
-
-/// Why a statement of a streamed query is not run: the SQLSTATE and message the client
-/// gets, as for the same statement in a query read whole.
-fn refusal(statements: &[StreamedStatement]) -> Option<(&'static str, &'static str)> {
-    statements.iter().find_map(|stmt| {
-        if names_internal_statement(&stmt.text) {
-            Some(("42939", INTERNAL_NAME_MESSAGE))
-        } else if proxy_setting(&stmt.text).is_some() {
-            Some((
-                "0A000",
-                "pgshard: send SET/RESET/SHOW pgshard.* as a query of its own, not together \
-                 with other statements",
-            ))
-        } else {
-            None
-        }
-    })
 }
 
 /// Where the SQL text of a streamed message is, piece by piece: all of a Query's body
@@ -120,6 +102,50 @@ impl SqlText {
             }
             None => piece,
         }
+    }
+}
+
+/// A streamed message's SQL read as it passes: the statements it ended so far, not yet
+/// noted.
+struct StreamedSql {
+    text: SqlText,
+    scanner: StatementStream,
+    statements: Vec<StreamedStatement>,
+}
+
+impl StreamedSql {
+    /// Starts reading at the message's first bytes.
+    fn new(text: SqlText, head: &StreamedHead) -> StreamedSql {
+        let mut sql = StreamedSql {
+            text,
+            scanner: StatementStream::default(),
+            statements: Vec::new(),
+        };
+        sql.read(head.body());
+        sql
+    }
+
+    fn read(&mut self, piece: &[u8]) {
+        self.scanner
+            .feed(self.text.sql(piece), &mut self.statements);
+    }
+
+    /// The message ended: its last statement too.
+    fn finish(&mut self) {
+        self.scanner.finish(&mut self.statements);
+    }
+
+    /// Why a statement read so far is not run, as for one read whole.
+    fn refusal(&self) -> Option<(&'static str, &'static str)> {
+        self.statements.iter().find_map(|stmt| {
+            if names_internal_statement(&stmt.text) {
+                Some(("42939", INTERNAL_NAME_MESSAGE))
+            } else if proxy_setting(&stmt.text).is_some() {
+                Some(("0A000", MIXED_PROXY_SETTING))
+            } else {
+                None
+            }
+        })
     }
 }
 
@@ -178,10 +204,7 @@ impl Session {
             },
             tag::COPY_DATA => {
                 self.replay = None;
-                match self.pass_on(Cow::Borrowed(head.bytes()), None).await {
-                    Ok(()) => Flow::Continue,
-                    Err(failure) => self.stream_failed(failure).await,
-                }
+                self.pass_on(Cow::Borrowed(head.bytes()), None).await
             }
             _ => return StreamOutcome::Whole(self.core.client.read_whole(head).await),
         };
@@ -194,11 +217,8 @@ impl Session {
         if let Err(flow) = self.drain_pending().await {
             return flow;
         }
-        let mut text = SqlText::query(head.message_len() - HEADER_LEN);
-        let mut scanner = StatementStream::default();
-        let mut statements = Vec::new();
-        scanner.feed(text.sql(head.body()), &mut statements);
-        if let Some((code, message)) = refusal(&statements) {
+        let mut sql = StreamedSql::new(SqlText::query(head.message_len() - HEADER_LEN), &head);
+        if let Some((code, message)) = sql.refusal() {
             return self.refuse_stream(&head, code, message).await;
         }
         if let Err(flow) = self.server_for_stream(&head).await {
@@ -214,21 +234,15 @@ impl Session {
         if let Some(server) = self.server.as_mut() {
             server.forget_unnamed();
         }
-        self.note_statements(kind, &mut statements);
-        let read = Some((&mut scanner, &mut text, kind));
-        match self.pass_on(Cow::Borrowed(head.bytes()), read).await {
-            Ok(()) => Flow::Continue,
-            Err(failure) => self.stream_failed(failure).await,
-        }
+        self.note_statements(kind, &mut sql.statements);
+        self.pass_on(Cow::Borrowed(head.bytes()), Some((&mut sql, kind)))
+            .await
     }
 
     /// An unnamed Parse with a large statement: the batch held so far goes first.
     async fn stream_parse(&mut self, head: StreamedHead) -> Flow {
-        let mut text = SqlText::unnamed_parse();
-        let mut scanner = StatementStream::default();
-        let mut statements = Vec::new();
-        scanner.feed(text.sql(head.body()), &mut statements);
-        if let Some((code, message)) = refusal(&statements) {
+        let mut sql = StreamedSql::new(SqlText::unnamed_parse(), &head);
+        if let Some((code, message)) = sql.refusal() {
             return self.refuse_stream(&head, code, message).await;
         }
         if let Err(flow) = self.send_held_first(&head).await {
@@ -248,12 +262,9 @@ impl Session {
             server.streamed_unnamed = Some(id);
         }
         let kind = SqlKind::UnnamedParse;
-        self.note_statements(kind, &mut statements);
-        let read = Some((&mut scanner, &mut text, kind));
-        match self.pass_on(Cow::Borrowed(head.bytes()), read).await {
-            Ok(()) => Flow::Continue,
-            Err(failure) => self.stream_failed(failure).await,
-        }
+        self.note_statements(kind, &mut sql.statements);
+        self.pass_on(Cow::Borrowed(head.bytes()), Some((&mut sql, kind)))
+            .await
     }
 
     /// The batch held so far goes to the primary, before a large message of it that is
@@ -306,10 +317,7 @@ impl Session {
                 }
             }
         };
-        match self.pass_on(start, None).await {
-            Ok(()) => Flow::Continue,
-            Err(failure) => self.stream_failed(failure).await,
-        }
+        self.pass_on(start, None).await
     }
 
     /// Checks out the primary for a streamed message when the session has no server.
@@ -339,47 +347,57 @@ impl Session {
     }
 
     /// Writes `start` and then the rest of the client's message to the server as it
-    /// arrives, reading a query's statements on the way when `query` is given.
+    /// arrives, reading its SQL on the way when `sql` is given; a failure is handled.
     async fn pass_on(
         &mut self,
         start: Cow<'_, [u8]>,
-        mut query: Option<(&mut StatementStream, &mut SqlText, SqlKind)>,
+        sql: Option<(&mut StreamedSql, SqlKind)>,
+    ) -> Flow {
+        match self.write_stream(start, sql).await {
+            Ok(()) => Flow::Continue,
+            Err(failure) => self.stream_failed(failure).await,
+        }
+    }
+
+    async fn write_stream(
+        &mut self,
+        start: Cow<'_, [u8]>,
+        mut sql: Option<(&mut StreamedSql, SqlKind)>,
     ) -> Result<(), StreamFailure> {
         let Some(server) = self.server.as_mut() else {
             return Err(StreamFailure::Server);
         };
         let mut failed = server.write_streamed(&start).await.is_err();
-        let mut statements = Vec::new();
         loop {
             let piece = match self.core.client.read_rest().await {
                 Ok(Some(piece)) => piece,
                 Ok(None) => break,
                 Err(_) => return Err(StreamFailure::Client),
             };
-            if let Some((scanner, text, _)) = query.as_mut() {
-                scanner.feed(text.sql(&piece), &mut statements);
+            if let Some((sql, _)) = sql.as_mut() {
+                sql.read(&piece);
             }
             if failed {
                 // The rest is read all the same, so the client can be told.
                 continue;
             }
-            if let Some((_, _, kind)) = &query {
-                if let Some((code, message)) = refusal(&statements) {
+            if let Some((sql, kind)) = sql.as_mut() {
+                if let Some((code, message)) = sql.refusal() {
                     return Err(StreamFailure::Refused(code, message));
                 }
-                self.note_statements(*kind, &mut statements);
+                self.note_statements(*kind, &mut sql.statements);
             }
             let Some(server) = self.server.as_mut() else {
                 return Err(StreamFailure::Server);
             };
             failed = server.write_streamed(&piece).await.is_err();
         }
-        if let Some((scanner, _, kind)) = query {
-            scanner.finish(&mut statements);
-            if let Some((code, message)) = refusal(&statements) {
+        if let Some((sql, kind)) = sql {
+            sql.finish();
+            if let Some((code, message)) = sql.refusal() {
                 return Err(StreamFailure::Refused(code, message));
             }
-            self.note_statements(kind, &mut statements);
+            self.note_statements(kind, &mut sql.statements);
         }
         let Some(server) = self.server.as_mut() else {
             return Err(StreamFailure::Server);
@@ -397,10 +415,7 @@ impl Session {
         for stmt in statements.drain(..) {
             let effect = tracked(streamed_session_effect(&stmt), stmt.utf8);
             if let SessionEffect::Pin(why) = effect {
-                if self.pinned.is_none() && rewrite {
-                    tracing::debug!("client pinned to its server connection: {why}");
-                }
-                self.pinned.get_or_insert(why);
+                pin(&mut self.pinned, why, rewrite);
             }
             match kind {
                 SqlKind::Query { batch } => self
